@@ -1,0 +1,370 @@
+"""Typed settings: a TOML file plus ``PEERLEARN_*`` environment overrides.
+
+Every value is validated at start-up; any problem raises :class:`ConfigError` whose
+message is one line naming the offending key, so an operator sees exactly what to fix.
+
+Environment overrides use ``PEERLEARN_<SECTION>__<KEY>`` (double underscore between
+section and key), e.g. ``PEERLEARN_SERVER__PORT=9000``.  Lists are given as JSON or as
+comma-separated text.  ``PEERLEARN_DATA_DIR`` and ``PEERLEARN_CONFIG`` are shortcuts for
+the data folder and the config file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "PEERLEARN_"
+SHIPPED_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG_FILE = SHIPPED_DIR / "default.toml"
+SECRET_FILE_NAME = "secret_key"
+MIN_SECRET_LENGTH = 32
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class ConfigError(Exception):
+    """A settings problem, described in one line that names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _check_url(value: str, schemes: tuple[str, ...], *, need_host: bool = True) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise ValueError(f"must be a URL starting with one of {', '.join(s + ':' for s in schemes)}")
+    if need_host and not parts.netloc:
+        raise ValueError("malformed URL: no host")
+    return value
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    mode: Literal["development", "production"] = "development"
+    data_dir: Path = Path("peerlearn-data")
+    secret_key: str | None = None
+    public_url: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    cookie_secure: bool = False
+    trust_proxy_headers: bool = False
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        return None if v in (None, "") else _check_url(v.rstrip("/"), ("http", "https"))
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_url(o.rstrip("/"), ("http", "https")) for o in v)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if len(v) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return v
+
+
+class DatabaseSettings(_Section):
+    url: str = ""
+    echo: bool = False
+    pool_size: int = Field(default=10, ge=1, le=200)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v:
+            return v
+        if v.startswith("postgresql://") or v.startswith("postgres://"):
+            v = "postgresql+asyncpg://" + v.split("://", 1)[1]
+        if v.startswith("sqlite+aiosqlite:"):
+            if not v.startswith("sqlite+aiosqlite:///"):
+                raise ValueError("malformed URL: use sqlite+aiosqlite:///path/to/file.db")
+            return v
+        return _check_url(v, ("postgresql+asyncpg",))
+
+
+class RedisSettings(_Section):
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v in (None, "") else _check_url(v, ("redis", "rediss", "unix"))
+
+
+class AuthSettings(_Section):
+    token_ttl_minutes: int = Field(default=60 * 24, ge=5, le=60 * 24 * 30)
+    login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
+    login_max_attempts_per_ip: int = Field(default=30, ge=1, le=100000)
+    login_window_seconds: int = Field(default=300, ge=10, le=86400)
+    email_token_ttl_minutes: int = Field(default=60 * 24, ge=5, le=60 * 24 * 14)
+    reset_token_ttl_minutes: int = Field(default=60, ge=5, le=60 * 24)
+    min_password_length: int = Field(default=8, ge=6, le=128)
+
+
+class EmailSettings(_Section):
+    backend: Literal["console", "file", "smtp"] = "console"
+    from_address: str = "PeerLearn <no-reply@localhost>"
+    file_dir: Path | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: Port = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
+class SessionSettings(_Section):
+    max_participants: int = Field(default=10, ge=1, le=10)
+    min_duration_minutes: int = Field(default=15, ge=1)
+    max_duration_minutes: int = Field(default=480, le=24 * 60)
+    start_window_minutes: int = Field(default=30, ge=0, le=24 * 60)
+    reminder_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    reminder_check_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
+class PaymentSettings(_Section):
+    provider: Literal["manual"] = "manual"
+    hold_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+
+
+class UploadSettings(_Section):
+    max_image_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+
+
+class SfuSettings(_Section):
+    udp_port_min: Port = 40000
+    udp_port_max: Port = 40199
+    announced_ip: str | None = None
+    interfaces: tuple[str, ...] = ()
+    max_room_size: int = Field(default=11, ge=2, le=12)
+    keyframe_min_interval_ms: int = Field(default=500, ge=50, le=10000)
+    video_max_bitrate_kbps: int = Field(default=800, ge=50, le=20000)
+    chat_max_chars: int = Field(default=2000, ge=1, le=2000)
+    chat_rate_count: int = Field(default=5, ge=1, le=1000)
+    chat_rate_window_s: float = Field(default=5.0, gt=0, le=3600)
+    active_speaker_interval_ms: int = Field(default=300, ge=300, le=10000)
+    stats_log_interval_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("announced_ip")
+    @classmethod
+    def _ip(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        ipaddress.ip_address(v)
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> SfuSettings:
+        if self.udp_port_min > self.udp_port_max:
+            raise ValueError("udp_port_min must not exceed udp_port_max")
+        return self
+
+
+class IceSettings(_Section):
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400)
+
+    @field_validator("stun_urls")
+    @classmethod
+    def _stun(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_url(u, ("stun", "stuns"), need_host=False) for u in v)
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _turn(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_url(u, ("turn", "turns"), need_host=False) for u in v)
+
+    @model_validator(mode="after")
+    def _secret_needed(self) -> IceSettings:
+        if self.turn_urls and not self.turn_secret:
+            raise ValueError("turn_secret is required when turn_urls are set")
+        return self
+
+
+class RecommenderSettings(_Section):
+    content_weight: float = Field(default=0.5, ge=0, le=10)
+    collaborative_weight: float = Field(default=0.3, ge=0, le=10)
+    popularity_weight: float = Field(default=0.2, ge=0, le=10)
+    collaborative_full_history: int = Field(default=20, ge=1)
+    half_life_days: float = Field(default=7.0, gt=0)
+    max_per_mentor: int = Field(default=3, ge=1, le=10)
+    refit_interval_s: float = Field(default=300.0, gt=0)
+    refit_after_interactions: int = Field(default=50, ge=1)
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    auth: AuthSettings = AuthSettings()
+    email: EmailSettings = EmailSettings()
+    sessions: SessionSettings = SessionSettings()
+    payments: PaymentSettings = PaymentSettings()
+    uploads: UploadSettings = UploadSettings()
+    sfu: SfuSettings = SfuSettings()
+    ice: IceSettings = IceSettings()
+    recommender: RecommenderSettings = RecommenderSettings()
+
+    @property
+    def is_production(self) -> bool:
+        return self.server.mode == "production"
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.server.data_dir / 'peerlearn.db').resolve()}"
+
+    @property
+    def secret_key(self) -> str:
+        assert self.server.secret_key, "settings were not finalised by load_settings()"
+        return self.server.secret_key
+
+    def public_summary(self) -> dict[str, Any]:
+        """Settings in force with secrets masked (shown to admins)."""
+        data = self.model_dump(mode="json")
+        for section, key in (
+            ("server", "secret_key"),
+            ("ice", "turn_secret"),
+            ("email", "smtp_password"),
+        ):
+            if data[section].get(key):
+                data[section][key] = "********"
+        for section, key in (("database", "url"), ("redis", "url")):
+            url = data[section].get(key) or ""
+            parts = urlsplit(url)
+            if parts.password:
+                data[section][key] = url.replace(f":{parts.password}@", ":********@")
+        return data
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _parse_env_value(raw: str) -> Any:
+    text = raw.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    return raw
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    sections = set(Settings.model_fields)
+    overrides: dict[str, dict[str, Any]] = {}
+    if environ.get(ENV_PREFIX + "DATA_DIR"):
+        overrides.setdefault("server", {})["data_dir"] = environ[ENV_PREFIX + "DATA_DIR"]
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in sections:
+            raise ConfigError(f"config error: {name}: unknown section '{section}'")
+        fields = Settings.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
+        if key not in fields:
+            raise ConfigError(f"config error: {name}: unknown key '{section}.{key}'")
+        value = _parse_env_value(raw)
+        annotation = str(fields[key].annotation)
+        if isinstance(value, str) and "tuple" in annotation:
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "settings"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    value = err.get("input")
+    shown = "" if isinstance(value, dict) or err["type"] == "extra_forbidden" else f" (got {value!r})"
+    return f"config error: {key}: {message}{shown}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config error: {path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config error: {path}: invalid TOML ({exc})") from None
+
+
+def _ensure_secret(settings: Settings) -> Settings:
+    if settings.server.secret_key:
+        return settings
+    if settings.is_production:
+        raise ConfigError(
+            "config error: server.secret_key: required in production mode "
+            "(set it in the config file or PEERLEARN_SERVER__SECRET_KEY)"
+        )
+    data_dir = settings.server.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret_file = data_dir / SECRET_FILE_NAME
+    if not secret_file.exists():
+        # Written once; every later start of this data folder reuses it so tokens survive restarts.
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    secret = secret_file.read_text().strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"config error: {secret_file}: stored secret is too short; delete it")
+    server = settings.server.model_copy(update={"secret_key": secret})
+    return settings.model_copy(update={"server": server})
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Read default.toml, then ``path`` (or ``PEERLEARN_CONFIG``), then the environment.
+
+    ``overrides`` (nested dict) is applied last; tests and the CLI's ``--host/--port`` use it.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    data = _read_toml(DEFAULT_CONFIG_FILE)
+    path = path or environ.get(ENV_PREFIX + "CONFIG")
+    if path:
+        data = _merge(data, _read_toml(Path(path)))
+    data = _merge(data, _env_overrides(environ))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc)) from None
+    return _ensure_secret(settings)

@@ -1,0 +1,1 @@
+"""The PeerLearn domain: models, services, auth and events (no HTTP)."""

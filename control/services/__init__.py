@@ -1,0 +1,1 @@
+"""Domain services; each takes the Platform and exposes async methods (no HTTP)."""

@@ -1,0 +1,43 @@
+"""SFU settings, handed in by the web layer (which reads them from the app config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SfuConfig:
+    """Operator-facing knobs of the media plane.
+
+    ``udp_port_min``/``udp_port_max``: every host candidate of an SFU peer connection is
+    bound inside this inclusive range; exhaustion raises :class:`PortRangeExhausted`.
+    ``announced_ip``: public address of a 1:1 NAT, advertised as an extra host candidate.
+    ``interfaces``: allow-list of interface names (``eth0``) or IPs for host candidates;
+    empty means every interface including loopback.
+    """
+
+    udp_port_min: int = 40000
+    udp_port_max: int = 40199
+    announced_ip: str | None = None
+    interfaces: tuple[str, ...] = ()
+    max_room_size: int = 11
+    keyframe_min_interval_ms: int = 500
+    video_max_bitrate_kbps: int = 800
+    chat_max_chars: int = 2000
+    chat_rate_count: int = 5
+    chat_rate_window_s: float = 5.0
+    active_speaker_interval_ms: int = 300
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl_s: int = 3600
+    stats_log_interval_s: float = 30.0
+    use_ipv6: bool = False
+    max_message_bytes: int = 64 * 1024
+    instrument_delay: bool = False
+
+    def __post_init__(self) -> None:
+        if not (0 < self.udp_port_min <= self.udp_port_max <= 65535):
+            raise ValueError("udp_port_min..udp_port_max must be a valid, non-empty range")
+        if self.max_room_size < 1:
+            raise ValueError("max_room_size must be >= 1")

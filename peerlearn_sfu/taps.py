@@ -1,0 +1,228 @@
+"""Every use of aiortc private attributes lives here, pinned to aiortc 1.16.x.
+
+Receive side: ``RTCRtpReceiver._handle_rtp_packet`` re-assembles complete encoded frames
+in its jitter buffer and hands them to the decoder thread through
+``self.__decoder_queue.put((codec, frame))``. We swap that queue (before ``receive()``
+starts the thread) for one whose ``put`` delivers the frame to the SFU on the event
+loop; the decoder thread only ever sees the final ``None`` that stops it.
+
+Send side: ``RTCRtpSender._next_encoded_frame`` calls ``get_encoder(codec)`` lazily and,
+for ``av.Packet`` input, only the encoder's ``pack()``. We pre-set ``__encoder`` to a
+:class:`Packer` (packetiser only), so no encoder is created; REMB from the subscriber
+lands in its ``target_bitrate`` setter. ``_send_keyframe`` (PLI/FIR from the subscriber)
+is replaced per instance to route the request upstream.
+
+:func:`check_aiortc_version` fails loudly when aiortc changes (tested).
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+from collections.abc import Callable
+from typing import Any
+
+import aiortc
+import av
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci
+
+AIORTC_PINNED = "1.16."
+
+_R = "_RTCRtpReceiver__"
+_S = "_RTCRtpSender__"
+
+# Private attributes the taps rely on, by class (checked against the source).
+RECEIVER_PRIVATE = (
+    "decoder_queue",
+    "remote_bitrate_estimator",
+    "remote_streams",
+    "rtx_ssrc",
+    "rtcp_ssrc",
+)
+SENDER_PRIVATE = ("encoder", "rtt", "packet_count", "octet_count")
+
+FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+
+
+def check_aiortc_version() -> None:
+    """Raise ``RuntimeError`` unless aiortc is 1.16.x with the private fields we use."""
+    if not aiortc.__version__.startswith(AIORTC_PINNED):
+        raise RuntimeError(
+            f"peerlearn_sfu.taps targets aiortc {AIORTC_PINNED}x, found {aiortc.__version__}: "
+            "re-check RTCRtpReceiver/RTCRtpSender internals before upgrading"
+        )
+    receiver_src = inspect.getsource(RTCRtpReceiver)
+    sender_src = inspect.getsource(RTCRtpSender)
+    for name in RECEIVER_PRIVATE:
+        if f"self.__{name}" not in receiver_src:
+            raise RuntimeError(f"RTCRtpReceiver.__{name} is gone")
+    for name in SENDER_PRIVATE:
+        if f"self.__{name}" not in sender_src:
+            raise RuntimeError(f"RTCRtpSender.__{name} is gone")
+    if "self.__decoder_queue.put((codec, encoded_frame))" not in receiver_src:
+        raise RuntimeError("RTCRtpReceiver no longer hands frames over via __decoder_queue")
+    if "self.__encoder.pack(data)" not in sender_src:
+        raise RuntimeError("RTCRtpSender no longer packs pre-encoded av.Packet input")
+    for cls, method in (
+        (RTCRtpReceiver, "_handle_rtp_packet"),
+        (RTCRtpReceiver, "_send_rtcp"),
+        (RTCRtpReceiver, "_send_rtcp_pli"),
+        (RTCRtpSender, "_send_keyframe"),
+        (RTCRtpSender, "_handle_rtcp_packet"),
+    ):
+        if not callable(getattr(cls, method, None)):
+            raise RuntimeError(f"{cls.__name__}.{method} is gone")
+
+
+class FrameTapQueue(queue.Queue):
+    """Stands in for the receiver's decoder queue: frames go to ``sink``, not to a decoder."""
+
+    def __init__(self, sink: FrameSink) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:  # the receiver stopping its (idle) decoder thread
+            super().put(None, block, timeout)
+            return
+        codec, frame = item
+        self._sink(codec, frame)
+
+
+class _EstimatorProxy:
+    """Keeps aiortc's receive-side bandwidth estimate but stops aiortc sending it as REMB:
+    the SFU sends one combined REMB itself (see bitrate.py)."""
+
+    def __init__(self, inner: Any, on_estimate: Callable[[int], None]) -> None:
+        self._inner = inner
+        self._on_estimate = on_estimate
+
+    def add(self, **kwargs: Any) -> None:
+        remb = self._inner.add(**kwargs)
+        if remb is not None:
+            self._on_estimate(int(remb[0]))
+        return None
+
+
+def install_receiver_tap(
+    receiver: RTCRtpReceiver,
+    on_frame: FrameSink,
+    on_packet: Callable[[RtpPacket], None] | None = None,
+    on_estimate: Callable[[int], None] | None = None,
+) -> None:
+    """Divert ``receiver``'s complete encoded frames to ``on_frame``.
+
+    Must run before ``receiver.receive()`` (i.e. before the DTLS leg connects).
+    ``on_packet`` sees every RTP packet first (used for the audio-level extension).
+    """
+    if getattr(receiver, f"{_R}decoder_thread") is not None:
+        raise RuntimeError("receiver already started: the tap must be installed before")
+    setattr(receiver, f"{_R}decoder_queue", FrameTapQueue(on_frame))
+    estimator = getattr(receiver, f"{_R}remote_bitrate_estimator")
+    if estimator is not None and on_estimate is not None:
+        setattr(receiver, f"{_R}remote_bitrate_estimator", _EstimatorProxy(estimator, on_estimate))
+    if on_packet is not None:
+        original = receiver._handle_rtp_packet
+
+        async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+            on_packet(packet)
+            await original(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+
+
+def receiver_media_ssrc(receiver: RTCRtpReceiver) -> int | None:
+    """The publisher's media SSRC seen on this receiver (RTX SSRCs excluded)."""
+    rtx = getattr(receiver, f"{_R}rtx_ssrc")
+    for ssrc in getattr(receiver, f"{_R}remote_streams"):
+        if ssrc not in rtx:
+            return ssrc
+    return None
+
+
+def receiver_packets_lost(receiver: RTCRtpReceiver) -> int:
+    streams = getattr(receiver, f"{_R}remote_streams")
+    rtx = getattr(receiver, f"{_R}rtx_ssrc")
+    return sum(s.packets_lost for ssrc, s in streams.items() if ssrc not in rtx)
+
+
+async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """RTCP PLI for the publisher's SSRC, over the receive leg."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+async def send_remb(receiver: RTCRtpReceiver, bitrate: int, ssrcs: list[int]) -> None:
+    """RTCP REMB (goog-remb) on the receive leg: caps the publisher's encoder."""
+    rtcp_ssrc = getattr(receiver, f"{_R}rtcp_ssrc")
+    if rtcp_ssrc is None:
+        return
+    packet = RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)
+    )
+    await receiver._send_rtcp(packet)
+
+
+class Packer:
+    """Packetiser-only stand-in for aiortc's encoder on a forwarding sender.
+
+    ``pack`` re-packetises a forwarded frame (VP8 gets a fresh payload descriptor with
+    this leg's picture id); ``target_bitrate`` receives the subscriber's REMB.
+    The packet's pts is already in RTP clock units (time_base = 1/clock).
+    """
+
+    def __init__(self, kind: str, on_remb: Callable[[int], None] | None = None) -> None:
+        self.kind = kind
+        self.picture_id = 0
+        self._on_remb = on_remb
+        self._target_bitrate = 0
+
+    def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
+        data = bytes(packet)
+        if self.kind == "video":
+            payloads = Vp8Encoder._packetize(data, self.picture_id)
+            self.picture_id = (self.picture_id + 1) % (1 << 15)
+            return payloads, int(packet.pts)
+        return [data], int(packet.pts)
+
+    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        raise RuntimeError("a forwarding sender must never encode")
+
+    @property
+    def target_bitrate(self) -> int:
+        return self._target_bitrate
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        self._target_bitrate = bitrate
+        if self._on_remb is not None:
+            self._on_remb(bitrate)
+
+
+def install_sender_hooks(
+    sender: RTCRtpSender,
+    on_keyframe_request: Callable[[], None] | None = None,
+    on_remb: Callable[[int], None] | None = None,
+) -> Packer:
+    """Make ``sender`` a pure forwarder: no encoder, PLI/FIR and REMB go to callbacks."""
+    packer = Packer(sender.kind, on_remb)
+    setattr(sender, f"{_S}encoder", packer)
+    if on_keyframe_request is not None:
+        sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+    return packer
+
+
+def sender_rtt(sender: RTCRtpSender) -> float | None:
+    return getattr(sender, f"{_S}rtt")
+
+
+def sender_counts(sender: RTCRtpSender) -> tuple[int, int]:
+    """``(packets, octets)`` sent so far."""
+    return getattr(sender, f"{_S}packet_count"), getattr(sender, f"{_S}octet_count")
+
+
+check_aiortc_version()

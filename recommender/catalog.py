@@ -1,0 +1,168 @@
+"""Index maps and per-item arrays built once per fit, shared by all components."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .data import BOOKABLE_STATUSES, Interaction, MentorItem, SessionItem, Snapshot, UserProfile
+
+#: implicit-feedback strength of each kind of event (collaborative + history)
+IMPLICIT_WEIGHTS: dict[str, float] = {"view": 1.0, "booking": 3.0, "completion": 3.0}
+KIND_CODES: dict[str, int] = {"view": 0, "booking": 1, "completion": 2, "rating": 3}
+
+
+def implicit_weight(kind: str, value: float | None) -> float:
+    """Implicit strength of an event; a bad rating adds nothing (the booking already counted)."""
+    if kind == "rating":
+        return max(0.0, (value if value is not None else 3.0) - 3.0) * 1.5
+    return IMPLICIT_WEIGHTS.get(kind, 0.0)
+
+
+def is_positive(kind: str, value: float | None) -> bool:
+    """Events that say "I want sessions like this": bookings, completions, ratings of 4+."""
+    if kind == "rating":
+        return value is not None and value >= 4
+    return kind in ("booking", "completion")
+
+
+@dataclass(frozen=True)
+class InteractionArrays:
+    """Parallel arrays of the snapshot's interactions, resolved to catalogue indices."""
+
+    user: np.ndarray  # user row (-1 = user not in the snapshot's user list and not added)
+    session: np.ndarray  # session index or -1
+    mentor: np.ndarray  # mentor index or -1
+    kind: np.ndarray  # KIND_CODES
+    value: np.ndarray  # rating value or nan
+    ts: np.ndarray  # epoch seconds
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Users, sessions and mentors of one snapshot, with dense indices and numpy columns."""
+
+    users: tuple[UserProfile, ...]
+    user_index: dict[int, int]
+    sessions: tuple[SessionItem, ...]
+    session_index: dict[str, int]
+    mentors: tuple[MentorItem, ...]
+    mentor_index: dict[int, int]
+    session_mentor: np.ndarray  # mentor index per session
+    session_mentor_id: np.ndarray  # mentor user id per session
+    session_ts: np.ndarray  # schedule, epoch seconds
+    session_open: np.ndarray  # status allows booking
+    session_capacity: np.ndarray
+    session_taken: np.ndarray  # current_participants at snapshot time
+    booked: sp.csr_matrix  # user x session, 1 where booked (bool-ish)
+    history_count: np.ndarray  # interactions per user row
+    events: InteractionArrays
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.sessions)
+
+    @property
+    def n_mentors(self) -> int:
+        return len(self.mentors)
+
+    def booked_of(self, row: int) -> np.ndarray:
+        """Session indices a user row had booked at snapshot time."""
+        return self.booked.indices[self.booked.indptr[row] : self.booked.indptr[row + 1]]
+
+
+def build_catalog(snapshot: Snapshot) -> Catalog:
+    """Index a snapshot. Users and mentors only seen in interactions/sessions are added."""
+    users = list(snapshot.users)
+    user_index = {u.id: i for i, u in enumerate(users)}
+    for it in snapshot.interactions:
+        if it.user_id not in user_index:  # history without a profile still counts
+            user_index[it.user_id] = len(users)
+            users.append(UserProfile(id=it.user_id, role="learner"))
+
+    mentors = list(snapshot.mentors)
+    mentor_index = {m.id: i for i, m in enumerate(mentors)}
+    sessions = tuple(snapshot.sessions)
+    for s in sessions:
+        if s.mentor_id not in mentor_index:
+            mentor_index[s.mentor_id] = len(mentors)
+            mentors.append(MentorItem(s.mentor_id, f"mentor {s.mentor_id}", (), "", None, 0))
+    session_index = {s.id: i for i, s in enumerate(sessions)}
+
+    n = len(sessions)
+    session_mentor = np.fromiter((mentor_index[s.mentor_id] for s in sessions), np.int64, n)
+    session_mentor_id = np.fromiter((s.mentor_id for s in sessions), np.int64, n)
+    session_ts = np.fromiter((s.schedule.timestamp() for s in sessions), np.float64, n)
+    session_open = np.fromiter((s.status in BOOKABLE_STATUSES for s in sessions), bool, n)
+    capacity = np.fromiter((s.max_participants for s in sessions), np.int64, n)
+    taken = np.fromiter((s.current_participants for s in sessions), np.int64, n)
+
+    events = _event_arrays(snapshot.interactions, user_index, session_index, mentor_index)
+    booking = (events.kind == KIND_CODES["booking"]) & (events.session >= 0)
+    booked = sp.csr_matrix(
+        (np.ones(int(booking.sum())), (events.user[booking], events.session[booking])),
+        shape=(len(users), n),
+    )
+    booked.sum_duplicates()
+    history = np.bincount(events.user, minlength=len(users))
+    return Catalog(
+        users=tuple(users),
+        user_index=user_index,
+        sessions=sessions,
+        session_index=session_index,
+        mentors=tuple(mentors),
+        mentor_index=mentor_index,
+        session_mentor=session_mentor,
+        session_mentor_id=session_mentor_id,
+        session_ts=session_ts,
+        session_open=session_open,
+        session_capacity=capacity,
+        session_taken=taken,
+        booked=booked,
+        history_count=history,
+        events=events,
+    )
+
+
+def _event_arrays(
+    interactions: Sequence[Interaction],
+    user_index: dict[int, int],
+    session_index: dict[str, int],
+    mentor_index: dict[int, int],
+) -> InteractionArrays:
+    m = len(interactions)
+    sget, mget = session_index.get, mentor_index.get
+    user = np.fromiter((user_index[i.user_id] for i in interactions), np.int64, m)
+    session = np.fromiter((sget(i.session_id, -1) for i in interactions), np.int64, m)
+    mentor = np.fromiter((mget(i.mentor_id, -1) for i in interactions), np.int64, m)
+    kind = np.fromiter((KIND_CODES.get(i.kind, 0) for i in interactions), np.int64, m)
+    value = np.fromiter(
+        (i.value if i.value is not None else np.nan for i in interactions), np.float64, m
+    )
+    ts = np.fromiter((i.at.timestamp() for i in interactions), np.float64, m)
+    return InteractionArrays(user, session, mentor, kind, value, ts)
+
+
+def implicit_weights(events: InteractionArrays) -> np.ndarray:
+    """Vectorised ``implicit_weight``."""
+    w = np.zeros(len(events.kind))
+    for kind, code in KIND_CODES.items():
+        if kind != "rating":
+            w[events.kind == code] = IMPLICIT_WEIGHTS.get(kind, 0.0)
+    rating = events.kind == KIND_CODES["rating"]
+    w[rating] = np.maximum(0.0, np.nan_to_num(events.value[rating], nan=3.0) - 3.0) * 1.5
+    return w
+
+
+def positive_mask(events: InteractionArrays) -> np.ndarray:
+    """Vectorised ``is_positive``."""
+    book = (events.kind == KIND_CODES["booking"]) | (events.kind == KIND_CODES["completion"])
+    good = (events.kind == KIND_CODES["rating"]) & (np.nan_to_num(events.value) >= 4)
+    return book | good

@@ -1,0 +1,155 @@
+"""Collaborative model at the level that carries over to new sessions: mentors and skills.
+
+Future sessions have no bookings yet, so learning "user x session" would be useless for them.
+Instead every interaction is credited to the session's mentor and (split evenly) to its skills,
+giving a user x (mentors | skills) matrix. A truncated SVD of that matrix finds learners with
+similar patterns; a user's reconstructed row is their affinity for every mentor and skill, and
+a (new) session is scored through its mentor and its skills.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.preprocessing import normalize
+
+from .catalog import Catalog, implicit_weights
+from .text import normalize_skill
+
+#: weight of the skill block relative to the mentor block (before the row normalisation)
+SKILL_BLOCK_WEIGHT = 0.7
+#: how much a session's skills count next to its mentor when scoring a session
+SKILL_SCORE_WEIGHT = 0.7
+N_COMPONENTS = 48
+
+
+@dataclass(frozen=True)
+class CollaborativeModel:
+    """Fitted user x (mentor | skill) factorisation."""
+
+    raw: sp.csr_matrix  # n_users x (n_mentors + n_skills): summed implicit weights
+    components: np.ndarray  # k x (n_mentors + n_skills); empty when there is too little data
+    session_skills: sp.csr_matrix  # n_sessions x n_skills, rows sum to 1
+    session_mentor: np.ndarray
+    skill_names: tuple[str, ...]
+    n_mentors: int
+
+    @classmethod
+    def fit(cls, cat: Catalog, n_components: int = N_COMPONENTS) -> CollaborativeModel:
+        """Aggregate interactions to mentors/skills and factorise."""
+        skill_index: dict[str, int] = {}
+        names: list[str] = []
+        rows, cols = [], []
+        for i, s in enumerate(cat.sessions):
+            for skill in dict.fromkeys(normalize_skill(x) for x in s.skills if x.strip()):
+                if skill not in skill_index:
+                    skill_index[skill] = len(names)
+                    names.append(skill)
+                rows.append(i)
+                cols.append(skill_index[skill])
+        n_s, n_m, n_k = cat.n_sessions, cat.n_mentors, len(names)
+        session_skills = normalize(
+            sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_s, n_k)), norm="l1"
+        ).tocsr()
+
+        ev = cat.events
+        w = implicit_weights(ev)
+        on_session = (ev.session >= 0) & (w > 0)
+        user_session = sp.csr_matrix(
+            (w[on_session], (ev.user[on_session], ev.session[on_session])),
+            shape=(cat.n_users, n_s),
+        )
+        # Events on sessions missing from the snapshot still tell us about the mentor.
+        off = (ev.session < 0) & (ev.mentor >= 0) & (w > 0)
+        user_mentor = sp.csr_matrix(
+            (w[off], (ev.user[off], ev.mentor[off])), shape=(cat.n_users, n_m)
+        )
+        session_to_mentor = sp.csr_matrix(
+            (np.ones(n_s), (np.arange(n_s), cat.session_mentor)), shape=(n_s, n_m)
+        )
+        user_mentor = user_mentor + user_session @ session_to_mentor
+        raw = sp.hstack([user_mentor, user_session @ session_skills]).tocsr()
+
+        components = np.zeros((0, n_m + n_k))
+        x = _transform(raw, n_m)
+        active = np.flatnonzero(np.diff(x.indptr))
+        k = min(n_components, len(active) - 1, n_m + n_k - 1)
+        if k >= 2:
+            svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=0)
+            svd.fit(x[active])
+            components = svd.components_
+        return cls(raw, components, session_skills, cat.session_mentor, tuple(names), n_m)
+
+    def user_row(self, row: int | None, extra: dict[int, float] | None = None) -> np.ndarray:
+        """Raw (mentor | skill) weights of a user, plus events recorded since the fit."""
+        out = np.zeros(self.raw.shape[1])
+        if row is not None:
+            lo, hi = self.raw.indptr[row], self.raw.indptr[row + 1]
+            out[self.raw.indices[lo:hi]] = self.raw.data[lo:hi]
+        if extra:
+            for col, v in extra.items():
+                out[col] += v
+        return out
+
+    def affinity(self, raw_row: np.ndarray) -> np.ndarray:
+        """Reconstructed (mentor | skill) affinities: what learners like this user engage with."""
+        if not raw_row.any() or not len(self.components):
+            return np.zeros_like(raw_row)
+        x = _transform_row(raw_row, self.n_mentors)
+        return (self.components @ x) @ self.components
+
+    def score_sessions(self, aff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-session (mentor part, skill part) of the collaborative score."""
+        mentor_part = aff[: self.n_mentors][self.session_mentor]
+        skill_part = SKILL_SCORE_WEIGHT * (self.session_skills @ aff[self.n_mentors :])
+        return mentor_part, skill_part
+
+    def score_mentors(self, aff: np.ndarray) -> np.ndarray:
+        return aff[: self.n_mentors]
+
+    def top_skill(self, session: int, aff: np.ndarray) -> str | None:
+        """The session's skill with the highest collaborative affinity."""
+        lo, hi = self.session_skills.indptr[session], self.session_skills.indptr[session + 1]
+        if lo == hi:
+            return None
+        cols = self.session_skills.indices[lo:hi]
+        return self.skill_names[int(cols[np.argmax(aff[self.n_mentors + cols])])]
+
+    def event_columns(self, session: int | None, mentor: int | None) -> list[tuple[int, float]]:
+        """Columns (and shares) an event on ``session``/``mentor`` adds to (for live updates)."""
+        out: list[tuple[int, float]] = []
+        if session is not None:
+            mentor = int(self.session_mentor[session])
+            lo, hi = self.session_skills.indptr[session], self.session_skills.indptr[session + 1]
+            out.extend(
+                (self.n_mentors + int(c), float(v))
+                for c, v in zip(
+                    self.session_skills.indices[lo:hi], self.session_skills.data[lo:hi], strict=True
+                )
+            )
+        if mentor is not None:
+            out.append((mentor, 1.0))
+        return out
+
+
+def _transform(raw: sp.csr_matrix, n_mentors: int) -> sp.csr_matrix:
+    """Dampen heavy users (log1p), balance the two blocks, then L2-normalise each row."""
+    x = raw.copy()
+    x.data = np.log1p(x.data)
+    mentors = normalize(x[:, :n_mentors])
+    skills = normalize(x[:, n_mentors:]) * SKILL_BLOCK_WEIGHT
+    return normalize(sp.hstack([mentors, skills]).tocsr())
+
+
+def _transform_row(raw_row: np.ndarray, n_mentors: int) -> np.ndarray:
+    """``_transform`` for one dense row (no sparse overhead per request)."""
+    x = np.log1p(raw_row)
+    for block, scale in ((slice(0, n_mentors), 1.0), (slice(n_mentors, None), SKILL_BLOCK_WEIGHT)):
+        norm = np.linalg.norm(x[block])
+        if norm > 0:
+            x[block] *= scale / norm
+    norm = np.linalg.norm(x)
+    return x / norm if norm > 0 else x

@@ -1,0 +1,162 @@
+"""Shared fixtures: settings in a temp data folder, SQLite and real PostgreSQL databases,
+an app client, and a small API driver for registering and logging in users."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from config.settings import Settings, load_settings
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PEERLEARN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+DATABASE_KINDS = ("sqlite", "postgres")
+
+
+def _pg_url(database: str) -> str:
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    return base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + database
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a fresh data folder; keyword groups override sections."""
+
+    def make(**sections: dict[str, Any]) -> Settings:
+        overrides: dict[str, Any] = {"server": {"data_dir": str(tmp_path / "data")}}
+        overrides["email"] = {"backend": "file", "file_dir": str(tmp_path / "mail")}
+        for section, values in sections.items():
+            overrides.setdefault(section, {}).update(values)
+        return load_settings(environ={}, overrides=overrides)
+
+    return make
+
+
+@pytest.fixture
+async def postgres_database() -> AsyncIterator[str]:
+    """A brand-new PostgreSQL database for one test (dropped afterwards).
+
+    PostgreSQL is a required part of the suite: if it is not reachable the test fails, never
+    skips (scripts/test.sh installs and starts it on a fresh machine).
+    """
+    name = f"peerlearn_t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(
+            f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({exc}); run scripts/test.sh, "
+            "which installs and starts it, or set PEERLEARN_TEST_POSTGRES_URL"
+        )
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _pg_url(name)
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Runs the test once on SQLite and once on the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    pg = request.getfixturevalue("postgres_database")
+    yield pg
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
+    return make_settings(database={"url": database_url})
+
+
+@pytest.fixture
+def sqlite_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+class ApiDriver:
+    """Registers users and calls the API with their tokens (Bearer auth)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._n = 0
+
+    async def register(
+        self, role: str = "learner", username: str | None = None, password: str = "s3cret-pass!",
+        **extra: Any,
+    ) -> dict[str, Any]:
+        self._n += 1
+        username = username or f"{role}{self._n}_{uuid.uuid4().hex[:6]}"
+        body = {"username": username, "email": f"{username}@example.org", "password": password,
+                "role": role, **extra}
+        resp = await self.client.post("/api/auth/register/", json=body)
+        assert resp.status == 201, await resp.text()
+        login = await self.client.post(
+            "/api/auth/login/", json={"username": username, "password": password}
+        )
+        assert login.status == 200, await login.text()
+        data = await login.json()
+        return {"token": data["token"], "user": data["user"], "password": password,
+                "headers": {"Authorization": f"Bearer {data['token']}"}}
+
+    async def call(
+        self, method: str, path: str, who: dict[str, Any] | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        headers = dict(kwargs.pop("headers", {}))
+        if who is not None:
+            headers.update(who["headers"])
+        resp = await self.client.request(method, path, headers=headers, **kwargs)
+        try:
+            body = await resp.json()
+        except Exception:
+            body = await resp.text()
+        return resp.status, body
+
+
+@pytest.fixture
+def app_factory(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
+    async def make(settings: Settings, **kwargs: Any) -> Any:
+        from web.app import create_app
+
+        kwargs.setdefault("background", False)
+        return await aiohttp_client(create_app(settings, **kwargs))
+
+    return make
+
+
+@pytest.fixture
+async def client(app_factory: Callable[..., Awaitable[Any]], settings: Settings) -> Any:
+    """An app client on SQLite and on PostgreSQL (parametrised through ``settings``)."""
+    return await app_factory(settings)
+
+
+@pytest.fixture
+async def sqlite_client(app_factory: Callable[..., Awaitable[Any]], sqlite_settings: Settings) -> Any:
+    return await app_factory(sqlite_settings)
+
+
+@pytest.fixture
+def api(client: Any) -> ApiDriver:
+    return ApiDriver(client)
+
+
+@pytest.fixture
+def sqlite_api(sqlite_client: Any) -> ApiDriver:
+    return ApiDriver(sqlite_client)
+
+
+def run_concurrently(*coros: Awaitable[Any]) -> Awaitable[list[Any]]:
+    return asyncio.gather(*coros)

@@ -1,0 +1,5 @@
+"""REST endpoints: users (filled in by its owner)."""
+
+from web.api.registry import ApiRegistry
+
+api = ApiRegistry()

@@ -1,0 +1,99 @@
+"""The application factory: ``create_app(settings)`` wires every plane into one aiohttp app."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from config.settings import Settings
+from control.db import DatabaseNotMigrated
+from control.platform import Platform
+from web.api.registry import ApiRegistry, build_openapi
+from web.keys import OPENAPI, PLATFORM, SETTINGS
+from web.middlewares import (
+    csrf_middleware,
+    error_middleware,
+    headers_middleware,
+    identity_middleware,
+)
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+API_VERSION = "1.0.0"
+
+# Each module exposes ``api: ApiRegistry``; order only affects the OpenAPI listing.
+API_MODULES = (
+    "web.api.auth",
+    "web.api.users",
+    "web.api.notifications",
+    "web.api.sessions",
+    "web.api.admin",
+    "web.api.recommendations",
+    "web.api.rooms",
+)
+# Each module exposes ``setup(app)``: routes, and cleanup contexts for what it owns.
+FEATURE_MODULES = (
+    "web.notifications_ws",
+    "web.rooms",
+    "web.recommendations",
+    "web.pages",
+)
+
+
+def _platform_ctx(background: bool):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        platform = app[PLATFORM]
+        settings = app[SETTINGS]
+        if not await platform.db.is_migrated():
+            if settings.is_production:
+                await platform.db.dispose()
+                raise DatabaseNotMigrated(
+                    "database schema is not up to date: run `peerlearn migrate` first"
+                )
+            log.info("development mode: applying database migrations")
+            await platform.db.migrate()
+        await platform.start(background=background)
+        yield
+        await platform.close()
+
+    return ctx
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+def create_app(
+    settings: Settings, *, platform: Platform | None = None, background: bool = True
+) -> web.Application:
+    """Build the app.  ``background=False`` keeps reminder/refit loops off (tests drive them)."""
+    app = web.Application(
+        middlewares=[headers_middleware, error_middleware, identity_middleware, csrf_middleware],
+        client_max_size=settings.uploads.max_image_bytes + 64 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[PLATFORM] = platform or Platform(settings)
+    app.cleanup_ctx.append(_platform_ctx(background))
+
+    combined = ApiRegistry()
+    for name in API_MODULES:
+        registry: ApiRegistry = importlib.import_module(name).api
+        registry.add_to(app)
+        combined.endpoints.extend(registry.endpoints)
+    app[OPENAPI] = build_openapi(combined, title="PeerLearn API", version=API_VERSION)
+    app.router.add_get("/api/openapi.json", openapi_document)
+
+    for name in FEATURE_MODULES:
+        importlib.import_module(name).setup(app)
+
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+    media_dir = settings.server.data_dir / "media"
+    media_dir.mkdir(parents=True, exist_ok=True)
+    app.router.add_static("/media/", media_dir, name="media")
+    return app

@@ -1,0 +1,172 @@
+"""The ``peerlearn`` command: serve, migrate, create-admin, seed-demo, recommender-eval."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from config.settings import ConfigError, Settings, load_settings
+from control.db import Database, DatabaseNotMigrated
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, dict[str, object]] = {}
+    if getattr(args, "host", None):
+        overrides.setdefault("server", {})["host"] = args.host
+    if getattr(args, "port", None):
+        overrides.setdefault("server", {})["port"] = args.port
+    return load_settings(args.config, overrides=overrides or None)
+
+
+def _database(settings: Settings) -> Database:
+    return Database(settings.database_url, echo=settings.database.echo)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from web.app import create_app
+
+    settings = _settings(args)
+
+    async def make_app() -> web.Application:
+        if settings.is_production:
+            db = _database(settings)
+            try:
+                await db.require_migrated()
+            finally:
+                await db.dispose()
+        return create_app(settings)
+
+    try:
+        app = asyncio.run(make_app()) if settings.is_production else create_app(settings)
+    except DatabaseNotMigrated as exc:
+        print(f"peerlearn: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"PeerLearn ({settings.server.mode}) on http://{settings.server.host}:{settings.server.port}/"
+        f"  database: {settings.database_url.split('://', 1)[0]}",
+        flush=True,
+    )
+    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> str | None:
+        db = _database(settings)
+        try:
+            await db.migrate(args.revision)
+            return await db.current_revision()
+        finally:
+            await db.dispose()
+
+    print(f"database at revision {asyncio.run(run())}")
+    return 0
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    from control.errors import DomainError
+    from control.platform import Platform
+
+    settings = _settings(args)
+    password = args.password or os.environ.get("PEERLEARN_ADMIN_PASSWORD")
+    if not password:
+        password = getpass.getpass("Password for the new admin: ")
+
+    async def run() -> str:
+        platform = Platform(settings)
+        try:
+            await platform.db.require_migrated()
+            user = await platform.accounts.create_admin(args.username, args.email, password)
+            return user.username
+        finally:
+            await platform.close()
+
+    try:
+        name = asyncio.run(run())
+    except (DomainError, DatabaseNotMigrated) as exc:
+        fields = getattr(exc, "fields", None)
+        detail = f" ({', '.join(f'{k}: {v}' for k, v in fields.items())})" if fields else ""
+        print(f"peerlearn: {exc}{detail}", file=sys.stderr)
+        return 1
+    print(f"admin '{name}' created")
+    return 0
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from control.demo import seed_demo
+
+    settings = _settings(args)
+    summary = asyncio.run(seed_demo(settings, password=args.password))
+    print(summary)
+    return 0
+
+
+def cmd_recommender_eval(args: argparse.Namespace, rest: list[str]) -> int:
+    from recommender.evaluation import main as evaluation_main
+
+    return evaluation_main(rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="peerlearn", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (default: PEERLEARN_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web server, SFU and background jobs")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+
+    admin = sub.add_parser("create-admin", help="create an administrator account")
+    admin.add_argument("username")
+    admin.add_argument("email")
+    admin.add_argument("--password", help="default: PEERLEARN_ADMIN_PASSWORD or a prompt")
+    admin.set_defaults(func=cmd_create_admin)
+
+    demo = sub.add_parser("seed-demo", help="fill an empty database with demo mentors/sessions")
+    demo.add_argument("--password", default="demo-password-1")
+    demo.set_defaults(func=cmd_seed_demo)
+
+    sub.add_parser(
+        "recommender-eval",
+        help="offline evaluation of the recommender (see `peerlearn recommender-eval --help`)",
+        add_help=False,
+    ).set_defaults(func=cmd_recommender_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "recommender-eval":
+            return cmd_recommender_eval(args, rest)
+        if rest:
+            parser.error(f"unrecognised arguments: {' '.join(rest)}")
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"peerlearn: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
