@@ -147,7 +147,7 @@ def _patch_connection(connection: aioice_ice.Connection, policy: IcePolicy) -> N
     allocator = allocator_for(policy)
 
     async def get_component_candidates(
-        component: int, addresses: list[str], timeout: int = 5
+        component: int, addresses: list[str], timeout: int = 5  # noqa: ASYNC109 - aioice API
     ) -> list[Candidate]:
         candidates: list[Candidate] = []
         # aioice passes no addresses under the "relay" policy: no host candidates then.

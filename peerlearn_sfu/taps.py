@@ -180,14 +180,19 @@ class Packer:
         self.picture_id = 0
         self._on_remb = on_remb
         self._target_bitrate = 0
+        # The DownTrack feeding this sender; its ``pts_offset`` rebases timestamps.
+        self.offset_source: Any = None
 
     def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
         data = bytes(packet)
+        pts = int(packet.pts)
+        if self.offset_source is not None:
+            pts = (pts + self.offset_source.pts_offset) & 0xFFFFFFFF
         if self.kind == "video":
             payloads = Vp8Encoder._packetize(data, self.picture_id)
             self.picture_id = (self.picture_id + 1) % (1 << 15)
-            return payloads, int(packet.pts)
-        return [data], int(packet.pts)
+            return payloads, pts
+        return [data], pts
 
     def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         raise RuntimeError("a forwarding sender must never encode")

@@ -69,6 +69,15 @@ async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
+async def health(request: web.Request) -> web.Response:
+    """Liveness and database reachability, for container health checks and load balancers."""
+    try:
+        migrated = await request.app[PLATFORM].db.is_migrated()
+    except Exception:
+        return web.json_response({"status": "error", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ok", "database": "ok" if migrated else "not migrated"})
+
+
 def create_app(
     settings: Settings, *, platform: Platform | None = None, background: bool = True
 ) -> web.Application:
@@ -88,6 +97,7 @@ def create_app(
         combined.endpoints.extend(registry.endpoints)
     app[OPENAPI] = build_openapi(combined, title="PeerLearn API", version=API_VERSION)
     app.router.add_get("/api/openapi.json", openapi_document)
+    app.router.add_get("/healthz", health)
 
     for name in FEATURE_MODULES:
         importlib.import_module(name).setup(app)

@@ -1,7 +1,251 @@
-"""(being written)"""
+"""The signaling WebSocket ``/ws/session/{id}/``: authenticates, authorises and bridges a
+browser to its room in the SFU.  The SFU knows nothing of users or databases; the
+``PlatformRoomHooks`` below are how its events reach the domain (attendance, chat, bans).
+"""
 
-from aiohttp import web
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from config.settings import Settings
+from control.errors import DomainError, Forbidden, NotAuthenticated
+from control.models import User
+from control.platform import Platform
+from peerlearn_sfu import ParticipantIdentity, RoomHooks, SfuConfig, SfuError, SfuServer
+from web.keys import PLATFORM, SETTINGS, SFU
+from web.security import origin_allowed, resolve_user, user_from_token
+
+log = logging.getLogger(__name__)
+
+# A signaling message is an SDP or a small command; 64 KiB is generous for both.
+MAX_SIGNALING_BYTES = 64 * 1024
+CLOSE_FORBIDDEN = 4403
+CLOSE_ENDED = 4000
+
+
+def sfu_config(settings: Settings) -> SfuConfig:
+    sfu, ice = settings.sfu, settings.ice
+    return SfuConfig(
+        udp_port_min=sfu.udp_port_min,
+        udp_port_max=sfu.udp_port_max,
+        announced_ip=sfu.announced_ip,
+        interfaces=tuple(sfu.interfaces),
+        max_room_size=sfu.max_room_size,
+        keyframe_min_interval_ms=sfu.keyframe_min_interval_ms,
+        video_max_bitrate_kbps=sfu.video_max_bitrate_kbps,
+        chat_max_chars=sfu.chat_max_chars,
+        chat_rate_count=sfu.chat_rate_count,
+        chat_rate_window_s=sfu.chat_rate_window_s,
+        active_speaker_interval_ms=sfu.active_speaker_interval_ms,
+        stun_urls=tuple(ice.stun_urls),
+        turn_urls=tuple(ice.turn_urls),
+        turn_secret=ice.turn_secret,
+        turn_ttl_s=ice.turn_ttl_s,
+        stats_log_interval_s=sfu.stats_log_interval_s,
+        max_message_bytes=MAX_SIGNALING_BYTES,
+    )
+
+
+class PlatformRoomHooks(RoomHooks):
+    """Room events written through to the domain services."""
+
+    def __init__(self, platform: Platform, session_id: uuid.UUID) -> None:
+        super().__init__()
+        self._platform = platform
+        self._session_id = session_id
+
+    async def on_joined(self, user_id: int) -> None:
+        await self._platform.bookings.record_join(self._session_id, user_id)
+
+    async def on_left(self, user_id: int) -> None:
+        await self._platform.bookings.record_leave(self._session_id, user_id)
+
+    async def on_chat(self, user_id: int, display_name: str, text: str) -> dict:
+        return await self._platform.chat.add(self._session_id, user_id, text)
+
+    async def chat_history(self) -> list[dict]:
+        return await self._platform.chat.history(self._session_id)
+
+    async def on_removed(self, user_id: int) -> None:
+        await self._platform.bookings.ban(self._session_id, user_id)
+
+
+class RoomDirectory:
+    """Opens a session's room on first join and closes it when the session ends.
+
+    Session lifecycle arrives over the event bus (``session:<id>``), so with Redis an end
+    issued on one node closes the room on whichever node hosts it.
+    """
+
+    def __init__(self, platform: Platform, sfu: SfuServer) -> None:
+        self.platform = platform
+        self.sfu = sfu
+        self._unsubscribe: dict[str, Any] = {}
+
+    def room_for(self, session_id: uuid.UUID) -> Any:
+        room_id = str(session_id)
+        room = self.sfu.get_room(room_id)
+        if room is not None:
+            return room
+        room = self.sfu.open_room(room_id, PlatformRoomHooks(self.platform, session_id))
+
+        async def on_session_event(message: dict[str, Any]) -> None:
+            if message.get("type") in ("session_ended", "session_cancelled"):
+                await self.close(room_id)
+
+        self._unsubscribe[room_id] = self.platform.bus.subscribe(
+            f"session:{room_id}", on_session_event
+        )
+        return room
+
+    async def close(self, room_id: str) -> None:
+        unsubscribe = self._unsubscribe.pop(room_id, None)
+        if unsubscribe:
+            unsubscribe()
+        await self.sfu.close_room(room_id)
+
+    async def close_all(self) -> None:
+        for unsubscribe in self._unsubscribe.values():
+            unsubscribe()
+        self._unsubscribe.clear()
+        await self.sfu.close()
+
+
+ROOMS = web.AppKey("rooms", RoomDirectory)
+
+
+async def _authenticate(request: web.Request) -> User:
+    user = await resolve_user(request) or await user_from_token(
+        request, request.query.get("token")
+    )
+    if user is None:
+        raise NotAuthenticated("log in to join this session")
+    return user
+
+
+def _parse(raw: str) -> dict[str, Any] | None:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+async def session_socket(request: web.Request) -> web.StreamResponse:
+    """One participant's signaling connection."""
+    settings, platform = request.app[SETTINGS], request.app[PLATFORM]
+    if not origin_allowed(request, settings):
+        raise Forbidden("this origin may not open the session socket")
+    try:
+        session_id = uuid.UUID(request.match_info["session_id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_SIGNALING_BYTES)
+    await ws.prepare(request)
+
+    async def send(message: dict[str, Any]) -> None:
+        if not ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(message)
+
+    async def refuse(code: str, message: str, close_code: int = CLOSE_FORBIDDEN) -> web.StreamResponse:
+        await send({"type": "error", "code": code, "message": message})
+        await ws.close(code=close_code, message=code.encode())
+        return ws
+
+    # Permission failures are reported inside the socket: browsers cannot read an HTTP
+    # status from a failed WebSocket upgrade, and the room page shows the reason.
+    try:
+        user = await _authenticate(request)
+        role = await platform.bookings.room_access(user, session_id)
+        if await platform.bookings.is_banned(session_id, user.id):
+            raise Forbidden("the mentor removed you from this session", code="removed")
+    except DomainError as exc:
+        return await refuse(exc.code, exc.message)
+
+    directory = request.app[ROOMS]
+    room_id = str(session_id)
+    participant = None
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                if msg.type == WSMsgType.BINARY:
+                    await send({"type": "error", "code": "bad_request", "message": "text only"})
+                    continue
+                break
+            message = _parse(msg.data)
+            if message is None:
+                await send({"type": "error", "code": "bad_json", "message": "not a JSON object"})
+                continue
+            target = message.get("session_id")
+            if target is not None and str(target) != room_id:
+                await send({"type": "error", "code": "wrong_room",
+                            "message": "this socket belongs to another session"})
+                continue
+            kind = message.get("type")
+            if participant is None:
+                if kind != "join_session":
+                    await send({"type": "error", "code": "not_joined",
+                                "message": "send join_session first"})
+                    continue
+                identity = ParticipantIdentity(user.id, user.display_name, role)  # type: ignore[arg-type]
+                try:
+                    participant = await directory.room_for(session_id).join(identity, send)
+                except SfuError as exc:
+                    await send(exc.to_message())
+                    if exc.code in ("room_full", "removed", "room_closed"):
+                        break
+                continue
+            if kind == "leave":
+                break
+            room = directory.sfu.get_room(room_id)
+            if room is None:
+                break
+            await room.handle(participant, message)
+    finally:
+        room = directory.sfu.get_room(room_id)
+        if participant is not None and room is not None:
+            await room.leave(participant)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def admin_room_stats(sfu: SfuServer) -> dict[str, Any]:
+    return sfu.stats()
 
 
 def setup(app: web.Application) -> None:
-    return None
+    settings = app[SETTINGS]
+
+    async def sfu_ctx(app: web.Application) -> AsyncIterator[None]:
+        sfu = SfuServer(sfu_config(settings))
+        app[SFU] = sfu
+        app[ROOMS] = RoomDirectory(app[PLATFORM], sfu)
+        log_task = asyncio.create_task(_log_stats(sfu, settings.sfu.stats_log_interval_s))
+        yield
+        log_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await log_task
+        await app[ROOMS].close_all()
+
+    app.cleanup_ctx.append(sfu_ctx)
+    app.router.add_get("/ws/session/{session_id}/", session_socket)
+
+
+async def _log_stats(sfu: SfuServer, interval: float) -> None:
+    """Room stats in the log, for operators without a metrics stack."""
+    while True:
+        await asyncio.sleep(interval)
+        stats = sfu.stats()
+        if stats.get("rooms"):
+            log.info("sfu stats: %s", json.dumps(stats, default=str))

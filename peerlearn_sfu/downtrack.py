@@ -1,0 +1,110 @@
+"""One subscriber's view of one publisher track: a queue of encoded ``av.Packet``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+MAX_QUEUE = {"audio": 50, "video": 30}
+PTS_STEP = {"audio": 960, "video": 3000}
+
+
+class DownTrack(MediaStreamTrack):
+    """A ``MediaStreamTrack`` whose ``recv()`` returns already-encoded ``av.Packet``.
+
+    The aiortc sender only packetises what it gets, so nothing is decoded or encoded.
+    Video is dropped until a keyframe arrives (after attach, overflow or start of
+    reading); the sender's first ``recv()`` means the leg is connected, which is when a
+    keyframe is worth requesting. The source can be switched (a subscribe transceiver is
+    recycled for another publisher) without touching the sender: timestamps are rebased
+    so the outgoing RTP clock stays monotonic.
+    """
+
+    def __init__(self, kind: str, instrument: bool = False) -> None:
+        super().__init__()
+        self.kind = kind
+        self._queue: deque[tuple[av.Packet, float]] = deque()
+        self._waiter: asyncio.Future | None = None
+        self._max = MAX_QUEUE[kind]
+        self._reading = False
+        self._need_keyframe = kind == "video"
+        self._rebase = True
+        self.pts_offset = 0
+        self._last_pts = 0
+        self.on_keyframe_needed: Callable[[], None] | None = None
+        self.forwarded = 0
+        self.dropped = 0
+        self.bytes_out = 0
+        self.delays: deque[float] | None = deque(maxlen=20000) if instrument else None
+
+    def reset_source(self) -> None:
+        """A new source follows: wait for its keyframe, rebase its timestamps."""
+        self.dropped += len(self._queue)
+        self._queue.clear()
+        self._need_keyframe = self.kind == "video"
+        self._rebase = True
+        if self._reading:
+            self._ask_keyframe()
+
+    def push(self, packet: av.Packet, keyframe: bool, t_in: float) -> None:
+        """Called by the publication for every frame (on the event loop)."""
+        if not self._reading or self.readyState != "live":
+            return
+        if self._need_keyframe:
+            if not keyframe:
+                self.dropped += 1
+                return
+            self._need_keyframe = False
+        if len(self._queue) >= self._max:
+            # The leg cannot keep up: start over from the next keyframe.
+            self.dropped += len(self._queue) + 1
+            self._queue.clear()
+            if self.kind == "video":
+                self._need_keyframe = True
+                self._ask_keyframe()
+            return
+        if self._rebase:
+            self._rebase = False
+            self.pts_offset = self._last_pts + PTS_STEP[self.kind] - int(packet.pts)
+        self._queue.append((packet, t_in))
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _ask_keyframe(self) -> None:
+        if self.kind == "video" and self.on_keyframe_needed is not None:
+            self.on_keyframe_needed()
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if not self._reading:
+            self._reading = True
+            self._ask_keyframe()
+        while not self._queue:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+            if self.readyState != "live":
+                raise MediaStreamError
+        packet, t_in = self._queue.popleft()
+        self.forwarded += 1
+        self.bytes_out += packet.size
+        self._last_pts = int(packet.pts) + self.pts_offset
+        if self.delays is not None:
+            self.delays.append(time.perf_counter() - t_in)
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.clear()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

@@ -1,0 +1,93 @@
+"""A publisher's track on the receive leg: taps encoded frames and fans them out."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import av
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
+
+from . import taps
+from .bitrate import BitrateController
+from .downtrack import DownTrack
+from .keyframes import KeyframeRequester
+from .tasks import TaskSet
+
+TRACK_KINDS = ("audio", "camera", "screen")
+
+
+def is_vp8_keyframe(data: bytes) -> bool:
+    """VP8 frame tag: bit 0 of the first byte is 0 for a key frame (RFC 6386 §9.1)."""
+    return bool(data) and not (data[0] & 0x01)
+
+
+class Publication:
+    """One of a participant's three published tracks (``audio``, ``camera``, ``screen``)."""
+
+    def __init__(
+        self,
+        owner_id: int,
+        kind: str,
+        receiver: RTCRtpReceiver,
+        keyframe_interval_s: float,
+        max_bitrate_bps: int,
+        tasks: TaskSet,
+        on_audio_level: object = None,
+    ) -> None:
+        self.owner_id = owner_id
+        self.kind = kind
+        self.media_kind = "audio" if kind == "audio" else "video"
+        self.receiver = receiver
+        self.downtracks: set[DownTrack] = set()
+        self.forwarding = True  # False while muted by a moderator
+        self.keyframes = KeyframeRequester(receiver, keyframe_interval_s, tasks)
+        self.bitrate = BitrateController(max_bitrate_bps)
+        self.frames_in = 0
+        self.bytes_in = 0
+        self.keyframes_in = 0
+        self.audio_level: int | None = None  # last RFC 6464 level, dBov (127 = silence)
+        self.audio_level_at = 0.0
+        self._time_bases: dict[int, Fraction] = {}
+        taps.install_receiver_tap(
+            receiver,
+            self._on_frame,
+            on_packet=self._on_packet if self.media_kind == "audio" else None,
+            on_estimate=self.bitrate.set_uplink if self.media_kind == "video" else None,
+        )
+
+    def _on_packet(self, packet: RtpPacket) -> None:
+        level = packet.extensions.audio_level
+        if level is not None:
+            self.audio_level = level[1]
+            self.audio_level_at = time.monotonic()
+
+    def _on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        data = frame.data
+        self.frames_in += 1
+        self.bytes_in += len(data)
+        keyframe = self.media_kind == "video" and is_vp8_keyframe(data)
+        if keyframe:
+            self.keyframes_in += 1
+        if not self.forwarding or not self.downtracks:
+            return
+        time_base = self._time_bases.get(codec.clockRate)
+        if time_base is None:
+            time_base = self._time_bases[codec.clockRate] = Fraction(1, codec.clockRate)
+        packet = av.Packet(data)
+        packet.pts = frame.timestamp
+        packet.time_base = time_base
+        t_in = time.perf_counter()
+        for track in self.downtracks:
+            track.push(packet, keyframe, t_in)
+
+    def request_keyframe(self) -> None:
+        if self.media_kind == "video":
+            self.keyframes.request()
+
+    def close(self) -> None:
+        self.keyframes.close()
+        self.downtracks.clear()

@@ -1,0 +1,412 @@
+"""A room: admission, signaling dispatch, fan-out wiring, chat, hands, speaker, REMB."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from aiortc import RTCDataChannel
+from aiortc.sdp import candidate_from_sdp
+
+from . import protocol, taps
+from .chat import validate_text
+from .config import SfuConfig
+from .errors import Banned, ProtocolError, RoomClosed, RoomFull, SfuError
+from .hooks import ParticipantIdentity, RoomHooks
+from .ice import IcePolicy
+from .participant import Participant, Send
+from .speaker import ActiveSpeakerDetector
+from .stats import StatsSampler
+from .tasks import TaskSet
+from .turn import ice_servers_for
+
+logger = logging.getLogger(__name__)
+
+MODERATORS = ("mentor", "admin")
+REMB_INTERVAL_S = 1.0
+
+
+class Room:
+    """Obtained from :meth:`SfuServer.open_room`; see docs/protocol.md for messages."""
+
+    def __init__(
+        self, room_id: str, config: SfuConfig, hooks: RoomHooks, ice_policy: IcePolicy
+    ) -> None:
+        self.room_id = room_id
+        self.config = config
+        self.hooks = hooks
+        self._ice_policy = ice_policy
+        self.participants: dict[int, Participant] = {}
+        self.banned: set[int] = set()
+        self.hands: list[int] = []
+        self.closed = False
+        self.tasks = TaskSet()
+        self.speaker = ActiveSpeakerDetector()
+        self.sampler = StatsSampler()
+        self._ticker: asyncio.Task | None = None
+
+    # -- admission ---------------------------------------------------------------
+
+    async def join(self, identity: ParticipantIdentity, send: Send) -> Participant:
+        """Admit a user; raises :class:`RoomFull`, :class:`Banned` or :class:`RoomClosed`.
+
+        Sends ``joined`` and ``chat_history`` to the newcomer, ``user_joined`` to the others.
+        A second join by the same user replaces the first connection.
+        """
+        if self.closed:
+            raise RoomClosed("the session has ended")
+        if identity.user_id in self.banned:
+            raise Banned("you were removed from this session")
+        previous = self.participants.get(identity.user_id)
+        if previous is not None:
+            await previous.send({"type": "session_ended", "reason": "replaced"})
+            await self.leave(previous, reason="replaced")
+        if len(self.participants) >= self.config.max_room_size:
+            raise RoomFull(f"the room is full ({self.config.max_room_size} participants)")
+        participant = Participant(identity, send, self.config, self._ice_policy)
+        self.participants[identity.user_id] = participant
+        if self._ticker is None:
+            self._ticker = self.tasks.spawn(self._tick(), name=f"room-{self.room_id}-ticker")
+        await participant.send(
+            {
+                "type": "joined",
+                "room_id": self.room_id,
+                "user_id": identity.user_id,
+                "role": identity.role,
+                "participants": [
+                    p.public for p in self.participants.values() if p is not participant
+                ],
+                "hands": list(self.hands),
+                "ice_servers": ice_servers_for(self.config, identity.user_id),
+                "limits": {
+                    "chat_max_chars": self.config.chat_max_chars,
+                    "max_room_size": self.config.max_room_size,
+                },
+            }
+        )
+        history = await self._hook("chat_history", default=[])
+        await participant.send({"type": "chat_history", "messages": history or []})
+        await self.broadcast({"type": "user_joined", **participant.public}, exclude=participant)
+        await self._hook("on_joined", identity.user_id)
+        # Existing publishers' tracks are offered to the newcomer straight away.
+        for other in self.participants.values():
+            if other is not participant and other.publish is not None:
+                for publication in other.publish.publications.values():
+                    participant.subscribe.add(publication)
+        return participant
+
+    async def leave(self, participant: Participant, reason: str = "left") -> None:
+        """Remove a participant (idempotent): ``user_left`` to all, their tracks withdrawn."""
+        if participant.left:
+            return
+        participant.left = True
+        if self.participants.get(participant.user_id) is participant:
+            del self.participants[participant.user_id]
+        hands_changed = participant.user_id in self.hands
+        if hands_changed:
+            self.hands.remove(participant.user_id)
+        self.speaker.forget(participant.user_id)
+        for other in self.participants.values():
+            other.subscribe.remove_owner(participant.user_id)
+        await self.broadcast(
+            {"type": "user_left", "user_id": participant.user_id, "reason": reason}
+        )
+        if hands_changed:
+            await self.broadcast({"type": "hands", "queue": list(self.hands)})
+        await participant.close()
+        await self._hook("on_left", participant.user_id)
+
+    async def close(self) -> None:
+        """End the session: ``session_ended`` to everyone, everything released."""
+        if self.closed:
+            return
+        self.closed = True
+        participants = list(self.participants.values())
+        for p in participants:
+            await p.send({"type": "session_ended"})
+        for p in participants:
+            p.left = True
+            p.closed.set()
+        self.participants.clear()
+        await asyncio.gather(*(p.close() for p in participants), return_exceptions=True)
+        for p in participants:
+            await self._hook("on_left", p.user_id)
+        await self.tasks.close()
+
+    async def broadcast(self, message: dict, exclude: Participant | None = None) -> None:
+        targets = [p for p in self.participants.values() if p is not exclude]
+        await asyncio.gather(*(p.send(message) for p in targets))
+
+    # -- signaling -----------------------------------------------------------------
+
+    async def handle(self, participant: Participant, message: Any) -> None:
+        """Process one client message. Never raises: problems become an ``error`` to the
+        sender only, and the room goes on."""
+        try:
+            if participant.left or self.closed:
+                raise SfuError("you are not in this room", code="not_joined")
+            kind = protocol.check_message(message, self.config.max_message_bytes)
+            await getattr(self, f"_on_{kind}")(participant, message)
+        except SfuError as exc:
+            await participant.send(exc.to_message())
+        except Exception:
+            logger.exception("room %s: failed to handle a message", self.room_id)
+            await participant.send(protocol.error("internal_error", "the server failed"))
+
+    async def _on_join_session(self, p: Participant, message: dict) -> None:
+        raise SfuError("already joined", code="already_joined")
+
+    async def _on_ping(self, p: Participant, message: dict) -> None:
+        await p.send({"type": "pong"})
+
+    async def _on_leave(self, p: Participant, message: dict) -> None:
+        await self.leave(p, reason="left")
+
+    async def _on_offer(self, p: Participant, message: dict) -> None:
+        protocol.pc_field(message, "publish")
+        sdp = protocol.sdp_field(message)
+        async with p.publish_lock:
+            first = p.publish is None
+            session = p.publish or p.new_publish_session(
+                lambda channel: self._on_datachannel(p, channel),
+                lambda state: self._on_publish_state(p, state),
+            )
+            try:
+                answer = await session.answer(sdp)
+            except SfuError:
+                raise
+            except Exception as exc:
+                if first:
+                    p.publish = None
+                    await session.close()
+                raise SfuError(f"cannot apply the offer: {exc}"[:300], code="invalid_sdp") from exc
+        await p.send({"type": "answer", "pc": "publish", "sdp": answer})
+        if first:
+            for other in list(self.participants.values()):
+                if other is not p:
+                    for publication in session.publications.values():
+                        other.subscribe.add(publication)
+
+    async def _on_answer(self, p: Participant, message: dict) -> None:
+        protocol.pc_field(message, "subscribe")
+        sdp = protocol.sdp_field(message)
+        try:
+            await p.subscribe.apply_answer(sdp)
+        except ValueError as exc:
+            raise SfuError(str(exc), code="wrong_state") from exc
+        except Exception as exc:
+            raise SfuError(f"cannot apply the answer: {exc}"[:300], code="invalid_sdp") from exc
+
+    async def _on_ice_candidate(self, p: Participant, message: dict) -> None:
+        pc_name = message.get("pc")
+        if pc_name not in ("publish", "subscribe"):
+            raise SfuError("'pc' must be 'publish' or 'subscribe'", code="wrong_pc")
+        pc = p.publish.pc if pc_name == "publish" and p.publish else None
+        if pc_name == "subscribe":
+            pc = p.subscribe.pc
+        if pc is None:
+            raise SfuError(f"no {pc_name} connection yet", code="wrong_pc")
+        data = message.get("candidate")
+        if data is None:
+            return  # end of candidates
+        if isinstance(data, str):
+            data = {"candidate": data}
+        if not isinstance(data, dict):
+            raise ProtocolError("'candidate' must be an object")
+        line = protocol.field(data, "candidate", str)
+        if not line:
+            return  # browsers signal end-of-candidates with an empty string
+        if len(line) > protocol.MAX_CANDIDATE_CHARS:
+            raise SfuError("candidate too long", code="invalid_candidate")
+        try:
+            candidate = candidate_from_sdp(line.split(":", 1)[1] if ":" in line else line)
+            candidate.sdpMid = data.get("sdpMid")
+            candidate.sdpMLineIndex = data.get("sdpMLineIndex")
+            await pc.addIceCandidate(candidate)
+        except Exception as exc:
+            raise SfuError(f"bad ICE candidate: {exc}"[:200], code="invalid_candidate") from exc
+
+    async def _on_chat(self, p: Participant, message: dict) -> None:
+        await self.chat(p, message.get("text"))
+
+    async def _on_mute(self, p: Participant, message: dict) -> None:
+        kind = message.get("kind")
+        if kind not in protocol.MUTE_KINDS:
+            raise ProtocolError("'kind' must be audio, video or screen")
+        muted = protocol.field(message, "muted", bool)
+        if kind == "audio":
+            p.state.audio_muted = muted
+            if not muted and p.moderator_muted:
+                p.moderator_muted = False
+                self._set_forwarding(p, "audio", True)
+        elif kind == "video":
+            p.state.video_muted = muted
+        else:
+            p.state.screen_sharing = not muted
+            if not muted and p.publish is not None:
+                # A fresh screen track starts with a keyframe; ask anyway for late legs.
+                p.publish.publications["screen"].request_keyframe()
+        await self._broadcast_state(p)
+
+    async def _on_raise_hand(self, p: Participant, message: dict) -> None:
+        raised = protocol.field(message, "raised", bool)
+        if raised and p.user_id not in self.hands:
+            self.hands.append(p.user_id)
+        elif not raised and p.user_id in self.hands:
+            self.hands.remove(p.user_id)
+        else:
+            return
+        await self.broadcast({"type": "hands", "queue": list(self.hands)})
+
+    async def _on_moderate(self, p: Participant, message: dict) -> None:
+        if p.identity.role not in MODERATORS:
+            raise SfuError("only the mentor can moderate", code="forbidden")
+        action = message.get("action")
+        if action not in protocol.MODERATE_ACTIONS:
+            raise ProtocolError("'action' must be mute, remove or clear_hands")
+        if action == "clear_hands":
+            self.hands.clear()
+            await self.broadcast({"type": "hands", "queue": []})
+            return
+        target_id = protocol.field(message, "target", int)
+        target = self.participants.get(target_id)
+        if target is None:
+            raise SfuError("no such participant", code="not_found")
+        if target is p:
+            raise ProtocolError("cannot moderate yourself")
+        if action == "mute":
+            target.moderator_muted = True
+            target.state.audio_muted = True
+            self._set_forwarding(target, "audio", False)
+            await target.send({"type": "muted_by_moderator", "kind": "audio", "by": p.user_id})
+            await self._broadcast_state(target)
+        else:
+            self.banned.add(target_id)
+            await target.send({"type": "removed", "by": p.user_id})
+            await self.leave(target, reason="removed")
+            await self._hook("on_removed", target_id)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _set_forwarding(self, p: Participant, kind: str, on: bool) -> None:
+        if p.publish is not None:
+            p.publish.publications[kind].forwarding = on
+
+    async def _broadcast_state(self, p: Participant) -> None:
+        await self.broadcast(
+            {"type": "participant_state", "user_id": p.user_id, "state": p.state.as_dict()}
+        )
+
+    async def chat(self, p: Participant, text: object) -> None:
+        """Validate, rate-limit, persist via ``hooks.on_chat`` and relay to everyone."""
+        text = validate_text(text, self.config.chat_max_chars)
+        p.chat_limiter.check()
+        stored = await self.hooks.on_chat(p.user_id, p.identity.display_name, text)
+        message = {"type": "chat", "message": stored}
+        encoded = json.dumps(message)
+        for other in list(self.participants.values()):
+            channel = other.chat_channel
+            if channel is not None and channel.readyState == "open":
+                try:
+                    channel.send(encoded)
+                    continue
+                except Exception:  # fall back to the WebSocket
+                    logger.debug("data channel send failed; using the WebSocket")
+            await other.send(message)
+
+    def _on_datachannel(self, p: Participant, channel: RTCDataChannel) -> None:
+        if channel.label != "chat":
+            return
+        p.chat_channel = channel
+
+        @channel.on("message")
+        def on_message(data: object) -> None:
+            p.tasks.spawn(self._on_chat_datachannel(p, data), name="chat")
+
+    async def _on_chat_datachannel(self, p: Participant, data: object) -> None:
+        try:
+            if isinstance(data, bytes):
+                data = data.decode("utf-8", "replace")
+            if not isinstance(data, str) or len(data) > self.config.max_message_bytes:
+                raise SfuError("chat message too large", code="chat_too_long")
+            text: object = data
+            if data.startswith("{"):
+                try:
+                    parsed = json.loads(data)
+                except ValueError:
+                    parsed = None
+                if isinstance(parsed, dict):
+                    text = parsed.get("text")
+            await self.chat(p, text)
+        except SfuError as exc:
+            await p.send(exc.to_message())
+
+    def _on_publish_state(self, p: Participant, state: str) -> None:
+        # The client vanished (tab closed, network gone) without a "leave".
+        if state in ("failed", "closed") and not p.left and not self.closed:
+            self.tasks.spawn(self.leave(p, reason="disconnected"), name="vanished")
+
+    async def _hook(self, name: str, *args: Any, default: Any = None) -> Any:
+        try:
+            return await getattr(self.hooks, name)(*args)
+        except Exception:
+            logger.exception("room %s: hook %s failed", self.room_id, name)
+            return default
+
+    # -- periodic work -----------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        interval = self.config.active_speaker_interval_ms / 1000
+        last_remb = last_log = last_sample = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            try:
+                await self._update_speaker(now)
+                if now - last_sample >= 1.0:
+                    last_sample = now
+                    self.sampler.sample(list(self.participants.values()))
+                if now - last_remb >= REMB_INTERVAL_S:
+                    last_remb = now
+                    self._send_remb()
+                if now - last_log >= self.config.stats_log_interval_s:
+                    last_log = now
+                    if self.participants:
+                        logger.info("room %s stats %s", self.room_id, json.dumps(self.stats()))
+            except Exception:
+                logger.exception("room %s: ticker failed", self.room_id)
+
+    async def _update_speaker(self, now: float) -> None:
+        levels: dict[int, tuple[int, float]] = {}
+        for p in self.participants.values():
+            if p.publish is None or p.state.audio_muted:
+                continue
+            audio = p.publish.publications["audio"]
+            if audio.audio_level is not None:
+                levels[p.user_id] = (audio.audio_level, audio.audio_level_at)
+        speaker = self.speaker.pick(levels, now)
+        if speaker is not None:
+            await self.broadcast({"type": "active_speaker", "user_id": speaker})
+
+    def _send_remb(self) -> None:
+        for p in self.participants.values():
+            if p.publish is None:
+                continue
+            for kind in ("camera", "screen"):
+                pub = p.publish.publications[kind]
+                ssrc = taps.receiver_media_ssrc(pub.receiver)
+                if ssrc is None:
+                    continue
+                target = pub.bitrate.target()
+                pub.bitrate.last_sent = target
+                p.tasks.spawn(taps.send_remb(pub.receiver, target, [ssrc]), name="remb")
+
+    def stats(self) -> dict:
+        return {
+            "participants": {
+                p.user_id: self.sampler.participant_stats(p) for p in self.participants.values()
+            }
+        }
