@@ -42,7 +42,8 @@ class _Section(BaseModel):
 def _check_url(value: str, schemes: tuple[str, ...], *, need_host: bool = True) -> str:
     parts = urlsplit(value)
     if parts.scheme not in schemes:
-        raise ValueError(f"must be a URL starting with one of {', '.join(s + ':' for s in schemes)}")
+        allowed = ", ".join(s + ":" for s in schemes)
+        raise ValueError(f"must be a URL starting with one of {allowed}")
     if need_host and not parts.netloc:
         raise ValueError("malformed URL: no host")
     return value
@@ -309,7 +310,8 @@ def _first_error(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         message = "unknown key"
     value = err.get("input")
-    shown = "" if isinstance(value, dict) or err["type"] == "extra_forbidden" else f" (got {value!r})"
+    hide = isinstance(value, dict) or err["type"] == "extra_forbidden"
+    shown = "" if hide else f" (got {value!r})"
     return f"config error: {key}: {message}{shown}"
 
 

@@ -9,7 +9,9 @@ class DomainError(Exception):
     code = "error"
     status = 400
 
-    def __init__(self, message: str, *, code: str | None = None, fields: dict[str, str] | None = None):
+    def __init__(
+        self, message: str, *, code: str | None = None, fields: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code:

@@ -34,7 +34,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-# BIGINT primary keys on PostgreSQL, INTEGER on SQLite (only INTEGER PRIMARY KEY auto-increments there).
+# BIGINT keys on PostgreSQL, INTEGER on SQLite (only INTEGER PRIMARY KEY auto-increments there).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 

@@ -144,7 +144,9 @@ async def client(app_factory: Callable[..., Awaitable[Any]], settings: Settings)
 
 
 @pytest.fixture
-async def sqlite_client(app_factory: Callable[..., Awaitable[Any]], sqlite_settings: Settings) -> Any:
+async def sqlite_client(
+    app_factory: Callable[..., Awaitable[Any]], sqlite_settings: Settings
+) -> Any:
     return await app_factory(sqlite_settings)
 
 

@@ -50,8 +50,8 @@ def wants_json(request: web.Request) -> bool:
     return (
         request.path.startswith("/api/")
         or request.path.startswith("/ws/")
-        or "application/json" in request.headers.get("Accept", "")
-        and "text/html" not in request.headers.get("Accept", "")
+        or ("application/json" in request.headers.get("Accept", "")
+        and "text/html" not in request.headers.get("Accept", ""))
     )
 
 
@@ -83,7 +83,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except web.HTTPException as exc:
-        if exc.status < 400 or not wants_json(request) and exc.status not in (404, 403, 405):
+        if exc.status < 400 or (not wants_json(request) and exc.status not in (404, 403, 405)):
             raise
         message = exc.reason if exc.status != 404 else "no such resource"
         if wants_json(request):

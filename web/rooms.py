@@ -157,9 +157,9 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_json(message)
 
-    async def refuse(code: str, message: str, close_code: int = CLOSE_FORBIDDEN) -> web.StreamResponse:
+    async def refuse(code: str, message: str) -> web.StreamResponse:
         await send({"type": "error", "code": code, "message": message})
-        await ws.close(code=close_code, message=code.encode())
+        await ws.close(code=CLOSE_FORBIDDEN, message=code.encode())
         return ws
 
     # Permission failures are reported inside the socket: browsers cannot read an HTTP
@@ -175,6 +175,13 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     directory = request.app[ROOMS]
     room_id = str(session_id)
     participant = None
+    watcher: asyncio.Task[None] | None = None
+
+    async def close_when_ended(ended: asyncio.Event) -> None:
+        # The SFU ended this participant (removed, session ended): hang up the socket too.
+        await ended.wait()
+        await ws.close(code=CLOSE_ENDED, message=b"ended")
+
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -200,6 +207,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                 identity = ParticipantIdentity(user.id, user.display_name, role)  # type: ignore[arg-type]
                 try:
                     participant = await directory.room_for(session_id).join(identity, send)
+                    watcher = asyncio.create_task(close_when_ended(participant.closed))
                 except SfuError as exc:
                     await send(exc.to_message())
                     if exc.code in ("room_full", "removed", "room_closed"):
@@ -212,6 +220,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                 break
             await room.handle(participant, message)
     finally:
+        if watcher is not None:
+            watcher.cancel()
         room = directory.sfu.get_room(room_id)
         if participant is not None and room is not None:
             await room.leave(participant)

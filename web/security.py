@@ -76,7 +76,8 @@ def csrf_valid(request: web.Request, submitted: str | None) -> bool:
 
 
 def allowed_origins(request: web.Request, settings: Settings) -> set[str]:
-    scheme = request.headers.get("X-Forwarded-Proto") if settings.server.trust_proxy_headers else None
+    trusted = settings.server.trust_proxy_headers
+    scheme = request.headers.get("X-Forwarded-Proto") if trusted else None
     own = f"{scheme or request.scheme}://{request.host}"
     origins = {own, *settings.server.allowed_origins}
     if settings.server.public_url:

@@ -225,9 +225,9 @@ def _path_params(path: str) -> list[dict[str, Any]]:
     params = []
     for part in path.split("/"):
         if part.startswith("{") and part.endswith("}"):
-            name, _, pattern = part[1:-1].partition(":")
+            name = part[1:-1].partition(":")[0]
             schema: dict[str, Any] = {"type": "string"}
-            if name.endswith("id") and "session" in path and name in ("session_id", "id"):
+            if name == "session_id" or (name == "id" and path.startswith("/api/sessions/")):
                 schema = {"type": "string", "format": "uuid"}
             elif name in ("booking_id", "user_id", "notification_id"):
                 schema = {"type": "integer", "minimum": 1}

@@ -1,0 +1,185 @@
+"""Inline SVG bar and line charts drawn on the server (no JavaScript chart library).
+
+Each chart has a title, axes with tick labels, and an accessible ``<title>``/``<desc>``
+that lists the data, so screen readers get the numbers the picture shows.  Colours come
+from CSS classes (``.chart-bar``, ``.chart-line`` ...) defined in static/css/app.css.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+from markupsafe import Markup, escape
+
+_ids = itertools.count(1)
+
+WIDTH = 640
+HEIGHT = 280
+MARGIN_LEFT = 56
+MARGIN_RIGHT = 16
+MARGIN_TOP = 36
+MARGIN_BOTTOM = 56
+
+
+def nice_ticks(maximum: float, count: int = 5) -> list[float]:
+    """Round tick values from 0 to at least ``maximum`` (1, 2, 2.5 or 5 times a power of 10)."""
+    if maximum <= 0 or not math.isfinite(maximum):
+        return [0.0, 1.0]
+    raw_step = maximum / count
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    step = magnitude
+    for mult in (1, 2, 2.5, 5, 10):
+        step = mult * magnitude
+        if step >= raw_step:
+            break
+    ticks = []
+    value = 0.0
+    while value < maximum + step * 0.5 and len(ticks) <= count + 1:
+        ticks.append(round(value, 10))
+        value += step
+    if ticks[-1] < maximum:
+        ticks.append(round(value, 10))
+    return ticks
+
+
+def _fmt(value: float) -> str:
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def _frame(
+    kind: str,
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float],
+    x_label: str,
+    y_label: str,
+    width: int,
+    height: int,
+) -> tuple[list[str], float, float, float, float, float, list[float]]:
+    """Opening of the SVG with title/desc, grid, y axis; returns geometry for the marks."""
+    n = next(_ids)
+    title_id, desc_id = f"chart-{n}-title", f"chart-{n}-desc"
+    data = "; ".join(f"{lab}: {_fmt(v)}" for lab, v in zip(labels, values, strict=False))
+    desc = f"{kind} chart. {y_label} by {x_label}. " + (data or "No data yet.")
+    left, top = MARGIN_LEFT, MARGIN_TOP
+    plot_w = width - MARGIN_LEFT - MARGIN_RIGHT
+    plot_h = height - MARGIN_TOP - MARGIN_BOTTOM
+    ticks = nice_ticks(max(values, default=0))
+    top_value = ticks[-1] or 1.0
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-labelledby="{title_id} {desc_id}" preserveAspectRatio="xMidYMid meet">',
+        f'<title id="{title_id}">{escape(title)}</title>',
+        f'<desc id="{desc_id}">{escape(desc)}</desc>',
+        f'<text class="chart-title" x="{width / 2:.1f}" y="20" text-anchor="middle">'
+        f"{escape(title)}</text>",
+    ]
+    for tick in ticks:
+        y = top + plot_h - tick / top_value * plot_h
+        parts.append(
+            f'<line class="chart-grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" '
+            f'y2="{y:.1f}"/>'
+            f'<text class="chart-tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{_fmt(tick)}</text>"
+        )
+    parts.append(
+        f'<line class="chart-axis" x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}"/>'
+        f'<line class="chart-axis" x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" '
+        f'y2="{top + plot_h}"/>'
+        f'<text class="chart-axis-label" x="{left + plot_w / 2:.1f}" y="{height - 6}" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+        f'<text class="chart-axis-label" transform="rotate(-90)" x="{-(top + plot_h / 2):.1f}" '
+        f'y="14" text-anchor="middle">{escape(y_label)}</text>'
+    )
+    if not values:
+        parts.append(
+            f'<text class="chart-empty" x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" '
+            'text-anchor="middle">No data yet</text>'
+        )
+    return parts, left, top, plot_w, plot_h, top_value, ticks
+
+
+def _x_labels(labels: Sequence[str], xs: Sequence[float], baseline: float) -> list[str]:
+    # Thin the labels out so they never overlap on a crowded axis.
+    every = max(1, math.ceil(len(labels) / 12))
+    out = []
+    for i, (label, x) in enumerate(zip(labels, xs, strict=False)):
+        if i % every:
+            continue
+        out.append(
+            f'<text class="chart-tick" x="{x:.1f}" y="{baseline + 16:.1f}" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
+    return out
+
+
+def bar_chart(
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    title: str,
+    x_label: str = "",
+    y_label: str = "",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> Markup:
+    """A vertical bar chart; each bar also carries a <title> tooltip with its value."""
+    values = [float(v) for v in values]
+    parts, left, top, plot_w, plot_h, top_value, _ = _frame(
+        "Bar", title, labels, values, x_label, y_label, width, height
+    )
+    n = max(1, len(values))
+    slot = plot_w / n
+    bar_w = max(2.0, slot * 0.6)
+    xs = []
+    for i, (label, value) in enumerate(zip(labels, values, strict=False)):
+        x_mid = left + slot * i + slot / 2
+        xs.append(x_mid)
+        h = value / top_value * plot_h
+        parts.append(
+            f'<rect class="chart-bar" x="{x_mid - bar_w / 2:.1f}" y="{top + plot_h - h:.1f}" '
+            f'width="{bar_w:.1f}" height="{h:.1f}"><title>{escape(label)}: {_fmt(value)}'
+            "</title></rect>"
+        )
+    parts.extend(_x_labels(labels, xs, top + plot_h))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def line_chart(
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    title: str,
+    x_label: str = "",
+    y_label: str = "",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> Markup:
+    """A line chart with a point per value (a single value is drawn as one point)."""
+    values = [float(v) for v in values]
+    parts, left, top, plot_w, plot_h, top_value, _ = _frame(
+        "Line", title, labels, values, x_label, y_label, width, height
+    )
+    n = len(values)
+    step = plot_w / (n - 1) if n > 1 else 0.0
+    points = []
+    for i, value in enumerate(values):
+        x = left + (step * i if n > 1 else plot_w / 2)
+        y = top + plot_h - value / top_value * plot_h
+        points.append((x, y))
+    if n > 1:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        parts.append(f'<polyline class="chart-line" fill="none" points="{path}"/>')
+    for (x, y), label, value in zip(points, labels, values, strict=False):
+        parts.append(
+            f'<circle class="chart-point" cx="{x:.1f}" cy="{y:.1f}" r="4">'
+            f"<title>{escape(label)}: {_fmt(value)}</title></circle>"
+        )
+    parts.extend(_x_labels(labels, [x for x, _ in points], top + plot_h))
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -1,0 +1,173 @@
+"""Jinja2 environment and the two rendering entry points used by every page handler.
+
+``render`` adds the per-request globals (current user, CSRF token, unread count, flash
+message) to the template context; ``render_error`` is what the error middleware calls for
+HTML requests, so it must never fail itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import jinja2
+from aiohttp import web
+from markupsafe import Markup
+
+from web.keys import PLATFORM, SETTINGS, TEMPLATES
+from web.security import csrf_token
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+FLASH_COOKIE = "peerlearn_flash"
+FLASH_KINDS = ("success", "info", "warning", "error")
+
+
+def _fmt_dt(value: datetime | None, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime(fmt) + " UTC"
+
+
+def _time_tag(value: datetime | None) -> Markup:
+    """A <time> element; static/js/app.js rewrites its text into the viewer's local time."""
+    if value is None:
+        return Markup("")
+    iso = value.astimezone(UTC).isoformat()
+    return Markup('<time datetime="{}" data-local-time>{}</time>').format(iso, _fmt_dt(value))
+
+
+def _money(value: Decimal | float | int | None, currency: str = "USD") -> str:
+    if value is None:
+        return ""
+    amount = Decimal(str(value))
+    if amount == 0:
+        return "Free"
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency)
+    text = f"{amount:,.2f}"
+    return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+def _initials(name: str) -> str:
+    parts = [p for p in (name or "?").replace("_", " ").split() if p]
+    return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+def build_environment(app: web.Application) -> jinja2.Environment:
+    """The environment stored at ``app[TEMPLATES]``: autoescape on for every template."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.ChainableUndefined,
+    )
+
+    def static(path: str) -> str:
+        # append_version=True on the static route gives cache-busting ?v= hashes.
+        try:
+            return str(app.router["static"].url_for(filename=path))
+        except (KeyError, ValueError):
+            return "/static/" + path
+
+    env.globals.update(static=static, now=lambda: datetime.now(UTC))
+    env.filters.update(
+        dt=_fmt_dt, time=_time_tag, money=_money, initials=_initials, urlquote=quote
+    )
+    return env
+
+
+def pop_flash(request: web.Request) -> tuple[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    kind, _, text = unquote(raw).partition(":")
+    request["flash_consumed"] = True
+    return (kind if kind in FLASH_KINDS else "info", text[:300])
+
+
+def set_flash(response: web.StreamResponse, kind: str, text: str) -> None:
+    """A one-shot message shown on the next page (after a POST-redirect-GET)."""
+    response.set_cookie(FLASH_COOKIE, quote(f"{kind}:{text[:300]}"), path="/", samesite="Lax")
+
+
+async def _unread(request: web.Request, user: Any) -> tuple[int, list[Any]]:
+    if user is None:
+        return 0, []
+    platform = request.app[PLATFORM]
+    try:
+        count = await platform.notifications.unread_count(user.id)
+        latest = await platform.notifications.list(user.id, page=1, per_page=6)
+        return int(count), list(latest.items)
+    except Exception:  # the header must render even if notifications are broken
+        log.exception("could not load notifications for the header")
+        return 0, []
+
+
+async def page_context(request: web.Request, context: dict[str, Any]) -> dict[str, Any]:
+    user = request.get("user")
+    unread, latest = await _unread(request, user)
+    settings = request.app.get(SETTINGS)
+    base = {
+        "request": request,
+        "user": user,
+        "csrf_token": csrf_token(request),
+        "unread_count": unread,
+        "latest_notifications": latest,
+        "flash": pop_flash(request),
+        "currency": settings.payments.currency if settings else "USD",
+        "path": request.path,
+    }
+    base.update(context)
+    return base
+
+
+def _finish(request: web.Request, response: web.Response) -> web.Response:
+    if request.get("flash_consumed"):
+        response.del_cookie(FLASH_COOKIE, path="/")
+    # Pages show per-user data: keep them out of shared caches.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    """Render ``template`` with the per-request globals into an HTML response."""
+    env: jinja2.Environment = request.app[TEMPLATES]
+    html = env.get_template(template).render(await page_context(request, context))
+    return _finish(request, web.Response(text=html, status=status, content_type="text/html"))
+
+
+async def render_error(request: web.Request, status: int, message: str) -> web.Response:
+    """The HTML error page; falls back to plain text if templates are not set up."""
+    titles = {
+        400: "Bad request",
+        401: "Please log in",
+        403: "Not allowed",
+        404: "Page not found",
+        405: "Method not allowed",
+        409: "Conflict",
+        429: "Too many attempts",
+        500: "Server error",
+    }
+    title = titles.get(status, "Error")
+    env = request.app.get(TEMPLATES)
+    if env is not None:
+        try:
+            ctx = await page_context(
+                request, {"status": status, "title": title, "message": message}
+            )
+            html = env.get_template("error.html").render(ctx)
+            response = web.Response(text=html, status=status, content_type="text/html")
+            return _finish(request, response)
+        except Exception:
+            log.exception("error page failed to render")
+    return web.Response(text=f"{status} {title}: {message}", status=status)
