@@ -49,7 +49,9 @@ class PublishSession:
                 tasks=tasks,
             )
         self.pc.on("datachannel", on_datachannel)
-        self.pc.on("connectionstatechange", lambda: on_state(self.pc.connectionState))
+        self.closing = False
+        self.pc.on("connectionstatechange", self._on_state_change)
+        self._on_state = on_state
 
     async def answer(self, sdp: str) -> str:
         """Apply the client's offer, return our answer SDP (candidates included)."""
@@ -61,7 +63,13 @@ class PublishSession:
         await self.pc.setLocalDescription(answer)
         return self.pc.localDescription.sdp
 
+    def _on_state_change(self) -> None:
+        # Our own close() is not the client vanishing.
+        if not self.closing:
+            self._on_state(self.pc.connectionState)
+
     async def close(self) -> None:
+        self.closing = True
         for publication in self.publications.values():
             publication.close()
         await self.pc.close()

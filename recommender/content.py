@@ -9,14 +9,16 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from .catalog import Catalog, positive_mask
+from .catalog import KIND_CODES, Catalog, positive_mask
 from .data import UserProfile
 from .text import SKILL_PREFIX, analyze, display_names, normalize_skill, skill_token, words
 
 #: how much a mentor's general skills colour each of their sessions (own text/skills = 1)
 MENTOR_SKILL_WEIGHT = 0.4
 #: profile vs. history in the user vector when both exist
-PROFILE_WEIGHT = 0.5
+PROFILE_WEIGHT = 0.4
+#: a view says less than a booking, but far more than nothing (most events are views)
+VIEW_WEIGHT = 0.6
 
 
 def _profile_doc(user: UserProfile) -> tuple[str, tuple[str, ...]]:
@@ -58,10 +60,10 @@ class ContentModel:
 
         profiles = normalize(vec.transform([_profile_doc(u) for u in cat.users]))
         ev = cat.events
-        pos = positive_mask(ev) & (ev.session >= 0)
+        hw = np.where(positive_mask(ev), 1.0, np.where(ev.kind == KIND_CODES["view"], VIEW_WEIGHT, 0))
+        pos = (hw > 0) & (ev.session >= 0)
         hist = sp.csr_matrix(
-            (np.ones(int(pos.sum())), (ev.user[pos], ev.session[pos])),
-            shape=(cat.n_users, cat.n_sessions),
+            (hw[pos], (ev.user[pos], ev.session[pos])), shape=(cat.n_users, cat.n_sessions)
         )
         history = normalize(hist @ sessions) if cat.n_sessions else profiles * 0
         users = normalize(PROFILE_WEIGHT * profiles + (1 - PROFILE_WEIGHT) * history).tocsr()

@@ -74,11 +74,11 @@ class PopulationParams:
     """Knobs of the synthetic population (see module docstring)."""
 
     seed: int = 7
-    users: int = 2000
-    mentors: int = 80
-    sessions: int = 800
+    users: int = 4000
+    mentors: int = 120
+    sessions: int = 1200
     topics: int = 12
-    interactions: int = 40_000
+    interactions: int = 80_000
     noise: float = 1.0
     days: float = 90.0
     style_dims: int = 3
@@ -128,7 +128,7 @@ def generate(p: PopulationParams) -> Population:
     mentors = []
     for j in range(p.mentors):
         pool = topics[m_main[j]][1] + (topics[m_second[j]][1] if m_second[j] != m_main[j] else [])
-        skills = tuple(rng.choice(pool, size=min(4, len(pool)), replace=False))
+        skills = tuple(str(x) for x in rng.choice(pool, size=min(4, len(pool)), replace=False))
         bio = f"I teach {topics[m_main[j]][0]}" + (
             f" and {topics[m_second[j]][0]}" if m_second[j] != m_main[j] else ""
         )
@@ -144,7 +144,7 @@ def generate(p: PopulationParams) -> Population:
     s_skills, s_text = [], []
     for i in range(p.sessions):
         name, pool = topics[s_topic[i]]
-        skills = list(rng.choice(pool, size=int(rng.integers(2, 4)), replace=False))
+        skills = [str(x) for x in rng.choice(pool, size=int(rng.integers(2, 4)), replace=False)]
         if rng.random() < 0.15:
             skills.append(str(rng.choice(topics[rng.integers(n_t)][1])))
         title = str(rng.choice(_TEMPLATES)).format(a=skills[0], b=skills[1])
@@ -164,12 +164,15 @@ def generate(p: PopulationParams) -> Population:
     threshold = 3.0
     order = np.argsort(s_created)
     created_sorted = s_created[order]
-    while len(events) < p.interactions:
+    visits = 0
+    # Guard: a population with no sessions (or a zero horizon) could never reach the target.
+    while len(events) < p.interactions and visits < 50 * p.interactions + 1000:
+        visits += 512
         batch_users = rng.choice(p.users, size=512, p=user_p)
         batch_times = rng.uniform(0, p.days, size=512)
         for u, t in zip(batch_users, batch_times, strict=True):
             cand = order[: np.searchsorted(created_sorted, t)]
-            cand = cand[(s_sched[cand] > t) & (taken[cand] < s_cap[cand]) & ~s_cancel[cand]]
+            cand = cand[(s_sched[cand] > t) & ~s_cancel[cand]]
             if not len(cand):
                 continue
             clean = base[u, cand] + style[u, s_mentor[cand]] + quality[cand]
@@ -182,7 +185,8 @@ def generate(p: PopulationParams) -> Population:
                 s = int(cand[c])
                 sid, mid = _sid(p.seed, s), int(m_ids[s_mentor[s]])
                 events.append(Interaction(u + 1, sid, mid, "view", at + timedelta(minutes=rank)))
-                if rank or noisy[c] < threshold or (u, s) in booked:
+                full = taken[s] >= s_cap[s]  # full sessions are still looked at
+                if rank or full or noisy[c] < threshold or (u, s) in booked:
                     continue
                 booked.add((u, s))
                 taken[s] += 1
@@ -191,7 +195,7 @@ def generate(p: PopulationParams) -> Population:
                 if done < end and rng.random() < 0.85:
                     events.append(Interaction(u + 1, sid, mid, "completion", done))
                     if rng.random() < 0.6:
-                        r = 3 + 1.2 * (clean[c] - 2.5) + rng.normal(0, 0.8 * p.noise)
+                        r = 3.5 + 0.8 * (clean[c] - 2.5) + rng.normal(0, 0.8 * p.noise)
                         events.append(Interaction(
                             u + 1, sid, mid, "rating", done + timedelta(minutes=30),
                             float(np.clip(round(r), 1, 5)),
@@ -211,6 +215,7 @@ def generate(p: PopulationParams) -> Population:
             price=float(rng.choice([0.0, 5.0, 10.0, 20.0])),
             created_at=START + timedelta(days=float(s_created[i])),
         ))
+    mentors = _with_ratings(mentors, events)
     # Shuffle so that catalogue order carries no information (ties are broken by index).
     perm = rng.permutation(len(sessions))
     snapshot = Snapshot(users, [sessions[i] for i in perm], mentors, events)
@@ -240,3 +245,17 @@ def _profile(
     skills = tuple(dict.fromkeys(draw() for _ in range(int(rng.integers(0, 4)))))
     interests = tuple(dict.fromkeys(draw() for _ in range(int(rng.integers(1, 4)))))
     return UserProfile(uid, "learner", skills, interests)
+
+
+def _with_ratings(mentors: list[MentorItem], events: list[Interaction]) -> list[MentorItem]:
+    """Fill each mentor's average rating from the generated ratings."""
+    sums: dict[int, list[float]] = {}
+    for e in events:
+        if e.kind == "rating" and e.value is not None:
+            sums.setdefault(e.mentor_id, []).append(e.value)
+    out = []
+    for m in mentors:
+        r = sums.get(m.id, [])
+        rating = round(sum(r) / len(r), 2) if r else None
+        out.append(MentorItem(m.id, m.username, m.skills, m.bio, rating, len(r)))
+    return out

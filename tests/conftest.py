@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,12 @@ async def postgres_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=DATABASE_KINDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """Runs the test once on SQLite and once on the real PostgreSQL."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Runs the test once on SQLite and once on the real PostgreSQL.
+
+    Synchronous on purpose: getfixturevalue() of the async PostgreSQL fixture from inside an
+    async fixture would re-enter the running event loop.
+    """
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         return

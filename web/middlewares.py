@@ -28,6 +28,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class CsrfFailed(Forbidden):
     code = "csrf_failed"
 
+
+# Anonymous entry points act on nobody's session, so a session cookie the browser still holds
+# (e.g. right after registering) must not block them; the Origin check still applies.
+CSRF_TOKEN_EXEMPT_PATHS = frozenset(
+    {
+        "/api/auth/register/",
+        "/api/auth/login/",
+        "/api/auth/verify-email/",
+        "/api/auth/password-reset/",
+        "/api/auth/password-reset/confirm/",
+    }
+)
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
@@ -114,7 +127,8 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise CsrfFailed("cross-origin request refused")
         ctype = request.content_type
         is_form = ctype in ("application/x-www-form-urlencoded", "multipart/form-data")
-        if is_form or SESSION_COOKIE in request.cookies:
+        exempt = request.path in CSRF_TOKEN_EXEMPT_PATHS and ctype == "application/json"
+        if not exempt and (is_form or SESSION_COOKIE in request.cookies):
             submitted = request.headers.get(CSRF_HEADER)
             if submitted is None and ctype == "application/x-www-form-urlencoded":
                 submitted = (await request.post()).get(CSRF_FIELD)  # type: ignore[assignment]

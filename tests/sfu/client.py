@@ -168,7 +168,7 @@ class Client:
     def of_type(self, kind: str) -> list[dict]:
         return [m for m in self.messages if m.get("type") == kind]
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
@@ -183,7 +183,7 @@ class Client:
             except TimeoutError:
                 pass
 
-    async def wait_message(self, kind: str, timeout: float = 10.0, **match: Any) -> dict:
+    async def wait_message(self, kind: str, timeout: float = 10.0, **match: Any) -> dict:  # noqa: ASYNC109
         def find() -> dict | None:
             for m in self.messages:
                 if m.get("type") == kind and all(m.get(k) == v for k, v in match.items()):

@@ -57,6 +57,7 @@ def _encode_vp8(
     codec.framerate = Fraction(fps, 1)
     codec.bit_rate = bitrate
     codec.gop_size = gop
+    codec.thread_count = 1  # "auto" threading is pathologically slow on small frames
     codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     out: list[tuple[bytes, bool]] = []
     for frame in [*frames, None]:

@@ -108,9 +108,28 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: pathologically deep nesting ("[[[[...").
         raise ValidationFailed("request body is not valid JSON", code="invalid_json") from None
+    _reject_unstorable_text(data)
+    return data
+
+
+def _reject_unstorable_text(data: Any, depth: int = 0) -> None:
+    """NUL characters and lone surrogates cannot be stored (PostgreSQL text, UTF-8): 400."""
+    if isinstance(data, str):
+        if "\x00" in data or any("\ud800" <= ch <= "\udfff" for ch in data):
+            raise ValidationFailed(
+                "text contains NUL characters or unpaired surrogates", code="invalid_text"
+            )
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            _reject_unstorable_text(key, depth + 1)
+            _reject_unstorable_text(value, depth + 1)
+    elif isinstance(data, list):
+        for value in data:
+            _reject_unstorable_text(value, depth + 1)
 
 
 def parse_model(model: type[BaseModel], data: Any, *, where: str) -> BaseModel:
@@ -180,7 +199,9 @@ class ApiRegistry:
                 body = parse_model(endpoint.body, await read_json(request), where="body")
             query = None
             if endpoint.query is not None:
-                query = parse_model(endpoint.query, dict(request.query), where="query")
+                params = dict(request.query)
+                _reject_unstorable_text(params)
+                query = parse_model(endpoint.query, params, where="query")
             result = await endpoint.handler(request, ApiCall(body=body, query=query, user=user))
             if isinstance(result, web.StreamResponse):
                 return result

@@ -1,7 +1,15 @@
-"""Server-rendered pages (being written)."""
+"""Server-rendered pages: ``setup(app)`` registers every page route and the templates."""
+
+from __future__ import annotations
 
 from aiohttp import web
 
+from web.keys import TEMPLATES
+from web.pages import auth, dashboard, home, profiles, sessions
+from web.pages.render import build_environment
+
 
 def setup(app: web.Application) -> None:
-    return None
+    app[TEMPLATES] = build_environment(app)
+    for module in (home, auth, dashboard, sessions, profiles):
+        app.router.add_routes(module.routes)

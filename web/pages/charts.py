@@ -23,8 +23,11 @@ MARGIN_TOP = 36
 MARGIN_BOTTOM = 56
 
 
-def nice_ticks(maximum: float, count: int = 5) -> list[float]:
-    """Round tick values from 0 to at least ``maximum`` (1, 2, 2.5 or 5 times a power of 10)."""
+def nice_ticks(maximum: float, count: int = 5, *, integer: bool = False) -> list[float]:
+    """Round tick values from 0 to at least ``maximum`` (1, 2, 2.5 or 5 times a power of 10).
+
+    ``integer`` keeps steps whole (counts of people or sessions have no fractions).
+    """
     if maximum <= 0 or not math.isfinite(maximum):
         return [0.0, 1.0]
     raw_step = maximum / count
@@ -32,8 +35,10 @@ def nice_ticks(maximum: float, count: int = 5) -> list[float]:
     step = magnitude
     for mult in (1, 2, 2.5, 5, 10):
         step = mult * magnitude
-        if step >= raw_step:
+        if step >= raw_step and not (integer and step != int(step)):
             break
+    if integer:
+        step = max(1.0, float(math.ceil(step)))
     ticks = []
     value = 0.0
     while value < maximum + step * 0.5 and len(ticks) <= count + 1:
@@ -68,7 +73,7 @@ def _frame(
     left, top = MARGIN_LEFT, MARGIN_TOP
     plot_w = width - MARGIN_LEFT - MARGIN_RIGHT
     plot_h = height - MARGIN_TOP - MARGIN_BOTTOM
-    ticks = nice_ticks(max(values, default=0))
+    ticks = nice_ticks(max(values, default=0), integer=all(v == int(v) for v in values))
     top_value = ticks[-1] or 1.0
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '

@@ -79,7 +79,8 @@ def build_environment(app: web.Application) -> jinja2.Environment:
 
     env.globals.update(static=static, now=lambda: datetime.now(UTC))
     env.filters.update(
-        dt=_fmt_dt, time=_time_tag, money=_money, initials=_initials, urlquote=quote
+        dt=_fmt_dt, time=_time_tag, money=_money, initials=_initials,
+        urlquote=lambda v: quote(str(v), safe=""),
     )
     return env
 

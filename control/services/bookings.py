@@ -1,0 +1,467 @@
+"""Bookings: race-safe seat taking, cancellation, payment holds and room access.
+
+Seats are counted in ``sessions.current_participants`` and only ever changed by conditional
+UPDATEs inside the same transaction that writes the booking row:
+
+    UPDATE sessions SET current_participants = current_participants + 1
+     WHERE id = :id AND status = 'scheduled' AND current_participants < max_participants
+
+PostgreSQL row-locks the session for the rest of the transaction (concurrent bookers queue and
+re-check the WHERE clause); SQLite has a single writer.  A duplicate booking hits the unique
+(learner, session) constraint, and the rollback returns the seat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from control.errors import Conflict, Forbidden, NotFound
+from control.models import Booking, RoomBan, Session, User, utcnow
+from control.services.payments import PaymentStart
+from control.services.sessions import notify_quietly, parse_session_id
+
+if TYPE_CHECKING:
+    from control.platform import Platform
+
+log = logging.getLogger(__name__)
+
+MAX_ID = 2**63 - 1
+HOLD_CHECK_SECONDS = 30.0
+SEAT_STATUSES = ("pending", "confirmed")
+
+
+def parse_booking_id(value: int | str) -> int:
+    try:
+        booking_id = int(value)
+    except (TypeError, ValueError):
+        raise NotFound("no such booking") from None
+    if not 1 <= booking_id <= MAX_ID:
+        raise NotFound("no such booking")
+    return booking_id
+
+
+class BookingService:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    # ------------------------------------------------------------------ booking
+
+    async def book(self, learner: User, session_id: uuid.UUID | str) -> Booking:
+        booking, _ = await self.book_with_payment(learner, session_id)
+        return booking
+
+    async def book_with_payment(
+        self, learner: User, session_id: uuid.UUID | str
+    ) -> tuple[Booking, PaymentStart | None]:
+        """Take a seat; for paid sessions also start the payment (seat held meanwhile)."""
+        if learner.role != "learner":
+            raise Forbidden("only learners can book sessions")
+        session = await self.platform.sessions.get(session_id)
+        if session.mentor_id == learner.id:
+            raise Forbidden("you cannot book your own session")
+        if session.status != "scheduled":
+            raise Conflict(f"a {session.status} session cannot be booked", code="invalid_state")
+        now = utcnow()
+        if session.schedule <= now:
+            raise Conflict("this session has already begun", code="session_past")
+        current = await self.booking_of(learner.id, session.id)
+        if current is not None and current.status != "cancelled":
+            # Checked first so a booked learner hears "already booked", not "full".
+            raise Conflict("you already booked this session", code="already_booked")
+        paid = session.price > 0
+        hold_until = now + timedelta(minutes=self.platform.settings.payments.hold_minutes)
+        values = {
+            "status": "pending" if paid else "confirmed",
+            "payment_status": "pending" if paid else "not_required",
+            "payment_id": None,
+            "payment_expires_at": hold_until if paid else None,
+            "amount": session.price,
+            "booking_time": now,
+            "joined_at": None,
+            "left_at": None,
+            "is_ready": False,
+            "updated_at": now,
+        }
+        try:
+            async with self.platform.db.transaction() as db:
+                taken = await db.execute(
+                    update(Session)
+                    .where(
+                        Session.id == session.id,
+                        Session.status == "scheduled",
+                        Session.current_participants < Session.max_participants,
+                    )
+                    .values(current_participants=Session.current_participants + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                    raise await self._why_no_seat(db, session.id)
+                existing = await db.scalar(
+                    select(Booking).where(
+                        Booking.learner_id == learner.id, Booking.session_id == session.id
+                    )
+                )
+                if existing is not None and existing.status != "cancelled":
+                    raise Conflict("you already booked this session", code="already_booked")
+                if existing is not None:
+                    # Re-booking after a cancellation reuses the row (unique learner+session);
+                    # the status guard makes a concurrent re-book lose cleanly.
+                    again = await db.execute(
+                        update(Booking)
+                        .where(Booking.id == existing.id, Booking.status == "cancelled")
+                        .values(**values)
+                        .execution_options(synchronize_session=False)
+                    )
+                    if again.rowcount != 1:  # type: ignore[attr-defined]
+                        raise Conflict("you already booked this session", code="already_booked")
+                    booking_id = existing.id
+                else:
+                    booking = Booking(
+                        learner_id=learner.id, session_id=session.id, created_at=now, **values
+                    )
+                    db.add(booking)
+                    await db.flush()
+                    booking_id = booking.id
+        except IntegrityError:
+            raise Conflict("you already booked this session", code="already_booked") from None
+        booking = await self._load(booking_id)
+        start: PaymentStart | None = None
+        if paid:
+            start = await self.platform.payments.start(booking)
+            async with self.platform.db.transaction() as db:
+                await db.execute(
+                    update(Booking)
+                    .where(Booking.id == booking_id)
+                    .values(payment_id=start.payment_id, payment_expires_at=start.expires_at)
+                )
+            booking = await self._load(booking_id)
+        await self.platform.interactions.record(learner.id, session.id, "booking", 1.0)
+        await self._notify_booked(booking, paid)
+        return booking, start
+
+    @staticmethod
+    async def _why_no_seat(db, session_id: uuid.UUID) -> Conflict:  # type: ignore[no-untyped-def]
+        row = (
+            await db.execute(
+                select(
+                    Session.status, Session.current_participants, Session.max_participants
+                ).where(Session.id == session_id)
+            )
+        ).one_or_none()
+        if row is None or row[0] != "scheduled":
+            return Conflict("the session can no longer be booked", code="invalid_state")
+        return Conflict("the session is full", code="session_full")
+
+    async def _notify_booked(self, booking: Booking, paid: bool) -> None:
+        session = booking.session
+        link = f"/sessions/{session.id}/"
+        if paid:
+            await notify_quietly(
+                self.platform,
+                [booking.learner_id],
+                title="Seat held — payment pending",
+                message=f"Your seat in “{session.title}” is held until "
+                f"{booking.payment_expires_at:%Y-%m-%d %H:%M} UTC while you pay.",
+                type="warning",
+                event="booking_pending",
+                link=link,
+            )
+            await notify_quietly(
+                self.platform,
+                [session.mentor_id],
+                title="New booking awaiting payment",
+                message=f"{booking.learner.display_name} booked “{session.title}”; "
+                "confirm once the payment arrives.",
+                type="info",
+                event="booking_pending",
+                link="/dashboard/",
+            )
+            return
+        await notify_quietly(
+            self.platform,
+            [booking.learner_id],
+            title="Booking confirmed",
+            message=f"You are booked into “{session.title}” on "
+            f"{session.schedule:%Y-%m-%d %H:%M} UTC.",
+            type="success",
+            event="booking_confirmed",
+            link=link,
+        )
+        await notify_quietly(
+            self.platform,
+            [session.mentor_id],
+            title="New booking",
+            message=f"{booking.learner.display_name} booked “{session.title}”.",
+            type="info",
+            event="booking_confirmed",
+            link=link,
+        )
+
+    async def _load(self, booking_id: int) -> Booking:
+        async with self.platform.db.session() as db:
+            booking = await db.get(Booking, booking_id)
+        if booking is None:
+            raise NotFound("no such booking")
+        return booking
+
+    async def get(self, booking_id: int | str) -> Booking:
+        return await self._load(parse_booking_id(booking_id))
+
+    async def _release(self, booking: Booking, *, payment_status: str | None) -> bool:
+        """Cancel a seat-holding booking and free its seat; False if it no longer held one."""
+        now = utcnow()
+        values: dict[str, object] = {"status": "cancelled", "updated_at": now}
+        if payment_status:
+            values["payment_status"] = payment_status
+        async with self.platform.db.transaction() as db:
+            done = await db.execute(
+                update(Booking)
+                .where(Booking.id == booking.id, Booking.status.in_(SEAT_STATUSES))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            await db.execute(
+                update(Session)
+                .where(Session.id == booking.session_id, Session.current_participants > 0)
+                .values(current_participants=Session.current_participants - 1)
+                .execution_options(synchronize_session=False)
+            )
+        return True
+
+    async def cancel(self, actor: User, booking_id: int | str) -> Booking:
+        booking = await self.get(booking_id)
+        if not (actor.is_admin or actor.id == booking.learner_id):
+            raise Forbidden("only the learner who booked (or an admin) can cancel a booking")
+        if booking.status not in SEAT_STATUSES:
+            raise Conflict(f"a {booking.status} booking cannot be cancelled", code="invalid_state")
+        if booking.session.status != "scheduled":
+            raise Conflict(
+                f"the session is {booking.session.status}; the booking can no longer be cancelled",
+                code="invalid_state",
+            )
+        # An unpaid hold simply lapses; a paid booking keeps "paid" so the refund is visible.
+        pay = "failed" if booking.payment_status == "pending" else None
+        if not await self._release(booking, payment_status=pay):
+            raise Conflict("the booking was already cancelled", code="invalid_state")
+        session = booking.session
+        who = "by an administrator" if actor.id != booking.learner_id else ""
+        await notify_quietly(
+            self.platform,
+            [booking.learner_id],
+            title="Booking cancelled",
+            message=f"Your booking of “{session.title}” was cancelled {who}".strip() + ".",
+            type="warning",
+            event="booking_cancelled",
+            link=f"/sessions/{session.id}/",
+        )
+        await notify_quietly(
+            self.platform,
+            [session.mentor_id],
+            title="Booking cancelled",
+            message=f"{booking.learner.display_name} no longer attends “{session.title}”.",
+            type="info",
+            event="booking_cancelled",
+            link=f"/sessions/{session.id}/",
+        )
+        return await self._load(booking.id)
+
+    # ------------------------------------------------------------------ reading
+
+    async def for_learner(self, user_id: int) -> list[Booking]:
+        async with self.platform.db.session() as db:
+            rows = await db.scalars(
+                select(Booking)
+                .join(Session, Session.id == Booking.session_id)
+                .where(Booking.learner_id == user_id)
+                .order_by(Session.schedule)
+            )
+            return list(rows.unique().all())
+
+    async def for_session(self, session_id: uuid.UUID | str) -> list[Booking]:
+        sid = parse_session_id(session_id)
+        async with self.platform.db.session() as db:
+            rows = await db.scalars(
+                select(Booking).where(Booking.session_id == sid).order_by(Booking.booking_time)
+            )
+            return list(rows.unique().all())
+
+    async def booking_of(self, user_id: int, session_id: uuid.UUID | str) -> Booking | None:
+        sid = parse_session_id(session_id)
+        async with self.platform.db.session() as db:
+            return await db.scalar(
+                select(Booking).where(Booking.learner_id == user_id, Booking.session_id == sid)
+            )
+
+    async def pending_for_mentor(self, mentor_id: int) -> list[Booking]:
+        async with self.platform.db.session() as db:
+            rows = await db.scalars(
+                select(Booking)
+                .join(Session, Session.id == Booking.session_id)
+                .where(Session.mentor_id == mentor_id, Booking.status == "pending")
+                .order_by(Booking.booking_time)
+            )
+            return list(rows.unique().all())
+
+    # ------------------------------------------------------------------ payments
+
+    async def mark_paid(self, actor: User, booking_id: int | str) -> Booking:
+        booking = await self.get(booking_id)
+        if not (actor.is_admin or actor.id == booking.session.mentor_id):
+            raise Forbidden("only the session's mentor or an admin can confirm a payment")
+        if booking.status != "pending" or booking.payment_status != "pending":
+            raise Conflict(
+                f"the booking is {booking.status} / {booking.payment_status}", code="invalid_state"
+            )
+        # The provider decides; nothing is marked paid without its payment id.
+        payment_id = await self.platform.payments.confirm(actor, booking)
+        async with self.platform.db.transaction() as db:
+            done = await db.execute(
+                update(Booking)
+                .where(
+                    Booking.id == booking.id,
+                    Booking.status == "pending",
+                    Booking.payment_status == "pending",
+                )
+                .values(
+                    status="confirmed",
+                    payment_status="paid",
+                    payment_id=payment_id,
+                    payment_expires_at=None,
+                    updated_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict("the booking changed meanwhile", code="invalid_state")
+        session = booking.session
+        await notify_quietly(
+            self.platform,
+            [booking.learner_id],
+            title="Payment received — booking confirmed",
+            message=f"Your seat in “{session.title}” is confirmed.",
+            type="success",
+            event="booking_confirmed",
+            link=f"/sessions/{session.id}/",
+        )
+        return await self._load(booking.id)
+
+    async def release_expired_holds(self, now: datetime | None = None) -> int:
+        """Cancel pending paid bookings whose hold expired; returns how many were released."""
+        now = now or utcnow()
+        async with self.platform.db.session() as db:
+            expired = (
+                (
+                    await db.scalars(
+                        select(Booking).where(
+                            Booking.status == "pending",
+                            Booking.payment_status == "pending",
+                            Booking.payment_expires_at.is_not(None),
+                            Booking.payment_expires_at <= now,
+                        )
+                    )
+                )
+                .unique()
+                .all()
+            )
+        released = 0
+        for booking in expired:
+            if not await self._release(booking, payment_status="failed"):
+                continue  # paid or cancelled meanwhile
+            released += 1
+            await notify_quietly(
+                self.platform,
+                [booking.learner_id],
+                title="Seat released",
+                message=f"No payment arrived for “{booking.session.title}” in time; "
+                "your held seat was released.",
+                type="error",
+                event="booking_expired",
+                link=f"/sessions/{booking.session_id}/",
+            )
+        return released
+
+    async def run_hold_expiry(self) -> None:
+        """Background loop releasing expired payment holds."""
+        while True:
+            try:
+                await self.release_expired_holds()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("payment hold expiry pass failed")
+            await asyncio.sleep(HOLD_CHECK_SECONDS)
+
+    # ------------------------------------------------------------------ the room
+
+    async def room_access(self, user: User, session_id: uuid.UUID | str) -> str:
+        """``"mentor"``, ``"admin"`` or ``"learner"`` for who may enter the live room.
+
+        Raises NotFound (no session), Conflict ``session_not_active`` (not live) or Forbidden.
+        """
+        session = await self.platform.sessions.get(session_id)
+        if user.id == session.mentor_id:
+            role = "mentor"
+        elif user.is_admin:
+            role = "admin"
+        else:
+            booking = await self.booking_of(user.id, session.id)
+            if booking is None or booking.status not in ("confirmed", "completed"):
+                raise Forbidden("only learners with a confirmed booking can join")
+            if await self.is_banned(session.id, user.id):
+                raise Forbidden("the mentor removed you from this session")
+            role = "learner"
+        if session.status != "active":
+            raise Conflict(f"the session is {session.status}", code="session_not_active")
+        return role
+
+    async def record_join(self, session_id: uuid.UUID | str, user_id: int) -> None:
+        sid = parse_session_id(session_id)
+        now = utcnow()
+        async with self.platform.db.transaction() as db:
+            # joined_at keeps the first join (attendance); left_at is cleared while present.
+            await db.execute(
+                update(Booking)
+                .where(
+                    Booking.session_id == sid,
+                    Booking.learner_id == user_id,
+                    Booking.joined_at.is_(None),
+                )
+                .values(joined_at=now)
+            )
+            await db.execute(
+                update(Booking)
+                .where(Booking.session_id == sid, Booking.learner_id == user_id)
+                .values(left_at=None, is_ready=True)
+            )
+
+    async def record_leave(self, session_id: uuid.UUID | str, user_id: int) -> None:
+        sid = parse_session_id(session_id)
+        async with self.platform.db.transaction() as db:
+            await db.execute(
+                update(Booking)
+                .where(Booking.session_id == sid, Booking.learner_id == user_id)
+                .values(left_at=utcnow(), is_ready=False)
+            )
+
+    async def ban(self, session_id: uuid.UUID | str, user_id: int) -> None:
+        sid = parse_session_id(session_id)
+        try:
+            async with self.platform.db.transaction() as db:
+                if await db.get(RoomBan, (sid, user_id)) is None:
+                    db.add(RoomBan(session_id=sid, user_id=user_id, created_at=utcnow()))
+        except IntegrityError:  # banned concurrently: the ban exists, which is all we want
+            pass
+
+    async def is_banned(self, session_id: uuid.UUID | str, user_id: int) -> bool:
+        sid = parse_session_id(session_id)
+        async with self.platform.db.session() as db:
+            return await db.get(RoomBan, (sid, user_id)) is not None

@@ -1,0 +1,481 @@
+"""Sessions: creation, search, the lifecycle state machine and "starting soon" reminders.
+
+State machine: scheduled → active → completed, or scheduled → cancelled.  Every transition is
+one conditional UPDATE (``WHERE status = <expected>``), so two nodes or two clicks can never
+both win; the loser gets 409 ``invalid_state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import String, cast, func, or_, select, update
+
+from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from control.models import Booking, Session, User, utcnow
+from control.services.common import Page, page_bounds
+
+if TYPE_CHECKING:
+    from control.platform import Platform
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("scheduled", "active", "completed", "cancelled")
+MAX_PRICE = Decimal("100000")
+MAX_SCHEDULE_AHEAD = timedelta(days=2 * 365)
+TITLE_MIN, TITLE_MAX = 3, 200
+DESCRIPTION_MAX = 10000
+SKILLS_MAX, SKILL_MAX_CHARS = 20, 50
+
+
+@dataclass(frozen=True)
+class SessionFilters:
+    """Search filters of ``GET /api/sessions/`` (all optional)."""
+
+    skill: str | None = None
+    q: str | None = None
+    mentor: str | None = None  # a user id or a username
+    status: str | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    free_only: bool = False
+    include_cancelled: bool = False
+
+
+def parse_session_id(value: uuid.UUID | str) -> uuid.UUID:
+    """A session UUID from user input; anything else is a 404 (ids are never guessed at)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, AttributeError, TypeError):
+        raise NotFound("no such session") from None
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def clean_skills(skills: Iterable[str]) -> list[str]:
+    """1–20 unique (case-insensitively) trimmed skills of at most 50 characters."""
+    cleaned: list[str] = []
+    seen: set[str] = set()
+    for raw in skills:
+        skill = str(raw).strip()
+        if not skill or len(skill) > SKILL_MAX_CHARS:
+            raise ValidationFailed(
+                "invalid skills",
+                fields={"skills_required": f"each skill needs 1–{SKILL_MAX_CHARS} characters"},
+            )
+        if skill.lower() in seen:
+            raise ValidationFailed(
+                "invalid skills", fields={"skills_required": f"duplicate skill {skill!r}"}
+            )
+        seen.add(skill.lower())
+        cleaned.append(skill)
+    if not 1 <= len(cleaned) <= SKILLS_MAX:
+        raise ValidationFailed(
+            "invalid skills", fields={"skills_required": f"give 1–{SKILLS_MAX} skills"}
+        )
+    return cleaned
+
+
+async def notify_quietly(platform: Platform, user_ids: Iterable[int], **kwargs: Any) -> None:
+    """Notify after the fact; the action already committed, so a failure is only logged."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    try:
+        if len(ids) == 1:
+            await platform.notifications.notify(ids[0], **kwargs)
+        else:
+            await platform.notifications.notify_many(ids, **kwargs)
+    except Exception:
+        log.exception("notification %s failed", kwargs.get("event"))
+
+
+class SessionService:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    # ------------------------------------------------------------------ create / read
+
+    async def create(
+        self,
+        mentor: User,
+        *,
+        title: str,
+        description: str,
+        schedule: datetime,
+        duration: int,
+        max_participants: int,
+        skills_required: list[str],
+        price: Decimal | float | int | str,
+    ) -> Session:
+        if mentor.role != "mentor":
+            raise Forbidden("only mentors can create sessions")
+        cfg = self.platform.settings.sessions
+        fields: dict[str, str] = {}
+        title = (title or "").strip()
+        if not TITLE_MIN <= len(title) <= TITLE_MAX:
+            fields["title"] = f"{TITLE_MIN}–{TITLE_MAX} characters"
+        description = (description or "").strip()
+        if len(description) > DESCRIPTION_MAX:
+            fields["description"] = f"at most {DESCRIPTION_MAX} characters"
+        now = utcnow()
+        if schedule.tzinfo is None:
+            fields["schedule"] = "give a timezone (e.g. 2030-01-31T18:00:00Z)"
+        elif schedule <= now:
+            fields["schedule"] = "must be in the future"
+        elif schedule > now + MAX_SCHEDULE_AHEAD:
+            fields["schedule"] = "at most two years ahead"
+        if not cfg.min_duration_minutes <= duration <= cfg.max_duration_minutes:
+            fields["duration"] = f"{cfg.min_duration_minutes}–{cfg.max_duration_minutes} minutes"
+        if not 1 <= max_participants <= cfg.max_participants:
+            fields["max_participants"] = f"1–{cfg.max_participants}"
+        try:
+            amount = Decimal(str(price))
+            if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
+                raise InvalidOperation
+            if amount != amount.quantize(Decimal("0.01")):
+                fields["price"] = "at most two decimals"
+        except (InvalidOperation, ValueError):
+            fields["price"] = f"a number from 0 to {MAX_PRICE}"
+            amount = Decimal(0)
+        try:
+            skills = clean_skills(skills_required)
+        except ValidationFailed as exc:
+            fields.update(exc.fields)
+            skills = []
+        if fields:
+            raise ValidationFailed("invalid session", fields=fields)
+        async with self.platform.db.transaction() as db:
+            session = Session(
+                title=title,
+                description=description,
+                mentor_id=mentor.id,
+                schedule=schedule.astimezone(UTC),
+                duration=duration,
+                max_participants=max_participants,
+                current_participants=0,
+                status="scheduled",
+                meeting_room_id=secrets.token_urlsafe(16),
+                skills_required=skills,
+                price=amount.quantize(Decimal("0.01")),
+                created_at=now,
+                updated_at=now,
+            )
+            db.add(session)
+        session.mentor = mentor
+        await self._notify_followers(mentor, session)
+        return session
+
+    async def _notify_followers(self, mentor: User, session: Session) -> None:
+        try:
+            followers = await self.platform.follows.followers(mentor.id)
+        except Exception:
+            log.exception("could not load followers of mentor %s", mentor.id)
+            return
+        await notify_quietly(
+            self.platform,
+            [f.id for f in followers],
+            title="New session from a mentor you follow",
+            message=f"{mentor.display_name} scheduled “{session.title}” for "
+            f"{session.schedule:%Y-%m-%d %H:%M} UTC.",
+            type="info",
+            event="session_created",
+            link=f"/sessions/{session.id}/",
+        )
+
+    async def get(self, session_id: uuid.UUID | str) -> Session:
+        sid = parse_session_id(session_id)
+        async with self.platform.db.session() as db:
+            session = await db.get(Session, sid)
+        if session is None:
+            raise NotFound("no such session")
+        return session
+
+    async def list(
+        self, filters: SessionFilters, *, page: int = 1, per_page: int = 20
+    ) -> Page[Session]:
+        offset, limit = page_bounds(page, per_page)
+        conditions: list[Any] = []
+        f = filters
+        if f.skill and f.skill.strip():
+            # JSON arrays are stored as text on both backends; match the quoted element.
+            needle = json.dumps(f.skill.strip())[1:-1]
+            conditions.append(
+                cast(Session.skills_required, String).ilike(
+                    f'%"{_like_escape(needle)}"%', escape="\\"
+                )
+            )
+        if f.q and f.q.strip():
+            pattern = f"%{_like_escape(f.q.strip())}%"
+            conditions.append(
+                or_(
+                    Session.title.ilike(pattern, escape="\\"),
+                    Session.description.ilike(pattern, escape="\\"),
+                )
+            )
+        if f.mentor and f.mentor.strip():
+            mentor = f.mentor.strip()
+            if mentor.isdigit() and len(mentor) < 18:
+                conditions.append(Session.mentor_id == int(mentor))
+            else:
+                conditions.append(
+                    Session.mentor_id.in_(select(User.id).where(User.username == mentor))
+                )
+        if f.status:
+            conditions.append(Session.status == f.status)
+        elif not f.include_cancelled:
+            conditions.append(Session.status != "cancelled")
+        if f.date_from:
+            conditions.append(Session.schedule >= f.date_from)
+        if f.date_to:
+            conditions.append(Session.schedule <= f.date_to)
+        if f.free_only:
+            conditions.append(Session.price == 0)
+        if f.price_min is not None:
+            conditions.append(Session.price >= f.price_min)
+        if f.price_max is not None:
+            conditions.append(Session.price <= f.price_max)
+        async with self.platform.db.session() as db:
+            total = await db.scalar(select(func.count(Session.id)).where(*conditions))
+            rows = await db.scalars(
+                select(Session)
+                .where(*conditions)
+                .order_by(Session.schedule, Session.id)
+                .offset(offset)
+                .limit(limit)
+            )
+            items = list(rows.unique().all())
+        return Page(items=items, total=int(total or 0), page=max(1, page), per_page=limit)
+
+    async def for_mentor(self, mentor_id: int) -> list[Session]:
+        async with self.platform.db.session() as db:
+            rows = await db.scalars(
+                select(Session).where(Session.mentor_id == mentor_id).order_by(Session.schedule)
+            )
+            return list(rows.unique().all())
+
+    async def upcoming(self, limit: int = 20) -> list[Session]:
+        async with self.platform.db.session() as db:
+            rows = await db.scalars(
+                select(Session)
+                .where(Session.status == "scheduled", Session.schedule >= utcnow())
+                .order_by(Session.schedule)
+                .limit(max(1, min(limit, 500)))
+            )
+            return list(rows.unique().all())
+
+    # ------------------------------------------------------------------ state machine
+
+    def can_start(self, session: Session, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        window = timedelta(minutes=self.platform.settings.sessions.start_window_minutes)
+        return session.status == "scheduled" and now >= session.schedule - window
+
+    async def _transition(self, sid: uuid.UUID, expected: str, new: str, **values: Any) -> None:
+        """Move ``sid`` from ``expected`` to ``new`` or raise 409 invalid_state."""
+        now = utcnow()
+        async with self.platform.db.transaction() as db:
+            result = await db.execute(
+                update(Session)
+                .where(Session.id == sid, Session.status == expected)
+                .values(status=new, updated_at=now, **values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict(f"the session is no longer {expected}", code="invalid_state")
+            if new == "cancelled":
+                await db.execute(
+                    update(Booking)
+                    .where(
+                        Booking.session_id == sid,
+                        Booking.status.in_(("pending", "confirmed")),
+                        Booking.payment_status == "pending",
+                    )
+                    .values(status="cancelled", payment_status="failed", updated_at=now)
+                )
+                await db.execute(
+                    update(Booking)
+                    .where(Booking.session_id == sid, Booking.status.in_(("pending", "confirmed")))
+                    .values(status="cancelled", updated_at=now)
+                )
+                await db.execute(
+                    update(Session).where(Session.id == sid).values(current_participants=0)
+                )
+            if new == "completed":
+                # Attendees are the learners who actually joined the room.
+                await db.execute(
+                    update(Booking)
+                    .where(
+                        Booking.session_id == sid,
+                        Booking.status == "confirmed",
+                        Booking.joined_at.is_not(None),
+                    )
+                    .values(status="completed", updated_at=now)
+                )
+
+    async def _learner_ids(self, sid: uuid.UUID, statuses: tuple[str, ...]) -> list[int]:
+        async with self.platform.db.session() as db:
+            return list(
+                (
+                    await db.scalars(
+                        select(Booking.learner_id).where(
+                            Booking.session_id == sid, Booking.status.in_(statuses)
+                        )
+                    )
+                ).all()
+            )
+
+    async def start(self, actor: User, session_id: uuid.UUID | str) -> Session:
+        session = await self.get(session_id)
+        if actor.id != session.mentor_id:
+            raise Forbidden("only the session's mentor can start it")
+        if session.status != "scheduled":
+            raise Conflict(f"a {session.status} session cannot be started", code="invalid_state")
+        if not self.can_start(session):
+            window = self.platform.settings.sessions.start_window_minutes
+            raise Conflict(
+                f"the room opens {window} minutes before the scheduled time", code="too_early"
+            )
+        await self._transition(session.id, "scheduled", "active", started_at=utcnow())
+        await self.platform.bus.publish(f"session:{session.id}", {"type": "session_started"})
+        learners = await self._learner_ids(session.id, ("confirmed",))
+        await notify_quietly(
+            self.platform,
+            learners,
+            title="Your session has started",
+            message=f"“{session.title}” is live. Join the room now.",
+            type="success",
+            event="session_started",
+            link=f"/sessions/{session.id}/room",
+        )
+        return await self.get(session.id)
+
+    async def end(self, actor: User, session_id: uuid.UUID | str) -> Session:
+        session = await self.get(session_id)
+        if actor.id != session.mentor_id:
+            raise Forbidden("only the session's mentor can end it")
+        if session.status != "active":
+            raise Conflict(f"a {session.status} session cannot be ended", code="invalid_state")
+        await self._transition(session.id, "active", "completed", ended_at=utcnow())
+        await self.platform.bus.publish(f"session:{session.id}", {"type": "session_ended"})
+        for learner_id in await self._learner_ids(session.id, ("completed",)):
+            await self.platform.interactions.record(learner_id, session.id, "completion", 1.0)
+        confirmed = await self._learner_ids(session.id, ("confirmed", "completed"))
+        await notify_quietly(
+            self.platform,
+            confirmed,
+            title="Session ended — how was it?",
+            message=f"“{session.title}” has ended. Rate it to help others choose.",
+            type="info",
+            event="session_ended",
+            link=f"/sessions/{session.id}/feedback/",
+        )
+        return await self.get(session.id)
+
+    async def cancel(self, actor: User, session_id: uuid.UUID | str) -> Session:
+        session = await self.get(session_id)
+        if not (actor.is_admin or actor.id == session.mentor_id):
+            raise Forbidden("only the session's mentor or an admin can cancel it")
+        if session.status != "scheduled":
+            raise Conflict(f"a {session.status} session cannot be cancelled", code="invalid_state")
+        learners = await self._learner_ids(session.id, ("pending", "confirmed"))
+        await self._transition(session.id, "scheduled", "cancelled")
+        await self.platform.bus.publish(f"session:{session.id}", {"type": "session_cancelled"})
+        await notify_quietly(
+            self.platform,
+            learners,
+            title="Session cancelled",
+            message=f"“{session.title}” on {session.schedule:%Y-%m-%d %H:%M} UTC was cancelled.",
+            type="warning",
+            event="session_cancelled",
+            link=f"/sessions/{session.id}/",
+        )
+        if actor.id != session.mentor_id:
+            await notify_quietly(
+                self.platform,
+                [session.mentor_id],
+                title="Session cancelled by an administrator",
+                message=f"“{session.title}” was cancelled by an administrator.",
+                type="warning",
+                event="session_cancelled",
+                link=f"/sessions/{session.id}/",
+            )
+        return await self.get(session.id)
+
+    # ------------------------------------------------------------------ reminders
+
+    async def send_due_reminders(self, now: datetime | None = None) -> int:
+        """Notify sessions starting within ``reminder_minutes``; returns how many were sent.
+
+        Each session is claimed with ``UPDATE ... WHERE reminder_sent = false``: only the
+        node whose update changed the row sends, so reminders go out once across nodes.
+        """
+        now = now or utcnow()
+        horizon = now + timedelta(minutes=self.platform.settings.sessions.reminder_minutes)
+        async with self.platform.db.session() as db:
+            due = (
+                (
+                    await db.scalars(
+                        select(Session).where(
+                            Session.status == "scheduled",
+                            Session.reminder_sent.is_(False),
+                            Session.schedule > now,
+                            Session.schedule <= horizon,
+                        )
+                    )
+                )
+                .unique()
+                .all()
+            )
+        sent = 0
+        for session in due:
+            async with self.platform.db.transaction() as db:
+                claimed = await db.execute(
+                    update(Session)
+                    .where(Session.id == session.id, Session.reminder_sent.is_(False))
+                    .values(reminder_sent=True)
+                )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            sent += 1
+            minutes = max(1, int((session.schedule - now).total_seconds() // 60))
+            recipients = [
+                *await self._learner_ids(session.id, ("confirmed",)),
+                session.mentor_id,
+            ]
+            await notify_quietly(
+                self.platform,
+                recipients,
+                title="Starting soon",
+                message=f"“{session.title}” starts in {minutes} minutes.",
+                type="info",
+                event="session_reminder",
+                link=f"/sessions/{session.id}/",
+            )
+        return sent
+
+    async def run_reminders(self) -> None:
+        """Background loop: send due reminders every ``reminder_check_seconds``."""
+        interval = self.platform.settings.sessions.reminder_check_seconds
+        while True:
+            try:
+                await self.send_due_reminders()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reminder pass failed")
+            await asyncio.sleep(interval)

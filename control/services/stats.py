@@ -1,0 +1,205 @@
+"""Dashboard figures per role.  Aggregation is done in Python over one user's rows (small) and
+with GROUP BY for the admin totals, so it is identical on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from control.models import Booking, Feedback, Interaction, Session, User, utcnow
+
+if TYPE_CHECKING:
+    from control.platform import Platform
+
+SESSION_STATUSES = ("scheduled", "active", "completed", "cancelled")
+BOOKING_STATUSES = ("pending", "confirmed", "cancelled", "completed")
+
+
+def earns(booking: Booking) -> bool:
+    """A booking counts towards earnings when it is paid, or free and kept."""
+    if booking.payment_status == "paid":
+        return True
+    return booking.payment_status == "not_required" and booking.status in (
+        "confirmed",
+        "completed",
+    )
+
+
+def _session_summary(s: Session) -> dict[str, Any]:
+    return {
+        "id": str(s.id),
+        "title": s.title,
+        "schedule": s.schedule.isoformat(),
+        "status": s.status,
+        "duration": s.duration,
+    }
+
+
+class StatsService:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    async def learner_overview(self, user: User) -> dict[str, Any]:
+        now = utcnow()
+        bookings = await self.platform.bookings.for_learner(user.id)
+        upcoming = [
+            b
+            for b in bookings
+            if b.status in ("pending", "confirmed")
+            and b.session.status in ("scheduled", "active")
+            and b.session.schedule + timedelta(minutes=b.session.duration) >= now
+        ]
+        completed = [
+            b
+            for b in bookings
+            if b.status == "completed"
+            or (b.status == "confirmed" and b.session.status == "completed")
+        ]
+        # Hours learned counts sessions actually attended (joined the room).
+        minutes = sum(b.session.duration for b in completed if b.joined_at is not None)
+        async with self.platform.db.session() as db:
+            recent = (
+                await db.execute(
+                    select(Interaction, Session.title)
+                    .join(Session, Session.id == Interaction.session_id)
+                    .where(Interaction.user_id == user.id, Interaction.kind != "view")
+                    .order_by(Interaction.created_at.desc())
+                    .limit(10)
+                )
+            ).all()
+        return {
+            "bookings_upcoming": len(upcoming),
+            "bookings_completed": len(completed),
+            "bookings_total": len([b for b in bookings if b.status != "cancelled"]),
+            "hours_learned": round(minutes / 60, 2),
+            "next_sessions": [_session_summary(b.session) for b in upcoming[:5]],
+            "recent_activity": [
+                {
+                    "kind": i.kind,
+                    "session_id": str(i.session_id),
+                    "title": title,
+                    "value": i.value,
+                    "at": i.created_at.isoformat(),
+                }
+                for i, title in recent
+            ],
+        }
+
+    async def mentor_overview(self, user: User) -> dict[str, Any]:
+        sessions = await self.platform.sessions.for_mentor(user.id)
+        ids = [s.id for s in sessions]
+        bookings: list[Booking] = []
+        if ids:
+            async with self.platform.db.session() as db:
+                bookings = list(
+                    (await db.scalars(select(Booking).where(Booking.session_id.in_(ids))))
+                    .unique()
+                    .all()
+                )
+        by_session: dict[Any, list[Booking]] = defaultdict(list)
+        for b in bookings:
+            by_session[b.session_id].append(b)
+        per_session = []
+        per_month: dict[str, Decimal] = defaultdict(Decimal)
+        total = Decimal(0)
+        for s in sessions:
+            earned = [b for b in by_session[s.id] if earns(b)]
+            amount = (
+                sum((b.amount or s.price for b in earned), Decimal(0)) if s.price else Decimal(0)
+            )
+            total += amount
+            per_month[f"{s.schedule:%Y-%m}"] += amount
+            per_session.append(
+                {**_session_summary(s), "bookings": len(earned), "amount": float(amount)}
+            )
+        attendance = [
+            {
+                **_session_summary(s),
+                "booked": len(
+                    [b for b in by_session[s.id] if b.status in ("confirmed", "completed")]
+                ),
+                "joined": len([b for b in by_session[s.id] if b.joined_at is not None]),
+            }
+            for s in sessions
+            if s.status == "completed"
+        ]
+        status_counts = Counter(s.status for s in sessions)
+        avg, count = await self.platform.feedback.mentor_rating(user.id)
+        dist = await self.platform.feedback.distribution(user.id)
+        return {
+            "currency": self.platform.settings.payments.currency,
+            "earnings_total": float(total),
+            "earnings_per_session": per_session,
+            "earnings_per_month": [
+                {"month": m, "amount": float(a)} for m, a in sorted(per_month.items())
+            ],
+            "sessions_by_status": {k: status_counts.get(k, 0) for k in SESSION_STATUSES},
+            "rating_average": avg,
+            "rating_count": count,
+            "rating_distribution": {str(k): v for k, v in dist.items()},
+            "attendance": attendance,
+            "pending_payments": len([b for b in bookings if b.status == "pending"]),
+        }
+
+    async def admin_overview(self) -> dict[str, Any]:
+        async with self.platform.db.session() as db:
+            users = dict(
+                (await db.execute(select(User.role, func.count()).group_by(User.role))).all()
+            )
+            sessions = dict(
+                (
+                    await db.execute(select(Session.status, func.count()).group_by(Session.status))
+                ).all()
+            )
+            bookings = dict(
+                (
+                    await db.execute(select(Booking.status, func.count()).group_by(Booking.status))
+                ).all()
+            )
+            revenue = await db.scalar(
+                select(func.coalesce(func.sum(Booking.amount), 0)).where(
+                    Booking.payment_status == "paid"
+                )
+            )
+            top = (
+                await db.execute(
+                    select(User.id, User.username, func.count(Booking.id).label("n"))
+                    .join(Session, Session.mentor_id == User.id)
+                    .join(Booking, Booking.session_id == Session.id)
+                    .where(Booking.status.in_(("confirmed", "completed")))
+                    .group_by(User.id, User.username)
+                    .order_by(func.count(Booking.id).desc(), User.id)
+                    .limit(5)
+                )
+            ).all()
+            ratings = dict(
+                (
+                    await db.execute(
+                        select(Session.mentor_id, func.avg(Feedback.rating))
+                        .join(Feedback, Feedback.session_id == Session.id)
+                        .group_by(Session.mentor_id)
+                    )
+                ).all()
+            )
+        return {
+            "currency": self.platform.settings.payments.currency,
+            "users_by_role": {k: int(users.get(k, 0)) for k in ("learner", "mentor", "admin")},
+            "sessions_by_status": {k: int(sessions.get(k, 0)) for k in SESSION_STATUSES},
+            "bookings_by_status": {k: int(bookings.get(k, 0)) for k in BOOKING_STATUSES},
+            "revenue": float(revenue or 0),
+            "top_mentors": [
+                {
+                    "id": uid,
+                    "username": name,
+                    "bookings": int(n),
+                    "rating": round(float(ratings[uid]), 2)
+                    if ratings.get(uid) is not None
+                    else None,
+                }
+                for uid, name, n in top
+            ],
+        }

@@ -1,0 +1,197 @@
+"""The asyncio-facing engine: live updates on the loop, refits in a worker thread.
+
+* ``record()`` applies an interaction to the current model's live overlay at once (O(1)-ish:
+  decayed popularity, seats taken, the user's bookings and collaborative row).
+* Refits run in the background every ``refit_interval_s`` and after
+  ``refit_after_interactions`` new interactions: the snapshot is loaded (async loaders on the
+  loop, sync ones in the worker thread), the model is fitted in the worker thread, then the new
+  ``Recommender`` replaces the old one with one reference assignment. Requests read that
+  reference once, so they never wait for a refit and never see a half-built model.
+* Interactions recorded after the snapshot was read are replayed onto the new model before the
+  swap, so nothing recorded during a (slow) fit is lost.
+
+All public methods are meant to be called from the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import datetime
+
+from .data import Interaction, Recommendation, RecommenderWeights, Snapshot, UserProfile
+from .hybrid import FittedModel, Recommender, fit_model
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[], Awaitable[Snapshot]] | Callable[[], Snapshot]
+Fitter = Callable[[Snapshot, RecommenderWeights], FittedModel]
+#: bound on interactions kept for replay if refits keep failing
+MAX_PENDING = 200_000
+
+
+class Engine:
+    """Recommendations for the web layer, kept fresh without blocking the event loop."""
+
+    def __init__(
+        self,
+        loader: Loader,
+        weights: RecommenderWeights | None = None,
+        *,
+        executor: Executor | None = None,
+        fitter: Fitter = fit_model,
+        min_refit_gap_s: float = 5.0,
+    ) -> None:
+        self.weights = weights or RecommenderWeights()
+        self._loader = loader
+        self._fitter = fitter
+        self._executor = executor
+        self._own_executor = executor is None
+        self._min_gap = min_refit_gap_s
+        self._current: Recommender | None = None
+        self._pending: list[Interaction] = []  # recorded since the last snapshot was read
+        self._since_fit = 0
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_refit = 0.0
+        self.version = 0  #: incremented on every model swap
+        self.last_fit_seconds: float | None = None
+        self.last_error: BaseException | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """True once a model has been fitted."""
+        return self._current is not None
+
+    @property
+    def model(self) -> FittedModel | None:
+        cur = self._current
+        return cur.model if cur else None
+
+    async def start(self, wait: bool = False) -> None:
+        """Start the background refit loop; the first fit begins at once.
+
+        With ``wait=True`` the first fit is awaited (CLI, tests); the app should not wait.
+        """
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="recommender-fit")
+        if self._task is None:
+            self._wake.set()  # fit immediately
+            self._task = asyncio.create_task(self._run(), name="recommender-refit")
+        if wait:
+            while self.version == 0 and self.last_error is None:
+                await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop the refit loop and release the worker thread (an in-flight fit is dropped)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._own_executor and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def refresh_now(self) -> None:
+        """Load a snapshot and refit now; returns when the new model is live."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="recommender-fit")
+            snapshot = await self._load(loop)
+            # Everything recorded from here on is not in the snapshot: keep it for replay.
+            self._pending = []
+            self._since_fit = 0
+            t0 = time.perf_counter()
+            model = await loop.run_in_executor(self._executor, self._fitter, snapshot, self.weights)
+            fresh = Recommender(model, self.weights)
+            for it in self._pending:
+                fresh.record(it)
+            self._current = fresh  # the swap: one reference assignment
+            self.version += 1
+            self.last_fit_seconds = time.perf_counter() - t0
+            self._last_refit = time.monotonic()
+            self.last_error = None
+            log.info("recommender refit %d in %.2fs", self.version, self.last_fit_seconds)
+
+    def request_refit(self) -> None:
+        """Ask for a refit soon (e.g. after sessions were published or edited)."""
+        self._wake.set()
+
+    # -- real-time updates ----------------------------------------------------------------
+    def record(self, interaction: Interaction) -> None:
+        """Apply an interaction now; schedules a refit after enough of them."""
+        if len(self._pending) < MAX_PENDING:
+            self._pending.append(interaction)
+        cur = self._current
+        if cur is not None:
+            cur.record(interaction)
+        self._since_fit += 1
+        if self._since_fit >= self.weights.refit_after_interactions:
+            self._wake.set()
+
+    # -- requests (synchronous, fast) -----------------------------------------------------
+    def recommend_sessions(
+        self,
+        user_id: int | None,
+        k: int = 10,
+        booked_ids: Iterable[str] = (),
+        now: datetime | None = None,
+        profile: UserProfile | None = None,
+    ) -> list[Recommendation]:
+        """Top-``k`` sessions for a user (``[]`` until the first fit)."""
+        cur = self._current
+        return cur.recommend_sessions(user_id, k, booked_ids, now, profile) if cur else []
+
+    def recommend_mentors(
+        self,
+        user_id: int | None,
+        k: int = 10,
+        followed_ids: Iterable[int] = (),
+        now: datetime | None = None,
+        profile: UserProfile | None = None,
+    ) -> list[Recommendation]:
+        """Top-``k`` mentors to follow (``[]`` until the first fit)."""
+        cur = self._current
+        return cur.recommend_mentors(user_id, k, followed_ids, now, profile) if cur else []
+
+    def trending(
+        self, k: int = 10, now: datetime | None = None, user_id: int | None = None
+    ) -> list[Recommendation]:
+        """Trending upcoming sessions (``[]`` until the first fit)."""
+        cur = self._current
+        return cur.trending(k, now, user_id) if cur else []
+
+    # -- internals ------------------------------------------------------------------------
+    async def _load(self, loop: asyncio.AbstractEventLoop) -> Snapshot:
+        if inspect.iscoroutinefunction(self._loader):
+            return await self._loader()
+        # A sync loader may block (database, file): run it in the worker thread.
+        result = await loop.run_in_executor(self._executor, self._loader)
+        if inspect.isawaitable(result):
+            result = await result
+        return result  # type: ignore[return-value]
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.weights.refit_interval_s)
+            self._wake.clear()
+            gap = self._min_gap - (time.monotonic() - self._last_refit)
+            if self.version and gap > 0:
+                await asyncio.sleep(gap)  # bound the refit rate under heavy traffic
+            try:
+                await self.refresh_now()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep serving the old model; retry on the next tick
+                self.last_error = exc
+                log.exception("recommender refit failed")

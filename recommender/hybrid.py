@@ -1,0 +1,436 @@
+"""The hybrid recommender: fit all components once, blend them per request.
+
+``fit_model`` builds an immutable ``FittedModel``; ``LiveState`` is the small mutable overlay
+that ``record()`` updates between refits (popularity, seats taken, new bookings, new history);
+``Recommender`` pairs the two and answers requests with a few vector operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from .catalog import Catalog, build_catalog, implicit_weight
+from .collaborative import CollaborativeModel
+from .content import ContentModel
+from .data import Interaction, Recommendation, RecommenderWeights, Snapshot, UserProfile
+from .popularity import DecayedCounter, build_counters, interaction_arrays, popularity_weight
+
+#: share of a mentor's decayed popularity lent to each of their sessions (new ones have none)
+MENTOR_POPULARITY_SHARE = 0.3
+#: weight of the mentor's (Bayesian) rating inside the popularity component
+RATING_BOOST = 0.25
+#: prior of the Bayesian average rating: ``PRIOR_COUNT`` ratings of ``PRIOR_MEAN``
+PRIOR_MEAN, PRIOR_COUNT = 3.5, 5.0
+#: a component "dominates" an item when it gives at least this share of the blended score
+DOMINANT_SHARE = 0.6
+PAGE = 10  # the diversity cap applies per page of this many results
+COMPONENTS = ("content", "collaborative", "popularity")
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """Everything precomputed at fit; never mutated after construction."""
+
+    catalog: Catalog
+    content: ContentModel
+    collaborative: CollaborativeModel
+    session_popularity: DecayedCounter
+    mentor_popularity: DecayedCounter
+    mentor_rating: np.ndarray  # Bayesian average rating per mentor, 1..5
+    fitted_at: datetime
+    n_interactions: int
+
+
+def fit_model(snapshot: Snapshot, weights: RecommenderWeights | None = None) -> FittedModel:
+    """Fit every component on a snapshot (CPU-bound: run it off the event loop)."""
+    weights = weights or RecommenderWeights()
+    cat = build_catalog(snapshot)
+    content = ContentModel.fit(cat)
+    collab = CollaborativeModel.fit(cat)
+    now = datetime.now(UTC)
+    w, ts = interaction_arrays(snapshot.interactions)
+    ref = float(ts.max()) if len(ts) else now.timestamp()
+    spop, mpop = build_counters(
+        cat.events.session, cat.events.mentor, w, ts, cat.n_sessions, cat.n_mentors,
+        weights.half_life_days, ref,
+    )
+    return FittedModel(
+        cat, content, collab, spop, mpop, _mentor_ratings(cat), now, len(snapshot.interactions)
+    )
+
+
+def _mentor_ratings(cat: Catalog) -> np.ndarray:
+    """Bayesian average rating per mentor: the profile's rating, else the snapshot's ratings."""
+    total = np.zeros(cat.n_mentors)
+    count = np.zeros(cat.n_mentors)
+    ev = cat.events
+    rated = (ev.kind == 3) & (ev.mentor >= 0) & ~np.isnan(ev.value)
+    np.add.at(total, ev.mentor[rated], ev.value[rated])
+    np.add.at(count, ev.mentor[rated], 1.0)
+    for i, m in enumerate(cat.mentors):
+        if m.rating is not None and m.rating_count > 0:
+            total[i], count[i] = m.rating * m.rating_count, m.rating_count
+    return (total + PRIOR_MEAN * PRIOR_COUNT) / (count + PRIOR_COUNT)
+
+
+@dataclass
+class LiveState:
+    """What changed since the fit. Mutated only by ``record`` (on the event loop)."""
+
+    session_popularity: DecayedCounter
+    mentor_popularity: DecayedCounter
+    taken_extra: np.ndarray
+    booked: dict[int, set[int]] = field(default_factory=dict)  # user -> session indices
+    history: dict[int, int] = field(default_factory=dict)  # user -> new interactions
+    collab_extra: dict[int, dict[int, float]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: FittedModel) -> LiveState:
+        return cls(
+            model.session_popularity.copy(),
+            model.mentor_popularity.copy(),
+            np.zeros(model.catalog.n_sessions, dtype=np.int64),
+        )
+
+    def record(self, model: FittedModel, it: Interaction) -> None:
+        """Apply one interaction: O(number of the session's skills)."""
+        cat = model.catalog
+        s = cat.session_index.get(it.session_id)
+        m = cat.mentor_index.get(it.mentor_id)
+        ts = it.at.timestamp()
+        w = popularity_weight(it.kind, it.value)
+        if s is not None:
+            self.session_popularity.add(s, w, ts)
+            if m is None:
+                m = int(cat.session_mentor[s])
+        if m is not None:
+            self.mentor_popularity.add(m, w, ts)
+        if it.kind == "booking" and s is not None:
+            if s not in self.booked.setdefault(it.user_id, set()):
+                self.booked[it.user_id].add(s)
+                self.taken_extra[s] += 1
+        self.history[it.user_id] = self.history.get(it.user_id, 0) + 1
+        iw = implicit_weight(it.kind, it.value)
+        if iw > 0 and (s is not None or m is not None):
+            extra = self.collab_extra.setdefault(it.user_id, {})
+            for col, share in model.collaborative.event_columns(s, m if s is None else None):
+                extra[col] = extra.get(col, 0.0) + iw * share
+
+
+@dataclass(frozen=True)
+class _Scores:
+    parts: dict[str, np.ndarray]  # weighted, normalised component scores
+    total: np.ndarray
+    user_vec: np.ndarray
+    aff: np.ndarray
+    profile: UserProfile | None
+
+
+class Recommender:
+    """Answers requests from one fitted model and its live overlay."""
+
+    def __init__(
+        self,
+        model: FittedModel,
+        weights: RecommenderWeights | None = None,
+        live: LiveState | None = None,
+    ) -> None:
+        self.model = model
+        self.weights = weights or RecommenderWeights()
+        self.live = live or LiveState.of(model)
+
+    # -- sessions -------------------------------------------------------------------------
+    def recommend_sessions(
+        self,
+        user_id: int | None,
+        k: int = 10,
+        booked_ids: Iterable[str] = (),
+        now: datetime | None = None,
+        profile: UserProfile | None = None,
+        candidate_ids: Collection[str] | None = None,
+    ) -> list[Recommendation]:
+        """Top-``k`` bookable sessions for a user, with a reason each.
+
+        ``profile`` scores a user who registered after the last fit; ``candidate_ids``
+        restricts the ranking to a subset (e.g. search results, or the evaluation's new items).
+        """
+        cat = self.model.catalog
+        if not cat.n_sessions or k <= 0:
+            return []
+        now_ts = (now or datetime.now(UTC)).timestamp()
+        mask = self._bookable(now_ts)
+        if user_id is not None:
+            mask &= cat.session_mentor_id != user_id  # a mentor's own sessions
+            self._drop_booked(mask, user_id, booked_ids)
+        if candidate_ids is not None:
+            keep = np.zeros(cat.n_sessions, dtype=bool)
+            keep[[cat.session_index[i] for i in candidate_ids if i in cat.session_index]] = True
+            mask &= keep
+        if not mask.any():
+            return []
+        sc = self._session_scores(user_id, profile, now_ts, mask)
+        picked = _ranked(sc.total, mask, cat.session_mentor, k, self.weights.max_per_mentor)
+        return [self._explain_session(i, sc) for i in picked]
+
+    def trending(
+        self, k: int = 10, now: datetime | None = None, user_id: int | None = None
+    ) -> list[Recommendation]:
+        """Upcoming bookable sessions ranked by decayed interactions (own, then mentor's)."""
+        cat = self.model.catalog
+        if not cat.n_sessions or k <= 0:
+            return []
+        now_ts = (now or datetime.now(UTC)).timestamp()
+        mask = self._bookable(now_ts)
+        if user_id is not None:
+            mask &= cat.session_mentor_id != user_id
+            self._drop_booked(mask, user_id, ())
+        own = self.live.session_popularity.at(now_ts)
+        mentor = self.live.mentor_popularity.at(now_ts)[cat.session_mentor]
+        # Own activity ranks first; the mentor's popularity only orders sessions with none yet.
+        score = own + 1e-3 * mentor
+        picked = _ranked(score, mask, cat.session_mentor, k, self.weights.max_per_mentor)
+        out = []
+        for i in picked:
+            if own[i] > 0:
+                reason = "trending this week"
+            else:
+                name = cat.mentors[cat.session_mentor[i]].username
+                reason = f"new session from {name}, popular this week"
+            out.append(Recommendation(cat.sessions[i].id, float(score[i]), reason, "popularity"))
+        return out
+
+    # -- mentors --------------------------------------------------------------------------
+    def recommend_mentors(
+        self,
+        user_id: int | None,
+        k: int = 10,
+        followed_ids: Iterable[int] = (),
+        now: datetime | None = None,
+        profile: UserProfile | None = None,
+    ) -> list[Recommendation]:
+        """Mentors to follow: similar teaching, learners like you, popular and well rated."""
+        cat, w = self.model.catalog, self.weights
+        if not cat.n_mentors or k <= 0:
+            return []
+        now_ts = (now or datetime.now(UTC)).timestamp()
+        mask = np.ones(cat.n_mentors, dtype=bool)
+        for mid in [*followed_ids, user_id]:
+            if mid is not None and mid in cat.mentor_index:
+                mask[cat.mentor_index[mid]] = False
+        if not mask.any():
+            return []
+        row, profile = self._user(user_id, profile)
+        u = self.model.content.user_vector(row, profile)
+        aff = self._affinity(row, user_id)
+        pop = np.log1p(self.live.mentor_popularity.at(now_ts))
+        rating = (self.model.mentor_rating - 1.0) / 4.0
+        parts = {
+            "content": w.content * _scale(self.model.content.score_mentors(u), mask),
+            "collaborative": self._collab_weight(row, user_id)
+            * _scale(self.model.collaborative.score_mentors(aff), mask, shift=True),
+            "popularity": w.popularity
+            * _scale(pop, mask) * (1 - RATING_BOOST) + w.popularity * RATING_BOOST * rating,
+        }
+        total = sum(parts.values())
+        out = []
+        for i in _top(total, mask, k):
+            i = int(i)
+            m = cat.mentors[i]
+            source = _dominant(parts, i)
+            if source == "content":
+                term = self.model.content.best_term(self.model.content.mentors, i, u)
+                name = _term_name(self.model.content, term)
+                reason = (
+                    f"teaches {name}, close to your interests" if name else "teaches what you study"
+                )
+            elif source == "collaborative":
+                reason = "learners like you booked with this mentor"
+            elif m.rating is not None and m.rating_count >= 3 and m.rating >= 4:
+                reason = f"highly rated ({m.rating:.1f} from {m.rating_count} ratings)"
+            else:
+                reason = "popular with learners this week"
+            out.append(Recommendation(m.id, float(total[i]), reason, source))
+        return out
+
+    # -- live updates ---------------------------------------------------------------------
+    def record(self, it: Interaction) -> None:
+        self.live.record(self.model, it)
+
+    # -- internals ------------------------------------------------------------------------
+    def _bookable(self, now_ts: float) -> np.ndarray:
+        cat = self.model.catalog
+        seats = cat.session_taken + self.live.taken_extra < cat.session_capacity
+        return cat.session_open & (cat.session_ts >= now_ts) & seats
+
+    def _drop_booked(self, mask: np.ndarray, user_id: int, booked_ids: Iterable[str]) -> None:
+        cat = self.model.catalog
+        row = cat.user_index.get(user_id)
+        if row is not None:
+            mask[cat.booked_of(row)] = False
+        for s in self.live.booked.get(user_id, ()):
+            mask[s] = False
+        for sid in booked_ids:
+            s = cat.session_index.get(sid)
+            if s is not None:
+                mask[s] = False
+
+    def _user(
+        self, user_id: int | None, profile: UserProfile | None
+    ) -> tuple[int | None, UserProfile | None]:
+        cat = self.model.catalog
+        row = cat.user_index.get(user_id) if user_id is not None else None
+        if profile is None and row is not None:
+            profile = cat.users[row]
+        return row, profile
+
+    def _affinity(self, row: int | None, user_id: int | None) -> np.ndarray:
+        extra = self.live.collab_extra.get(user_id) if user_id is not None else None
+        collab = self.model.collaborative
+        return collab.affinity(collab.user_row(row, extra))
+
+    def _collab_weight(self, row: int | None, user_id: int | None) -> float:
+        """The collaborative weight grows linearly with history up to ``full_history``."""
+        w = self.weights
+        n = (self.model.catalog.history_count[row] if row is not None else 0) + (
+            self.live.history.get(user_id, 0) if user_id is not None else 0
+        )
+        return w.collaborative * min(1.0, n / max(1, w.collaborative_full_history))
+
+    def _session_scores(
+        self, user_id: int | None, profile: UserProfile | None, now_ts: float, mask: np.ndarray
+    ) -> _Scores:
+        m, w = self.model, self.weights
+        cat = m.catalog
+        row, profile = self._user(user_id, profile)
+        u = m.content.user_vector(row, profile)
+        aff = self._affinity(row, user_id)
+        mentor_part, skill_part = m.collaborative.score_sessions(aff)
+        pop = self.live.session_popularity.at(now_ts) + MENTOR_POPULARITY_SHARE * (
+            self.live.mentor_popularity.at(now_ts)[cat.session_mentor]
+        )
+        rating = (m.mentor_rating[cat.session_mentor] - 1.0) / 4.0
+        parts = {
+            "content": w.content * _scale(m.content.score_sessions(u), mask),
+            "collaborative": self._collab_weight(row, user_id)
+            * _scale(mentor_part + skill_part, mask, shift=True),
+            "popularity": w.popularity
+            * ((1 - RATING_BOOST) * _scale(np.log1p(pop), mask) + RATING_BOOST * rating),
+        }
+        return _Scores(parts, sum(parts.values()), u, aff, profile)
+
+    def _explain_session(self, i: int, sc: _Scores) -> Recommendation:
+        cat = self.model.catalog
+        contrib = {name: float(part[i]) for name, part in sc.parts.items()}
+        ranked = sorted(contrib, key=contrib.__getitem__, reverse=True)
+        total = sum(max(0.0, v) for v in contrib.values())
+        first = ranked[0]
+        reasons = [self._reason(first, i, sc)]
+        source = first
+        if total > 0 and contrib[first] < DOMINANT_SHARE * total and contrib[ranked[1]] > 0:
+            source = "hybrid"
+            reasons.append(self._reason(ranked[1], i, sc))
+        return Recommendation(cat.sessions[i].id, float(sc.total[i]), "; ".join(reasons), source)
+
+    def _reason(self, component: str, i: int, sc: _Scores) -> str:
+        m = self.model
+        cat = m.catalog
+        if component == "content" and sc.user_vec.any():
+            term = m.content.best_term(m.content.sessions, i, sc.user_vec)
+            return m.content.reason(term, sc.profile)
+        if component == "collaborative" and sc.aff.any():
+            mentor_part, skill_part = m.collaborative.score_sessions(sc.aff)
+            if mentor_part[i] >= skill_part[i]:
+                return "learners like you booked with this mentor"
+            skill = m.collaborative.top_skill(i, sc.aff)
+            return f"learners like you are learning {skill}" if skill else (
+                "learners like you booked similar sessions"
+            )
+        if self.live.session_popularity.values[i] > 0:
+            return "trending this week"
+        mentor = cat.mentors[cat.session_mentor[i]]
+        if self.live.mentor_popularity.values[cat.session_mentor[i]] > 0:
+            return f"{mentor.username} is popular with learners this week"
+        return "new upcoming session"
+
+
+SCALE = "max"
+
+
+def _scale(x: np.ndarray, mask: np.ndarray, shift: bool = False) -> np.ndarray:
+    """Scale to [0, 1] over the candidates (max, or min-max when scores can be negative)."""
+    cand = x[mask]
+    if not len(cand):
+        return np.zeros_like(x, dtype=np.float64)
+    if SCALE == "z":
+        sd = float(cand.std())
+        return (x - cand.mean()) / sd if sd > 1e-12 else np.zeros_like(x, dtype=np.float64)
+    lo = float(cand.min()) if shift else 0.0
+    hi = float(cand.max())
+    if hi - lo <= 1e-12:
+        return np.zeros_like(x, dtype=np.float64)
+    return np.clip((x - lo) / (hi - lo), 0.0, None)
+
+
+def _top(score: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` best candidates by descending score (ties: catalogue order), via argpartition."""
+    idx = np.flatnonzero(mask)
+    s = score[idx]
+    if n < len(idx):
+        part = np.argpartition(-s, n - 1)[:n]
+        idx, s = idx[part], s[part]
+    return idx[np.lexsort((idx, -s))]
+
+
+def _ranked(score: np.ndarray, mask: np.ndarray, mentor: np.ndarray, k: int, cap: int) -> list[int]:
+    """Diversified top-``k``: a generous head first, everything only if the cap exhausts it."""
+    n_cand = int(mask.sum())
+    head = min(n_cand, max(8 * k, 64))
+    picked = _diversify(_top(score, mask, head), mentor, k, cap)
+    if len(picked) < k and head < n_cand:
+        picked = _diversify(_top(score, mask, n_cand), mentor, k, cap)
+    return picked
+
+
+def _diversify(order: np.ndarray, mentor: np.ndarray, k: int, cap: int) -> list[int]:
+    """At most ``cap`` sessions of one mentor per page of ``PAGE`` results (strict: a page
+    that cannot be filled without breaking the cap ends the list)."""
+    if cap <= 0:
+        return [int(i) for i in order[:k]]
+    out: list[int] = []
+    pending = [int(i) for i in order]
+    while len(out) < k and pending:
+        page = min(PAGE, k - len(out))
+        counts: dict[int, int] = {}
+        rest: list[int] = []
+        taken = 0
+        for pos, i in enumerate(pending):
+            if taken == page:
+                rest.extend(pending[pos:])
+                break
+            m = int(mentor[i])
+            if counts.get(m, 0) < cap:
+                counts[m] = counts.get(m, 0) + 1
+                out.append(i)
+                taken += 1
+            else:
+                rest.append(i)
+        if taken < page:
+            break
+        pending = rest
+    return out
+
+
+def _dominant(parts: dict[str, np.ndarray], i: int) -> str:
+    return max(COMPONENTS, key=lambda name: float(parts[name][i]))
+
+
+def _term_name(content: ContentModel, term: str | None) -> str | None:
+    if term is None:
+        return None
+    if term.startswith("skill:"):
+        return content.names.get(term, term[6:].replace("_", " "))
+    return term

@@ -1,0 +1,80 @@
+"""Feedback: attendees rate a completed session once; the mentor hears about it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessions_helpers import (
+    anon,
+    create_session,
+    iso_in,
+    notifications_of,
+    platform_of,
+    run_session,
+)
+
+
+async def test_feedback_flow(api: Any) -> None:
+    mentor = await api.register("mentor")
+    a, b = await api.register("learner"), await api.register("learner")
+    stranger = await api.register("learner")
+    sid = await run_session(api, mentor, [a, b])
+    recorded: list[dict] = []
+    platform_of(api).interactions.listeners.append(recorded.append)
+    status, fb = await api.call(
+        "POST", f"/api/sessions/{sid}/feedback/", a, json={"rating": 5, "comment": " great "}
+    )
+    assert status == 201, fb
+    assert fb["rating"] == 5 and fb["comment"] == "great"
+    assert [(r["kind"], r["value"]) for r in recorded] == [("rating", 5.0)]
+    status, data = await api.call("POST", f"/api/sessions/{sid}/feedback/", a, json={"rating": 1})
+    assert status == 409 and data["error"]["code"] == "already_rated"
+    status, data = await api.call(
+        "POST", f"/api/sessions/{sid}/feedback/", stranger, json={"rating": 1}
+    )
+    assert status == 403
+    status, data = await api.call(
+        "POST", f"/api/sessions/{sid}/feedback/", mentor, json={"rating": 5}
+    )
+    assert status == 403
+    await api.call("POST", f"/api/sessions/{sid}/feedback/", b, json={"rating": 2})
+    status, listing = await anon(api, "GET", f"/api/sessions/{sid}/feedback/")
+    assert status == 200 and sorted(f["rating"] for f in listing) == [2, 5]
+    _, detail = await api.call("GET", f"/api/sessions/{sid}/", a)
+    assert detail["mentor_rating"] == {"average": 3.5, "count": 2}
+    assert detail["my_feedback_given"] is True
+    assert [n.event for n in await notifications_of(api, mentor)].count("feedback_received") == 2
+
+
+async def test_feedback_only_after_completion(sqlite_api: Any) -> None:
+    api = sqlite_api
+    mentor = await api.register("mentor")
+    learner = await api.register("learner")
+    s = await create_session(api, mentor, schedule=iso_in(10))
+    await api.call("POST", f"/api/sessions/{s['id']}/book/", learner)
+    for _ in ("scheduled", "active"):
+        status, data = await api.call(
+            "POST", f"/api/sessions/{s['id']}/feedback/", learner, json={"rating": 4}
+        )
+        assert status == 409 and data["error"]["code"] == "invalid_state"
+        await api.call("POST", f"/api/sessions/{s['id']}/start/", mentor)
+
+
+async def test_feedback_validation(sqlite_api: Any) -> None:
+    api = sqlite_api
+    mentor = await api.register("mentor")
+    learner = await api.register("learner")
+    sid = await run_session(api, mentor, [learner])
+    for body in (
+        {"rating": 0},
+        {"rating": 6},
+        {"rating": 4.5},
+        {"rating": "5"},
+        {"rating": True},
+        {},
+        {"rating": 3, "comment": "x" * 2001},
+        {"rating": 3, "extra": 1},
+    ):
+        status, data = await api.call("POST", f"/api/sessions/{sid}/feedback/", learner, json=body)
+        assert status == 400, (body, data)
+        assert data["error"]["code"] == "validation_error"

@@ -1,0 +1,147 @@
+"""Session/booking/interaction services without HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from config.settings import Settings
+from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from control.platform import Platform
+
+
+@pytest.fixture
+async def platform(sqlite_settings: Settings) -> Any:
+    p = Platform(sqlite_settings)
+    await p.db.migrate()
+    await p.start(background=False)
+    yield p
+    await p.close()
+
+
+async def _user(p: Platform, name: str, role: str) -> Any:
+    return await p.accounts.register(
+        username=name, email=f"{name}@example.org", password="s3cret-pass!", role=role
+    )
+
+
+def _kw(**over: Any) -> dict[str, Any]:
+    kw: dict[str, Any] = dict(
+        title="Service level",
+        description="d",
+        schedule=datetime.now(UTC) + timedelta(days=1),
+        duration=60,
+        max_participants=2,
+        skills_required=["Go"],
+        price=Decimal("0"),
+    )
+    kw.update(over)
+    return kw
+
+
+async def test_create_validates_in_the_service_too(platform: Platform) -> None:
+    mentor = await _user(platform, "mia", "mentor")
+    learner = await _user(platform, "leo", "learner")
+    with pytest.raises(Forbidden):
+        await platform.sessions.create(learner, **_kw())
+    for over, field in (
+        ({"schedule": datetime.now(UTC) - timedelta(minutes=1)}, "schedule"),
+        ({"schedule": datetime(2030, 1, 1)}, "schedule"),
+        ({"price": Decimal("1.001")}, "price"),
+        ({"price": "abc"}, "price"),
+        ({"skills_required": []}, "skills_required"),
+        ({"title": "  a  "}, "title"),
+        ({"duration": 5}, "duration"),
+    ):
+        with pytest.raises(ValidationFailed) as err:
+            await platform.sessions.create(mentor, **_kw(**over))
+        assert field in err.value.fields
+    s = await platform.sessions.create(mentor, **_kw(price="7.5"))
+    assert s.price == Decimal("7.50") and len(s.meeting_room_id) >= 16
+    other = await platform.sessions.create(mentor, **_kw())
+    assert other.meeting_room_id != s.meeting_room_id
+    with pytest.raises(NotFound):
+        await platform.sessions.get("nope")
+
+
+async def test_interactions_export_and_listeners(platform: Platform) -> None:
+    mentor = await _user(platform, "mia", "mentor")
+    mentor = await platform.accounts.update_profile(mentor, skills=["Go"], bio="gopher")
+    learner = await _user(platform, "leo", "learner")
+    learner = await platform.accounts.update_profile(learner, interests=["Go"])
+    s = await platform.sessions.create(mentor, **_kw())
+    seen: list[dict[str, Any]] = []
+    platform.interactions.listeners.append(seen.append)
+    platform.interactions.listeners.append(lambda _d: 1 / 0)  # a broken listener is contained
+    await platform.interactions.record(learner.id, s.id, "view")
+    await platform.bookings.book(learner, s.id)
+    assert [d["kind"] for d in seen] == ["view", "booking"]
+    assert seen[0] == {
+        "user_id": learner.id,
+        "session_id": str(s.id),
+        "mentor_id": mentor.id,
+        "kind": "view",
+        "value": None,
+        "at": seen[0]["at"],
+    }
+    data = await platform.interactions.export()
+    assert {u["id"]: u["interests"] for u in data["users"]}[learner.id] == ["Go"]
+    [sess] = data["sessions"]
+    assert (
+        sess["id"] == str(s.id) and sess["skills"] == ["Go"] and sess["current_participants"] == 1
+    )
+    assert sess["price"] == 0.0 and isinstance(sess["schedule"], str)
+    [m] = data["mentors"]
+    assert m == {
+        "id": mentor.id,
+        "username": "mia",
+        "skills": ["Go"],
+        "bio": "gopher",
+        "rating": None,
+        "rating_count": 0,
+    }
+    assert [i["kind"] for i in data["interactions"]] == ["view", "booking"]
+    with pytest.raises(ValidationFailed):
+        await platform.interactions.record(learner.id, s.id, "like")
+
+
+async def test_booking_rules_in_the_service(platform: Platform) -> None:
+    mentor = await _user(platform, "mia", "mentor")
+    a, b, c = [await _user(platform, n, "learner") for n in ("ann", "bob", "cat")]
+    s = await platform.sessions.create(mentor, **_kw(max_participants=2))
+    with pytest.raises(Forbidden):
+        await platform.bookings.book(mentor, s.id)
+    await platform.bookings.book(a, s.id)
+    with pytest.raises(Conflict) as err:
+        await platform.bookings.book(a, s.id)
+    assert err.value.code == "already_booked"
+    await platform.bookings.book(b, s.id)
+    with pytest.raises(Conflict) as err:
+        await platform.bookings.book(c, s.id)
+    assert err.value.code == "session_full"
+    assert (await platform.sessions.get(s.id)).current_participants == 2
+    assert len(await platform.bookings.for_session(s.id)) == 2
+    assert [x.session_id for x in await platform.bookings.for_learner(a.id)] == [s.id]
+
+
+async def test_feedback_aggregates_and_chat(platform: Platform) -> None:
+    mentor = await _user(platform, "mia", "mentor")
+    a = await _user(platform, "ann", "learner")
+    s = await platform.sessions.create(
+        mentor, **_kw(schedule=datetime.now(UTC) + timedelta(minutes=5))
+    )
+    await platform.bookings.book(a, s.id)
+    await platform.sessions.start(mentor, s.id)
+    msg = await platform.chat.add(s.id, a.id, "hi <there>")
+    assert msg["text"] == "hi <there>" and msg["display_name"] == "ann"
+    await platform.sessions.end(mentor, s.id)
+    with pytest.raises(ValidationFailed):
+        await platform.feedback.submit(a, s.id, rating=6)
+    await platform.feedback.submit(a, s.id, rating=3, comment="fine")
+    assert await platform.feedback.mentor_rating(mentor.id) == (3.0, 1)
+    assert await platform.feedback.distribution(mentor.id) == {1: 0, 2: 0, 3: 1, 4: 0, 5: 0}
+    assert [f.rating for f in await platform.feedback.for_mentor(mentor.id)] == [3]
+    assert [m["text"] for m in await platform.chat.history(s.id)] == ["hi <there>"]

@@ -1,0 +1,310 @@
+"""End-to-end harness: the real app on a free port + Debian's headless Chromium.
+
+Fixtures other test modules reuse:
+
+- ``live_server`` (package): the app from ``create_app`` with a temp SQLite data dir, served
+  on 127.0.0.1 in a background thread.  ``live_server.url`` is the base URL;
+  ``live_server.call(fn, *args)`` runs ``await fn(platform, *args)`` on the server's loop
+  (seed data, simulate room joins, read state); ``live_server.app`` is the aiohttp app.
+- ``browser`` (package): Chromium launched with the project's flags; each page gets its
+  own fresh context (no shared profile, cookies or storage).  Package scope, not session:
+  sync Playwright keeps its event loop current in the main thread, so it must be gone
+  before the async tests of other packages run.
+- ``make_user(role, **profile)``: creates an account through the services and returns a
+  ``TestUser`` (username, password, id, role, email).
+- ``new_page(name="main", *, user=None, phone=False, allow_http_errors=False)``: a
+  ``BrowserPage`` (``.page`` is the Playwright page) that records console errors, page
+  errors and every request URL.  With ``user`` the context already carries that user's
+  session cookie.  At teardown the harness asserts no page requested anything from another
+  origin and, unless allowed, logged no console error.
+- ``BrowserPage.shot(step)`` saves ``test-artifacts/screenshots/<test>-<name>-<step>.png``.
+- ``login_via_form(bp, user)`` logs in through the real form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+
+from config.settings import load_settings
+from control.platform import Platform
+from web.keys import PLATFORM
+from web.security import SESSION_COOKIE
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT_DIR = REPO_ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 360, "height": 780}
+PASSWORD = "correct-horse-42"
+
+
+class LiveServer:
+    """The app served from its own event loop in a daemon thread."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.settings = load_settings(
+            environ={},
+            overrides={
+                "server": {"data_dir": str(data_dir)},
+                "email": {"backend": "file", "file_dir": str(data_dir / "mail")},
+                # Journeys log in many users from one IP; keep the limiter out of the way.
+                "auth": {"login_max_attempts_per_ip": 10000},
+            },
+        )
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        self.thread.start()
+        self._run(self._start())
+
+    async def _start(self) -> None:
+        from web.app import create_app
+
+        self.app = create_app(self.settings, background=False)
+        self.runner = web.AppRunner(self.app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def _run(self, coro: Awaitable[Any], timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
+
+    @property
+    def platform(self) -> Platform:
+        return self.app[PLATFORM]
+
+    def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        """Run ``await fn(platform, *args, **kwargs)`` on the server loop and return it."""
+        return self._run(fn(self.platform, *args, **kwargs))
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self._run(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class TestUser:
+    __test__ = False  # not a test class, despite the name
+
+    id: int
+    username: str
+    email: str
+    password: str
+    role: str
+    token: str = ""
+
+
+@dataclass
+class BrowserPage:
+    """A Playwright page with what it logged and requested."""
+
+    page: Any
+    name: str
+    base_url: str
+    test_name: str
+    allow_http_errors: bool = False
+    console_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    error_documents: set[str] = field(default_factory=set)
+
+    def goto(self, path: str) -> Any:
+        return self.page.goto(self.base_url + path)
+
+    def shot(self, step: str, *, full_page: bool = True) -> Path:
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOT_DIR / f"{self.test_name}-{self.name}-{_slug(step)}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    def foreign_requests(self) -> list[str]:
+        own = urlsplit(self.base_url).netloc
+        out = []
+        for url in self.requests:
+            parts = urlsplit(url)
+            if parts.scheme in ("data", "blob", "about"):
+                continue
+            if parts.netloc != own:
+                out.append(url)
+        return out
+
+    def real_console_errors(self) -> list[str]:
+        """Console errors, minus Chromium's note about a 4xx *document* we navigated to."""
+        out = []
+        for text in self.console_errors:
+            _, _, url = text.rpartition(" @ ")
+            if text.startswith("Failed to load resource") and (
+                url in self.error_documents or self.allow_http_errors
+            ):
+                continue  # a form re-rendered with 400, or a 403/404 page we meant to open
+            out.append(text)
+        return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80]
+
+
+@pytest.fixture(scope="package")
+def live_server() -> Iterator[LiveServer]:
+    with tempfile.TemporaryDirectory(prefix="peerlearn-e2e-") as tmp:
+        server = LiveServer(Path(tmp) / "data")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def make_user(live_server: LiveServer) -> Callable[..., TestUser]:
+    """``make_user("mentor", skills=[...], bio=...)`` → a fresh account (unique username)."""
+
+    def make(role: str = "learner", username: str | None = None, **profile: Any) -> TestUser:
+        username = username or f"{role}_{uuid.uuid4().hex[:8]}"
+        email = f"{username}@example.org"
+
+        async def create(platform: Platform) -> tuple[int, str]:
+            if role == "admin":
+                user = await platform.accounts.create_admin(username, email, PASSWORD)
+            else:
+                user = await platform.accounts.register(
+                    username=username, email=email, password=PASSWORD, role=role,
+                    first_name=profile.pop("first_name", ""),
+                    last_name=profile.pop("last_name", ""),
+                )
+            if profile:
+                user = await platform.accounts.update_profile(user, **profile)
+            return user.id, platform.tokens.issue(user.id, user.role)
+
+        user_id, token = live_server.call(create)
+        return TestUser(user_id, username, email, PASSWORD, role, token)
+
+    return make
+
+
+@pytest.fixture
+def new_page(
+    browser: Any, live_server: LiveServer, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., BrowserPage]]:
+    created: list[tuple[Any, BrowserPage]] = []
+    test_name = _slug(request.node.name)
+
+    def make(
+        name: str = "main",
+        *,
+        user: TestUser | None = None,
+        phone: bool = False,
+        allow_http_errors: bool = False,
+    ) -> BrowserPage:
+        context = browser.new_context(
+            base_url=live_server.url,
+            viewport=PHONE if phone else DESKTOP,
+            timezone_id="UTC",
+            locale="en-GB",
+        )
+        context.set_default_timeout(10_000)
+        if user is not None:
+            context.add_cookies([{"name": SESSION_COOKIE, "value": user.token,
+                                  "url": live_server.url}])
+        page = context.new_page()
+        bp = BrowserPage(page, name, live_server.url, test_name, allow_http_errors)
+        page.on("console", lambda msg: bp.console_errors.append(
+            f"{msg.text} @ {msg.location.get('url', '')}") if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: bp.console_errors.append(f"pageerror: {exc}"))
+        page.on("request", lambda req: bp.requests.append(req.url))
+        page.on("response", lambda resp: _on_response(bp, resp))
+        created.append((context, bp))
+        return bp
+
+    yield make
+    problems = []
+    for context, bp in created:
+        foreign = bp.foreign_requests()
+        if foreign:
+            problems.append(f"{bp.name}: requests left the app's origin: {foreign}")
+        errors = bp.real_console_errors()
+        if errors:
+            problems.append(f"{bp.name}: console errors: {errors}")
+        if bp.failed and not bp.allow_http_errors:
+            problems.append(f"{bp.name}: failed sub-resources: {bp.failed}")
+        context.close()
+    assert not problems, "\n".join(problems)
+
+
+def _on_response(bp: BrowserPage, resp: Any) -> None:
+    if resp.status < 400:
+        return
+    if resp.request.resource_type == "document":
+        bp.error_documents.add(resp.url)
+    else:
+        bp.failed.append(f"{resp.status} {resp.url}")
+
+
+def login_via_form(bp: BrowserPage, user: TestUser) -> None:
+    """Log in through /auth/login/ like a person would; ends on the dashboard."""
+    bp.goto("/auth/login/")
+    bp.page.get_by_label("Username or e-mail").fill(user.username)
+    bp.page.get_by_label("Password").fill(user.password)
+    bp.page.get_by_role("button", name="Log in").click()
+    bp.page.wait_for_url("**/dashboard/")
+
+
+# Hook for the SFU engineer: called by the journey test while the session is live, with
+# the mentor's and the learner's pages already on the session.  The default only records
+# the learner's attendance through the service (what the room does on join), so the rest
+# of the journey (ending, rating) sees an attended session.  Replace it with real room
+# steps (open /sessions/{id}/room on both pages, check media and chat) when the room lands.
+def room_steps(
+    live_server: LiveServer, mentor_page: BrowserPage, learner_page: BrowserPage,
+    session_id: str, learner: TestUser,
+) -> None:
+    async def attend(platform: Platform) -> None:
+        await platform.bookings.record_join(session_id, learner.id)
+        await platform.bookings.record_leave(session_id, learner.id)
+
+    live_server.call(attend)

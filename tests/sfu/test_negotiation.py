@@ -1,0 +1,71 @@
+"""Negotiation: many joiners at once, leave/rejoin, screen share without renegotiation."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .media import PacedVideoTrack
+
+
+async def test_five_clients_join_at_once_and_get_all_tracks(make_client):
+    clients = [make_client(i) for i in range(1, 6)]
+    await asyncio.gather(*(c.join() for c in clients))
+    await asyncio.gather(*(c.publish() for c in clients))
+    for c in clients:
+        for other in clients:
+            if other is not c:
+                uid = other.identity.user_id
+                await c.wait_for(lambda c=c, u=uid: c.frames_from(u, "camera"), timeout=15)
+                await c.wait_for(lambda c=c, u=uid: c.frames_from(u, "audio"), timeout=5)
+
+
+async def test_leave_removes_tracks_and_rejoin_restores_them(make_client, server):
+    a, b, c = (make_client(i) for i in (1, 2, 3))
+    for x in (a, b, c):
+        await x.join()
+        await x.publish()
+    await a.wait_for(lambda: a.frames_from(3, "camera"), timeout=10)
+
+    await c.send({"type": "leave"})
+    await a.wait_message("user_left", user_id=3)
+    await b.wait_message("user_left", user_id=3)
+    # The renegotiated subscribe leg no longer carries user 3.
+    await a.wait_for(lambda: all(uid != 3 for uid, _ in a.track_map.values()), timeout=5)
+    room = server.get_room("room")
+    assert 3 not in room.participants
+    await c.close()
+
+    again = make_client(3)
+    await again.join()
+    await again.publish()
+    await a.wait_for(lambda: any(uid == 3 for uid, _ in a.track_map.values()), timeout=5)
+    n = len(a.frames_from(3, "camera"))
+    await a.wait_for(lambda: len(a.frames_from(3, "camera")) > n + 5, timeout=10)
+    await again.wait_for(lambda: again.frames_from(1, "camera"), timeout=10)
+    # The recycled m-lines: no more transceivers than one set per other participant.
+    assert len(a.subscribe_pc.getTransceivers()) == 6
+
+
+async def test_screen_share_start_stop_needs_no_renegotiation(make_client, clip):
+    alice = await make_client(1).join()
+    bob = await make_client(2).join()
+    await alice.publish(screen=False)
+    await bob.wait_for(lambda: bob.frames_from(1, "camera"), timeout=10)
+    offers = len(bob.of_type("offer"))
+
+    screen_sender = alice.publish_pc.getTransceivers()[2].sender
+    track = PacedVideoTrack(clip)
+    screen_sender.replaceTrack(track)
+    await alice.send({"type": "mute", "kind": "screen", "muted": False})
+    state = await bob.wait_message("participant_state", user_id=1)
+    assert state["state"]["screen_sharing"] is True
+    await bob.wait_for(lambda: len(bob.frames_from(1, "screen")) > 5, timeout=5)
+    assert bob.frames_from(1, "screen")[0][2], "screen starts with a keyframe"
+
+    screen_sender.replaceTrack(None)
+    track.stop()
+    await alice.send({"type": "mute", "kind": "screen", "muted": True})
+    await bob.wait_for(
+        lambda: bob.of_type("participant_state")[-1]["state"]["screen_sharing"] is False
+    )
+    assert len(bob.of_type("offer")) == offers  # no renegotiation at all

@@ -1,0 +1,288 @@
+"""Every page route through the aiohttp test client: 200 for the right role, a redirect to
+the login page for anonymous visitors, 403 for the wrong role; plus forms and escaping."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from web.keys import PLATFORM
+from web.security import CSRF_COOKIE, SESSION_COOKIE
+
+CSRF = "t" * 43
+
+
+class Site:
+    """A test client plus seeded users, a session and a booking."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.platform = client.app[PLATFORM]
+        self.tokens: dict[str, str] = {}
+
+    async def seed(self) -> None:
+        acc = self.platform.accounts
+        self.mentor = await acc.register(username="ada", email="ada@example.org",
+                                         password="s3cret-pass!", role="mentor",
+                                         first_name="Ada", last_name="Lovelace")
+        self.mentor = await acc.update_profile(self.mentor, skills=["Python"], bio="Hi <b>x</b>")
+        self.learner = await acc.register(username="lin", email="lin@example.org",
+                                          password="s3cret-pass!", role="learner")
+        self.admin = await acc.create_admin("root", "root@example.org", "s3cret-pass!")
+        self.session = await self.platform.sessions.create(
+            self.mentor, title="Intro to <script>alert(1)</script> Python",
+            description="Basics", schedule=datetime.now(UTC) + timedelta(minutes=10),
+            duration=60, max_participants=5, skills_required=["Python"], price=0,
+        )
+        self.booking = await self.platform.bookings.book(self.learner, self.session.id)
+        for who in ("mentor", "learner", "admin"):
+            user = getattr(self, who)
+            self.tokens[who] = self.platform.tokens.issue(user.id, user.role)
+
+    def headers(self, who: str | None) -> dict[str, str]:
+        cookies = [f"{CSRF_COOKIE}={CSRF}"]
+        if who:
+            cookies.append(f"{SESSION_COOKIE}={self.tokens[who]}")
+        return {"Cookie": "; ".join(cookies), "Accept": "text/html"}
+
+    async def get(self, path: str, who: str | None = None) -> tuple[int, str, Any]:
+        resp = await self.client.get(path, headers=self.headers(who), allow_redirects=False)
+        return resp.status, await resp.text(), resp
+
+    async def post(self, path: str, who: str | None, data: dict[str, str] | None = None,
+                   ) -> tuple[int, str, Any]:
+        body = {"csrf_token": CSRF, **(data or {})}
+        resp = await self.client.post(path, data=body, headers=self.headers(who),
+                                      allow_redirects=False)
+        return resp.status, await resp.text(), resp
+
+
+@pytest.fixture
+async def site(sqlite_client: Any) -> Site:
+    s = Site(sqlite_client)
+    await s.seed()
+    return s
+
+
+LEARNER_TABS = ["overview", "browse", "bookings", "recommendations", "following"]
+MENTOR_TABS = ["overview", "sessions", "create", "requests", "analytics", "earnings"]
+ADMIN_TABS = ["overview", "users", "sessions", "analytics", "control"]
+
+
+async def test_public_pages_render(site: Site) -> None:
+    sid = site.session.id
+    for path in ["/", "/auth/login/", "/auth/register/", "/auth/register/?role=mentor",
+                 "/auth/password-reset/", "/auth/password-reset/confirm/?token=abc",
+                 "/sessions/", f"/sessions/{sid}/", "/sessions/?status=any&q=Python&page=2",
+                 "/profile/ada/", "/profile/ada/followers/", "/profile/ada/following/",
+                 "/profile/lin/"]:
+        for who in (None, "learner", "mentor", "admin"):
+            status, html, resp = await site.get(path, who)
+            if path == "/auth/login/" and who:  # already signed in: straight to the dashboard
+                assert status == 302 and resp.headers["Location"] == "/dashboard/"
+                continue
+            assert status == 200, (path, who, html[:300])
+            assert "<!doctype html>" in html
+
+
+async def test_login_required_pages_redirect_anonymous(site: Site) -> None:
+    paths = ["/dashboard/", "/profile/", "/recommendations/", "/notifications/",
+             f"/sessions/{site.session.id}/feedback/",
+             *[f"/dashboard/?tab={t}" for t in {*LEARNER_TABS, *MENTOR_TABS, *ADMIN_TABS}]]
+    for path in paths:
+        status, _, resp = await site.get(path)
+        assert status == 302, path
+        assert resp.headers["Location"].startswith("/auth/login/?next="), path
+
+
+@pytest.mark.parametrize(("role", "tabs"), [("learner", LEARNER_TABS),
+                                            ("mentor", MENTOR_TABS), ("admin", ADMIN_TABS)])
+async def test_dashboard_tabs_by_role(site: Site, role: str, tabs: list[str]) -> None:
+    for tab in tabs:
+        status, html, _ = await site.get(f"/dashboard/?tab={tab}", role)
+        assert status == 200, (role, tab, html[:500])
+        # The current tab is marked for assistive technology.
+        assert re.search(rf'href="/dashboard/\?tab={tab}"\s+aria-current="page"', html), tab
+    others = {"learner": MENTOR_TABS + ADMIN_TABS, "mentor": LEARNER_TABS + ADMIN_TABS,
+              "admin": LEARNER_TABS + MENTOR_TABS}[role]
+    for tab in set(others) - set(tabs):
+        status, _, _ = await site.get(f"/dashboard/?tab={tab}", role)
+        assert status == 403, (role, tab)
+    status, _, _ = await site.get("/dashboard/?tab=nope", role)
+    assert status == 404
+
+
+async def test_user_pages_for_every_role(site: Site) -> None:
+    for who in ("learner", "mentor", "admin"):
+        for path in ["/dashboard/", "/profile/", "/recommendations/", "/notifications/"]:
+            status, html, _ = await site.get(path, who)
+            assert status == 200, (who, path, html[:300])
+
+
+async def test_feedback_page_roles(site: Site) -> None:
+    path = f"/sessions/{site.session.id}/feedback/"
+    assert (await site.get(path, "learner"))[0] == 200
+    assert (await site.get(path, "mentor"))[0] == 403
+    assert (await site.get(path, "admin"))[0] == 403
+
+
+async def test_role_restricted_posts(site: Site) -> None:
+    sid = site.session.id
+    assert (await site.post("/dashboard/create-session/", "learner"))[0] == 403
+    assert (await site.post(f"/sessions/{sid}/book/", "mentor"))[0] == 403
+    assert (await site.post(f"/sessions/{sid}/start/", "learner"))[0] == 403
+    assert (await site.post(f"/bookings/{site.booking.id}/mark-paid/", "learner"))[0] == 403
+    assert (await site.post(f"/dashboard/users/{site.learner.id}/active/", "mentor"))[0] == 403
+    assert (await site.post(f"/dashboard/users/{site.learner.id}/role/", "learner"))[0] == 403
+    status, _, resp = await site.post(f"/sessions/{sid}/book/", None)
+    assert status == 302 and resp.headers["Location"].startswith("/auth/login/")
+
+
+async def test_unknown_things_are_404(site: Site) -> None:
+    for path in [f"/sessions/{uuid.uuid4()}/", "/sessions/not-a-uuid/", "/profile/nobody/"]:
+        status, html, _ = await site.get(path, "learner")
+        assert status == 404, path
+        assert "Page not found" in html
+
+
+async def test_user_text_is_escaped(site: Site) -> None:
+    _, html, _ = await site.get(f"/sessions/{site.session.id}/", "learner")
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    _, html, _ = await site.get("/profile/ada/")
+    assert "<b>x</b>" not in html
+
+
+async def test_pages_have_no_inline_scripts(site: Site) -> None:
+    for path, who in [("/", None), ("/dashboard/", "mentor"), ("/auth/login/", None)]:
+        _, html, resp = await site.get(path, who)
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+        for tag in re.findall(r"<script[^>]*>", html):
+            assert "src=" in tag, tag
+        assert not re.search(r"\son[a-z]+=", html), path
+        assert 'name="csrf-token"' in html
+
+
+async def test_login_form_flow(site: Site) -> None:
+    status, html, _ = await site.post("/auth/login/", None, {"login": "ada", "password": "bad"})
+    assert status == 401 and "wrong" in html.lower()
+    assert 'value="ada"' in html  # the login is kept
+    status, _, resp = await site.post("/auth/login/", None,
+                                      {"login": "ada@example.org", "password": "s3cret-pass!"})
+    assert status == 302 and resp.headers["Location"] == "/dashboard/"
+    assert SESSION_COOKIE in resp.cookies
+    status, _, resp = await site.post("/auth/login/", None, {"login": "ada",
+                                      "password": "s3cret-pass!", "next": "//evil.example/"})
+    assert resp.headers["Location"] == "/dashboard/"  # no open redirect
+
+
+async def test_login_form_without_csrf_is_refused(site: Site) -> None:
+    resp = await site.client.post("/auth/login/", data={"login": "ada", "password": "x"},
+                                  allow_redirects=False, headers={"Accept": "text/html"})
+    assert resp.status == 403
+
+
+async def test_register_shows_field_errors_and_keeps_values(site: Site) -> None:
+    status, html, _ = await site.post("/auth/register/", None, {
+        "username": "ada", "email": "not-an-email", "password": "x", "password_confirm": "y",
+        "role": "learner", "first_name": "Grace"})
+    assert status == 400
+    assert 'class="field-error" id="err-password_confirm"' in html
+    assert 'value="Grace"' in html
+    status, html, _ = await site.post("/auth/register/", None, {
+        "username": "ada", "email": "bad", "password": "x", "password_confirm": "x",
+        "role": "learner"})
+    assert status == 400
+    assert 'aria-invalid="true"' in html
+    status, _, resp = await site.post("/auth/register/", None, {
+        "username": "grace", "email": "grace@example.org", "password": "long-enough-1",
+        "password_confirm": "long-enough-1", "role": "mentor"})
+    assert status == 302 and resp.headers["Location"] == "/dashboard/"
+
+
+async def test_create_session_form_errors(site: Site) -> None:
+    status, html, _ = await site.post("/dashboard/create-session/", "mentor", {
+        "title": "x", "schedule": "2000-01-01T10:00", "duration": "60",
+        "max_participants": "50", "skills_required": "", "price": "-3", "tz_offset": "0"})
+    assert status == 400
+    for name in ("title", "schedule", "max_participants", "skills_required", "price"):
+        assert f'id="err-{name}"' in html, name
+    assert 'value="x"' in html
+    status, _, resp = await site.post("/dashboard/create-session/", "mentor", {
+        "title": "Data viz", "description": "Charts", "duration": "45",
+        "schedule": (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"),
+        "max_participants": "4", "skills_required": "Python, Charts", "price": "0",
+        "tz_offset": "-60"})
+    assert status == 302 and resp.headers["Location"] == "/dashboard/?tab=sessions"
+
+
+async def test_session_lifecycle_through_pages(site: Site) -> None:
+    sid = site.session.id
+    status, _, resp = await site.post(f"/sessions/{sid}/start/", "mentor",
+                                      {"next": "/dashboard/?tab=sessions"})
+    assert status == 302 and resp.headers["Location"] == "/dashboard/?tab=sessions"
+    _, html, _ = await site.get(f"/sessions/{sid}/", "learner")
+    assert f'href="/sessions/{sid}/room"' in html
+    await site.post(f"/sessions/{sid}/end/", "mentor")
+    status, html, _ = await site.post(f"/sessions/{sid}/feedback/", "learner", {"rating": ""})
+    assert status == 400 and 'id="err-rating"' in html
+    status, _, resp = await site.post(f"/sessions/{sid}/feedback/", "learner",
+                                      {"rating": "5", "comment": "Great"})
+    assert status == 302
+    _, html, _ = await site.get(f"/sessions/{sid}/feedback/", "learner")
+    assert "You rated this session 5/5" in html
+
+
+async def test_profile_edit_and_follow(site: Site) -> None:
+    status, html, _ = await site.post("/profile/", "mentor", {
+        "first_name": "Ada", "bio": "Teacher", "skills": "Python, SQL, python",
+        "interests": "Math", "hourly_rate": "abc"})
+    assert status == 400 and 'id="err-hourly_rate"' in html
+    status, _, _ = await site.post("/profile/", "mentor", {
+        "first_name": "Ada", "bio": "Teacher", "skills": "Python, SQL", "interests": "Math",
+        "hourly_rate": "40"})
+    assert status == 302
+    status, _, _ = await site.post("/profile/ada/follow/", "learner", {"action": "follow"})
+    assert status == 302
+    _, html, _ = await site.get("/profile/ada/", "learner")
+    assert "Following ✓" in html
+    _, html, _ = await site.get("/dashboard/?tab=following", "learner")
+    assert "Intro to" in html
+
+
+async def test_booking_appears_in_mentor_views(site: Site) -> None:
+    _, html, _ = await site.get(f"/sessions/{site.session.id}/", "mentor")
+    assert "lin" in html and "Bookings (1)" in html
+    _, html, _ = await site.get("/dashboard/?tab=sessions", "mentor")
+    assert f'action="/sessions/{site.session.id}/start/"' in html
+
+
+async def test_admin_actions(site: Site) -> None:
+    status, _, _ = await site.post(f"/dashboard/users/{site.learner.id}/active/", "admin",
+                                      {"active": "0"})
+    assert status == 302
+    _, html, _ = await site.get("/dashboard/?tab=users&q=lin", "admin")
+    assert "Deactivated" in html
+    await site.post(f"/dashboard/users/{site.learner.id}/role/", "admin", {"role": "mentor"})
+    user = await site.platform.accounts.get_user(site.learner.id)
+    assert user.role == "mentor" and not user.is_active
+
+
+async def test_flash_message_shown_once(site: Site) -> None:
+    _, _, resp = await site.post("/profile/", "learner", {"first_name": "Lin"})
+    flash = resp.cookies["peerlearn_flash"].value
+    headers = site.headers("learner")
+    headers["Cookie"] += f"; peerlearn_flash={flash}"
+    resp = await site.client.get("/profile/", headers=headers)
+    html = await resp.text()
+    assert "Profile saved." in html
+    assert resp.cookies["peerlearn_flash"].value == ""
+
+
+async def test_error_page_for_html_requests(site: Site) -> None:
+    status, html, _ = await site.get("/no/such/page")
+    assert status == 404 and "Page not found" in html

@@ -1,0 +1,161 @@
+"""Profiles: edit your own, public mentor portfolios, follow/unfollow, follower lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from control.errors import DomainError, NotFound, ValidationFailed
+from control.models import User
+from web.pages.common import (
+    field_errors,
+    form_data,
+    platform_of,
+    redirect,
+    require_user,
+    safe_next,
+    split_list,
+)
+from web.pages.render import render
+
+routes = web.RouteTableDef()
+
+
+def profile_values(user: User) -> dict[str, str]:
+    return {
+        "first_name": user.first_name or "",
+        "last_name": user.last_name or "",
+        "bio": user.bio or "",
+        "skills": ", ".join(user.skills or []),
+        "interests": ", ".join(user.interests or []),
+        "hourly_rate": "" if user.hourly_rate is None else f"{user.hourly_rate:.2f}",
+    }
+
+
+async def _own_context(request: web.Request, user: User) -> dict[str, Any]:
+    followers, following = await platform_of(request).follows.counts(user.id)
+    return {"followers_count": followers, "following_count": following, "me": user}
+
+
+@routes.view("/profile/")
+class OwnProfileView(web.View):
+    async def get(self) -> web.StreamResponse:
+        user = require_user(self.request)
+        ctx = await _own_context(self.request, user)
+        return await render(self.request, "profile/edit.html",
+                            {**ctx, "values": profile_values(user), "errors": {}})
+
+    async def post(self) -> web.StreamResponse:
+        request = self.request
+        user = require_user(request)
+        data = await form_data(request)
+        values = {k: data.get(k, "").strip() for k in profile_values(user)}
+        changes: dict[str, Any] = {
+            "first_name": values["first_name"],
+            "last_name": values["last_name"],
+            "bio": values["bio"],
+            "skills": split_list(values["skills"]),
+            "interests": split_list(values["interests"]),
+        }
+        if user.role == "mentor":
+            changes["hourly_rate"] = values["hourly_rate"] or None
+        errors: dict[str, str] = {}
+        message = ""
+        try:
+            await platform_of(request).accounts.update_profile(user, **changes)
+        except ValidationFailed as exc:
+            errors = field_errors(exc.fields)
+            message = exc.message if not errors else ""
+        else:
+            raise redirect("/profile/", ("success", "Profile saved."))
+        ctx = await _own_context(request, user)
+        return await render(request, "profile/edit.html",
+                            {**ctx, "values": values, "errors": errors, "message": message},
+                            status=400)
+
+
+@routes.post("/profile/image/")
+async def upload_image(request: web.Request) -> web.StreamResponse:
+    """Multipart upload; always redirects back so the page's script can just follow it."""
+    user = require_user(request)
+    data = await request.post()
+    part = data.get("image")
+    if part is None or isinstance(part, str):
+        raise redirect("/profile/", ("error", "Choose an image file to upload."))
+    content = part.file.read()
+    try:
+        await platform_of(request).accounts.set_profile_image(user, content, part.content_type)
+    except DomainError as exc:
+        detail = exc.fields.get("image") if exc.fields else None
+        raise redirect("/profile/", ("error", f"Image not saved: {detail or exc.message}.")
+                       ) from None
+    raise redirect("/profile/", ("success", "Profile picture updated."))
+
+
+async def _public_user(request: web.Request) -> User:
+    person = await platform_of(request).accounts.get_by_username(request.match_info["username"])
+    if person is None or not person.is_active:
+        raise NotFound("no such user")
+    return person
+
+
+@routes.get("/profile/{username}/")
+async def public_profile(request: web.Request) -> web.StreamResponse:
+    platform = platform_of(request)
+    person = await _public_user(request)
+    viewer: User | None = request.get("user")
+    followers, following = await platform.follows.counts(person.id)
+    ctx: dict[str, Any] = {"person": person, "followers_count": followers,
+                           "following_count": following, "is_self": viewer and
+                           viewer.id == person.id}
+    if person.role == "mentor":
+        rating, count = await platform.feedback.mentor_rating(person.id)
+        sessions = [s for s in await platform.sessions.for_mentor(person.id)
+                    if s.status in ("scheduled", "active")]
+        ctx.update(
+            rating=rating, rating_count=count, sessions=sessions,
+            reviews=await platform.feedback.for_mentor(person.id, limit=12),
+            following=bool(viewer) and await platform.follows.is_following(viewer.id, person.id),
+            can_follow=viewer is not None and viewer.id != person.id,
+        )
+    return await render(request, "profile/public.html", ctx)
+
+
+@routes.post("/profile/{username}/follow/")
+async def follow(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    person = await _public_user(request)
+    data = await form_data(request)
+    back = safe_next(data.get("next"), f"/profile/{person.username}/")
+    follows = platform_of(request).follows
+    try:
+        if data.get("action") == "unfollow":
+            await follows.unfollow(user, person.id)
+            flash = ("info", f"You no longer follow {person.display_name}.")
+        else:
+            await follows.follow(user, person.id)
+            flash = ("success", f"You follow {person.display_name}: their new sessions will "
+                                "show up in your notifications.")
+    except DomainError as exc:
+        raise redirect(back, ("error", exc.message)) from None
+    raise redirect(back, flash)
+
+
+async def _people(request: web.Request, which: str) -> web.StreamResponse:
+    person = await _public_user(request)
+    follows = platform_of(request).follows
+    people = (await follows.followers(person.id) if which == "followers"
+              else await follows.following(person.id))
+    return await render(request, "profile/people.html",
+                        {"person": person, "which": which, "people": people})
+
+
+@routes.get("/profile/{username}/followers/")
+async def followers(request: web.Request) -> web.StreamResponse:
+    return await _people(request, "followers")
+
+
+@routes.get("/profile/{username}/following/")
+async def following(request: web.Request) -> web.StreamResponse:
+    return await _people(request, "following")

@@ -1,0 +1,243 @@
+"""Session pages: browse with filters, details with booking, actions, and the feedback form."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from control.errors import DomainError, Forbidden
+from control.models import Session, User
+from web.pages.common import (
+    build,
+    field_errors,
+    form_data,
+    parse_int,
+    parse_uuid,
+    platform_of,
+    query_int,
+    redirect,
+    require_user,
+    safe_next,
+)
+from web.pages.render import render
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+PER_PAGE = 12
+STATUSES = ("scheduled", "active", "completed", "cancelled")
+
+
+def _date(value: str, *, end: bool = False) -> datetime | None:
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return day + timedelta(days=1) if end else day
+
+
+def _decimal(value: str) -> Decimal | None:
+    try:
+        return Decimal(value) if value.strip() else None
+    except InvalidOperation:
+        return None
+
+
+def session_filters(query: Any) -> tuple[dict[str, str], Any]:
+    """The browse form's values and the service's ``SessionFilters`` built from them.
+
+    With no status chosen the list shows what a learner can still book: scheduled sessions
+    from now on ("live" and past ones are a status choice away).
+    """
+    from control.services.sessions import SessionFilters
+
+    values = {k: query.get(k, "").strip() for k in
+              ("q", "skill", "status", "date_from", "date_to", "max_price", "free", "mentor")}
+    status = values["status"] if values["status"] in STATUSES else None
+    date_from = _date(values["date_from"])
+    if status is None and values["status"] != "any":
+        status = "scheduled"
+        date_from = max(date_from or datetime.now(UTC), datetime.now(UTC))
+    filters = build(
+        SessionFilters,
+        q=values["q"] or None,
+        skill=values["skill"] or None,
+        status=status,
+        date_from=date_from,
+        date_to=_date(values["date_to"], end=True),
+        price_max=_decimal(values["max_price"]),
+        free_only=bool(values["free"]) or None,
+        mentor=values["mentor"] or None,
+    )
+    return values, filters
+
+
+async def browse_context(request: web.Request) -> dict[str, Any]:
+    """Shared by /sessions/ and the learner dashboard's Browse tab."""
+    values, filters = session_filters(request.query)
+    page = query_int(request, "page")
+    result = await platform_of(request).sessions.list(filters, page=page, per_page=PER_PAGE)
+    query = {k: v for k, v in values.items() if v}
+    return {"filters": values, "result": result, "query": query}
+
+
+@routes.get("/sessions/")
+async def browse(request: web.Request) -> web.StreamResponse:
+    return await render(request, "sessions/list.html", await browse_context(request))
+
+
+def can_manage(user: User | None, session: Session) -> bool:
+    return user is not None and (user.role == "admin" or user.id == session.mentor_id)
+
+
+@routes.get("/sessions/{id}/")
+async def details(request: web.Request) -> web.StreamResponse:
+    platform = platform_of(request)
+    session_id = parse_uuid(request.match_info["id"])
+    session = await platform.sessions.get(session_id)
+    user: User | None = request.get("user")
+    booking = None
+    if user is not None and user.role == "learner":
+        booking = await platform.bookings.booking_of(user.id, session_id)
+        try:
+            await platform.interactions.record(user.id, session_id, "view")
+        except Exception:  # a lost view signal must not break the page
+            log.exception("could not record a view")
+    avg, count = await platform.feedback.mentor_rating(session.mentor_id)
+    manage = can_manage(user, session)
+    bookings = await platform.bookings.for_session(session_id) if manage else []
+    reviews = await platform.feedback.for_session(session_id)
+    return await render(request, "sessions/detail.html", {
+        "session": session, "booking": booking, "rating": avg, "rating_count": count,
+        "can_manage": manage, "bookings": bookings, "reviews": reviews,
+    })
+
+
+@routes.post("/sessions/{id}/book/")
+async def book(request: web.Request) -> web.StreamResponse:
+    user = require_user(request, "learner")
+    session_id = parse_uuid(request.match_info["id"])
+    back = f"/sessions/{session_id}/"
+    try:
+        booking = await platform_of(request).bookings.book(user, session_id)
+    except DomainError as exc:
+        if exc.status in (401, 403):
+            raise
+        raise redirect(back, ("error", exc.message)) from None
+    if booking.status == "confirmed":
+        flash = ("success", "You're booked! The session is in My Bookings.")
+    else:
+        flash = ("info", "Seat held. The mentor confirms it once your payment is received.")
+    raise redirect(back, flash)
+
+
+async def _session_action(request: web.Request, action: str) -> web.StreamResponse:
+    user = require_user(request, "mentor", "admin")
+    session_id = parse_uuid(request.match_info["id"])
+    data = await form_data(request)
+    back = safe_next(data.get("next"), "/dashboard/?tab=sessions")
+    service = platform_of(request).sessions
+    method = {"start": service.start, "end": service.end, "cancel": service.cancel}[action]
+    try:
+        await method(user, session_id)
+    except DomainError as exc:
+        if exc.status in (401,):
+            raise
+        raise redirect(back, ("error", exc.message)) from None
+    done = {"start": "Session started: the room is open.", "end": "Session ended.",
+            "cancel": "Session cancelled; booked learners were notified."}[action]
+    raise redirect(back, ("success", done))
+
+
+@routes.post("/sessions/{id}/start/")
+async def start(request: web.Request) -> web.StreamResponse:
+    return await _session_action(request, "start")
+
+
+@routes.post("/sessions/{id}/end/")
+async def end(request: web.Request) -> web.StreamResponse:
+    return await _session_action(request, "end")
+
+
+@routes.post("/sessions/{id}/cancel/")
+async def cancel(request: web.Request) -> web.StreamResponse:
+    return await _session_action(request, "cancel")
+
+
+@routes.post("/bookings/{id}/cancel/")
+async def cancel_booking(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    booking_id = parse_int(request.match_info["id"], "booking")
+    data = await form_data(request)
+    back = safe_next(data.get("next"), "/dashboard/?tab=bookings")
+    try:
+        await platform_of(request).bookings.cancel(user, booking_id)
+    except DomainError as exc:
+        raise redirect(back, ("error", exc.message)) from None
+    raise redirect(back, ("success", "Booking cancelled."))
+
+
+@routes.post("/bookings/{id}/mark-paid/")
+async def mark_paid(request: web.Request) -> web.StreamResponse:
+    user = require_user(request, "mentor", "admin")
+    booking_id = parse_int(request.match_info["id"], "booking")
+    data = await form_data(request)
+    back = safe_next(data.get("next"), "/dashboard/?tab=requests")
+    try:
+        await platform_of(request).bookings.mark_paid(user, booking_id)
+    except DomainError as exc:
+        raise redirect(back, ("error", exc.message)) from None
+    raise redirect(back, ("success", "Payment recorded; the booking is confirmed."))
+
+
+async def _feedback_context(request: web.Request, user: User) -> dict[str, Any]:
+    platform = platform_of(request)
+    session_id = parse_uuid(request.match_info["id"])
+    session = await platform.sessions.get(session_id)
+    booking = await platform.bookings.booking_of(user.id, session_id)
+    if booking is None or booking.status == "cancelled":
+        raise Forbidden("only learners who attended this session can rate it")
+    mine = [f for f in await platform.feedback.for_session(session_id) if f.user_id == user.id]
+    return {"session": session, "existing": mine[0] if mine else None}
+
+
+@routes.view("/sessions/{id}/feedback/")
+class FeedbackView(web.View):
+    async def get(self) -> web.StreamResponse:
+        user = require_user(self.request, "learner")
+        ctx = await _feedback_context(self.request, user)
+        return await render(self.request, "sessions/feedback.html",
+                            {**ctx, "values": {}, "errors": {}})
+
+    async def post(self) -> web.StreamResponse:
+        request = self.request
+        user = require_user(request, "learner")
+        ctx = await _feedback_context(request, user)
+        data = await form_data(request)
+        values = {"rating": data.get("rating", ""), "comment": data.get("comment", "")}
+        errors: dict[str, str] = {}
+        message = ""
+        try:
+            rating = int(values["rating"])
+        except ValueError:
+            errors["rating"] = "Choose a rating from 1 to 5 stars."
+        if not errors:
+            try:
+                await platform_of(request).feedback.submit(
+                    user, ctx["session"].id, rating=rating, comment=values["comment"].strip()
+                )
+            except DomainError as exc:
+                if exc.status in (401,):
+                    raise
+                errors = field_errors(exc.fields)
+                message = exc.message if not errors else ""
+            else:
+                raise redirect("/dashboard/?tab=bookings",
+                               ("success", "Thanks for your feedback!"))
+        return await render(request, "sessions/feedback.html",
+                            {**ctx, "values": values, "errors": errors, "message": message},
+                            status=400)

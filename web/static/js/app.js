@@ -1,0 +1,83 @@
+// Small progressive enhancements for every page (CSP: script-src 'self', so no inline code).
+// - mobile navigation toggle
+// - confirm() before destructive form posts marked with data-confirm
+// - <time data-local-time> rendered in the viewer's time zone
+// - the create-session form sends the browser's UTC offset with its local date/time
+// - the profile image form posts with the CSRF header (the CSRF middleware reads the
+//   token from the header for multipart bodies)
+
+export function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  if (meta && meta.content) return meta.content;
+  const match = document.cookie.match(/(?:^|;\s*)peerlearn_csrf=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : '';
+}
+
+function setupNav() {
+  const toggle = document.querySelector('[data-nav-toggle]');
+  const nav = document.getElementById('site-nav');
+  if (!toggle || !nav) return;
+  toggle.addEventListener('click', () => {
+    const open = nav.classList.toggle('open');
+    toggle.setAttribute('aria-expanded', String(open));
+  });
+}
+
+function setupConfirm() {
+  document.addEventListener('submit', (event) => {
+    const form = event.target;
+    if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, {
+  weekday: 'short', day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit',
+});
+
+export function localizeTimes(root = document) {
+  root.querySelectorAll('time[data-local-time]').forEach((el) => {
+    const when = new Date(el.getAttribute('datetime'));
+    if (!Number.isNaN(when.getTime())) {
+      el.textContent = timeFormat.format(when);
+      el.title = when.toISOString();
+    }
+  });
+}
+
+function setupTimezoneForms() {
+  document.querySelectorAll('[data-tz-form]').forEach((form) => {
+    const field = form.querySelector('[data-tz-offset]');
+    if (field) field.value = String(new Date().getTimezoneOffset());
+  });
+}
+
+function setupUploads() {
+  document.querySelectorAll('form[data-upload-form]').forEach((form) => {
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const button = form.querySelector('button[type="submit"]');
+      if (button) button.disabled = true;
+      try {
+        const response = await fetch(form.action, {
+          method: 'POST',
+          body: new FormData(form),
+          headers: { 'X-CSRF-Token': csrfToken() },
+          credentials: 'same-origin',
+        });
+        // The handler always answers with a redirect back to the profile (with a message).
+        window.location.assign(response.redirected ? response.url : form.action.replace(/image\/$/, ''));
+      } catch (err) {
+        if (button) button.disabled = false;
+        window.alert('Upload failed; check your connection and try again.');
+      }
+    });
+  });
+}
+
+setupNav();
+setupConfirm();
+localizeTimes();
+setupTimezoneForms();
+setupUploads();
