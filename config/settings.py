@@ -27,6 +27,9 @@ SHIPPED_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_FILE = SHIPPED_DIR / "default.toml"
 SECRET_FILE_NAME = "secret_key"
 MIN_SECRET_LENGTH = 32
+PLACEHOLDER_MARK = "CHANGE-ME"
+# Variables that are not settings but share the prefix (shortcuts, CLI and test helpers).
+NON_SETTING_VARIABLES = frozenset({"CONFIG", "DATA_DIR", "ADMIN_PASSWORD"})
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -46,6 +49,15 @@ def _check_url(value: str, schemes: tuple[str, ...], *, need_host: bool = True) 
         raise ValueError(f"must be a URL starting with one of {allowed}")
     if need_host and not parts.netloc:
         raise ValueError("malformed URL: no host")
+    return value
+
+
+def _check_secret(value: str) -> str:
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+    if PLACEHOLDER_MARK in value:
+        # production.toml.example ships placeholders; running with one would be a known secret.
+        raise ValueError("still the example placeholder: generate a random secret")
     return value
 
 
@@ -75,9 +87,7 @@ class ServerSettings(_Section):
     def _secret(cls, v: str | None) -> str | None:
         if v in (None, ""):
             return None
-        if len(v) < MIN_SECRET_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
-        return v
+        return _check_secret(v)
 
 
 class DatabaseSettings(_Section):
@@ -96,6 +106,11 @@ class DatabaseSettings(_Section):
             if not v.startswith("sqlite+aiosqlite:///"):
                 raise ValueError("malformed URL: use sqlite+aiosqlite:///path/to/file.db")
             return v
+        if urlsplit(v).scheme != "postgresql+asyncpg":
+            raise ValueError(
+                "must be postgresql://user@host/db (or postgresql+asyncpg://...) or "
+                "sqlite+aiosqlite:///path/to/file.db"
+            )
         return _check_url(v, ("postgresql+asyncpg",))
 
 
@@ -194,6 +209,15 @@ class IceSettings(_Section):
     def _turn(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_check_url(u, ("turn", "turns"), need_host=False) for u in v)
 
+    @field_validator("turn_secret")
+    @classmethod
+    def _turn_secret(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if PLACEHOLDER_MARK in v:
+            raise ValueError("still the example placeholder: use coturn's static-auth-secret")
+        return v
+
     @model_validator(mode="after")
     def _secret_needed(self) -> IceSettings:
         if self.turn_urls and not self.turn_secret:
@@ -251,11 +275,17 @@ class Settings(_Section):
             if data[section].get(key):
                 data[section][key] = "********"
         for section, key in (("database", "url"), ("redis", "url")):
-            url = data[section].get(key) or ""
-            parts = urlsplit(url)
-            if parts.password:
-                data[section][key] = url.replace(f":{parts.password}@", ":********@")
+            if data[section].get(key):
+                data[section][key] = _mask_url_password(data[section][key])
         return data
+
+
+def _mask_url_password(url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # e.g. an invalid port: show nothing of the credentials part
+        return url.rsplit("@", 1)[-1]
+    return url.replace(f":{password}@", ":********@") if password else url
 
 
 # --------------------------------------------------------------------------- loading
@@ -277,7 +307,10 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
     if environ.get(ENV_PREFIX + "DATA_DIR"):
         overrides.setdefault("server", {})["data_dir"] = environ[ENV_PREFIX + "DATA_DIR"]
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if "__" not in name:
+            _check_single_underscore(name, sections)
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if section not in sections:
@@ -291,6 +324,19 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
             value = [item.strip() for item in value.split(",") if item.strip()]
         overrides.setdefault(section, {})[key] = value
     return overrides
+
+
+def _check_single_underscore(name: str, sections: set[str]) -> None:
+    """``PEERLEARN_SERVER_PORT`` is a typo of ``PEERLEARN_SERVER__PORT``: refuse it."""
+    rest = name[len(ENV_PREFIX) :]
+    if rest in NON_SETTING_VARIABLES:
+        return
+    section, _, key = rest.lower().partition("_")
+    if section in sections and key:
+        raise ConfigError(
+            f"config error: {name}: unknown variable; settings take a double underscore "
+            f"between section and key: {ENV_PREFIX}{section.upper()}__{key.upper()}"
+        )
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +356,10 @@ def _first_error(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         message = "unknown key"
     value = err.get("input")
-    hide = isinstance(value, dict) or err["type"] == "extra_forbidden"
+    secret = any(word in key for word in ("secret", "password"))
+    hide = secret or isinstance(value, dict) or err["type"] == "extra_forbidden"
+    if isinstance(value, str) and "@" in value:
+        value = _mask_url_password(value)
     shown = "" if hide else f" (got {value!r})"
     return f"config error: {key}: {message}{shown}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -94,6 +96,7 @@ class Database:
         return await self.current_revision() == self.head_revision()
 
     async def migrate(self, revision: str = "head") -> None:
+        log.info("migrating the database to %s", revision)
         cfg = self.alembic_config()
 
         def run(sync_conn) -> None:  # type: ignore[no-untyped-def]
@@ -112,6 +115,20 @@ class Database:
 
         async with self.engine.begin() as conn:
             await conn.run_sync(run)
+
+    async def prepare(self, *, production: bool) -> None:
+        """The start-up policy: production refuses an outdated schema, development migrates."""
+        if await self.is_migrated():
+            return
+        if production:
+            await self.require_migrated()
+        log.info("development mode: the schema is not up to date, migrating")
+        await self.migrate()
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer (health checks)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def require_migrated(self) -> None:
         current, head = await self.current_revision(), self.head_revision()

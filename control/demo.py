@@ -81,11 +81,10 @@ COMMENTS = [
 
 
 async def seed_demo(settings: Settings, password: str) -> str:
-    """Fill the database with demo content (migrating first if needed); returns a summary."""
+    """Fill the database with demo content (migrating first in development); returns a summary."""
     platform = Platform(settings)
     try:
-        if not await platform.db.is_migrated():
-            await platform.db.migrate()
+        await platform.db.prepare(production=settings.is_production)
         await platform.start(background=False)
         existing = await platform.accounts.get_by_username("ada")
         if existing is not None:

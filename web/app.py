@@ -49,15 +49,11 @@ FEATURE_MODULES = (
 def _platform_ctx(background: bool):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         platform = app[PLATFORM]
-        settings = app[SETTINGS]
-        if not await platform.db.is_migrated():
-            if settings.is_production:
-                await platform.db.dispose()
-                raise DatabaseNotMigrated(
-                    "database schema is not up to date: run `peerlearn migrate` first"
-                )
-            log.info("development mode: applying database migrations")
-            await platform.db.migrate()
+        try:
+            await platform.db.prepare(production=app[SETTINGS].is_production)
+        except DatabaseNotMigrated:
+            await platform.db.dispose()
+            raise
         await platform.start(background=background)
         yield
         await platform.close()
@@ -70,12 +66,16 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness and database reachability, for container health checks and load balancers."""
+    """Liveness and database reachability, for container health checks and load balancers.
+
+    A cheap ``SELECT 1``: the schema was checked (or migrated) once at start-up.
+    """
     try:
-        migrated = await request.app[PLATFORM].db.is_migrated()
+        await request.app[PLATFORM].db.ping()
     except Exception:
+        log.warning("health check: database unreachable", exc_info=True)
         return web.json_response({"status": "error", "database": "unreachable"}, status=503)
-    return web.json_response({"status": "ok", "database": "ok" if migrated else "not migrated"})
+    return web.json_response({"status": "ok", "database": "ok"})
 
 
 def create_app(

@@ -27,27 +27,36 @@ def _database(settings: Settings) -> Database:
     return Database(settings.database_url, echo=settings.database.echo)
 
 
+def _database_problem(settings: Settings, exc: BaseException) -> str:
+    where = settings.database_url.split("://", 1)[0]
+    if isinstance(exc, DatabaseNotMigrated):
+        return str(exc)
+    return f"cannot use the {where} database: {type(exc).__name__}: {exc}".splitlines()[0]
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
+    from sqlalchemy.exc import SQLAlchemyError
 
     from web.app import create_app
 
     settings = _settings(args)
 
-    async def make_app() -> web.Application:
-        if settings.is_production:
-            db = _database(settings)
-            try:
-                await db.require_migrated()
-            finally:
-                await db.dispose()
-        return create_app(settings)
+    async def check_database() -> None:
+        # Before listening: production refuses an unmigrated schema, development migrates;
+        # either way a bad URL or a stopped server is one clear line, not a traceback.
+        db = _database(settings)
+        try:
+            await db.prepare(production=settings.is_production)
+        finally:
+            await db.dispose()
 
     try:
-        app = asyncio.run(make_app()) if settings.is_production else create_app(settings)
-    except DatabaseNotMigrated as exc:
-        print(f"peerlearn: {exc}", file=sys.stderr)
+        asyncio.run(check_database())
+    except (DatabaseNotMigrated, SQLAlchemyError, OSError) as exc:
+        print(f"peerlearn: {_database_problem(settings, exc)}", file=sys.stderr)
         return 2
+    app = create_app(settings)
     print(
         f"PeerLearn ({settings.server.mode}) on http://{settings.server.host}:{settings.server.port}/"
         f"  database: {settings.database_url.split('://', 1)[0]}",
@@ -68,7 +77,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         finally:
             await db.dispose()
 
-    print(f"database at revision {asyncio.run(run())}")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        revision = asyncio.run(run())
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"peerlearn: {_database_problem(settings, exc)}", file=sys.stderr)
+        return 2
+    print(f"database at revision {revision}")
     return 0
 
 
@@ -84,7 +100,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     async def run() -> str:
         platform = Platform(settings)
         try:
-            await platform.db.require_migrated()
+            await platform.db.prepare(production=settings.is_production)
             user = await platform.accounts.create_admin(args.username, args.email, password)
             return user.username
         finally:
@@ -105,7 +121,11 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     from control.demo import seed_demo
 
     settings = _settings(args)
-    summary = asyncio.run(seed_demo(settings, password=args.password))
+    try:
+        summary = asyncio.run(seed_demo(settings, password=args.password))
+    except DatabaseNotMigrated as exc:
+        print(f"peerlearn: {exc}", file=sys.stderr)
+        return 1
     print(summary)
     return 0
 
@@ -157,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Alembic announces its dialect on every schema check; migrations log their own line.
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     try:
         if args.command == "recommender-eval":
             return cmd_recommender_eval(args, rest)

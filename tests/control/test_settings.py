@@ -47,6 +47,14 @@ def _error(tmp_path: Path, **kwargs) -> str:
         ({"toml": '[server]\nmode = "production"\n'}, "server.secret_key"),
         ({"toml": '[server]\nsecret_key = "short"\n'}, "server.secret_key"),
         ({"toml": "[server\nport = 1"}, "conf.toml"),
+        ({"env": {"PEERLEARN_SERVER_PORT": "9000"}}, "PEERLEARN_SERVER__PORT"),
+        ({"env": {"PEERLEARN_SFU__UDP_PORT_MIN": "50000"}}, "udp_port_min"),
+        ({"toml": '[server]\nsecret_key = "CHANGE-ME-to-64-random-characters-please-x"\n'},
+         "server.secret_key"),
+        ({"toml": '[ice]\nturn_urls = ["turn:t.example:3478"]\nturn_secret = "CHANGE-ME"\n'},
+         "ice.turn_secret"),
+        ({"toml": '[ice]\nturn_urls = ["turn:t.example:3478"]\n'}, "turn_secret"),
+        ({"toml": '[sfu]\nannounced_ip = "not-an-ip"\n'}, "sfu.announced_ip"),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path: Path, kwargs: dict, key: str):
@@ -108,3 +116,26 @@ def test_defaults(tmp_path: Path):
     assert settings.server.port == 8080 and settings.server.host == "127.0.0.1"
     assert settings.database_url.startswith("sqlite+aiosqlite:///")
     assert settings.redis.url is None and settings.email.backend == "console"
+
+
+def test_errors_never_echo_secrets(tmp_path: Path):
+    message = _error(tmp_path, toml='[server]\nsecret_key = "tooshort-secret"\n')
+    assert "tooshort-secret" not in message and "server.secret_key" in message
+    message = _error(tmp_path, env={"PEERLEARN_DATABASE__URL": "mysql://bob:pw-123@db/x"})
+    assert "pw-123" not in message and "database.url" in message
+
+
+def test_shipped_production_example_is_refused_until_edited(tmp_path: Path):
+    """Copying production.toml.example verbatim must not run with its published secret."""
+    from config.settings import SHIPPED_DIR
+
+    with pytest.raises(ConfigError, match=r"server\.secret_key: still the example placeholder"):
+        load_settings(SHIPPED_DIR / "production.toml.example", environ={})
+
+
+def test_unrelated_prefixed_variables_are_left_alone(tmp_path: Path):
+    settings = _load(
+        tmp_path,
+        env={"PEERLEARN_TEST_POSTGRES_URL": "postgresql://x", "PEERLEARN_ADMIN_PASSWORD": "pw"},
+    )
+    assert settings.server.port == 8080
