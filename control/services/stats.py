@@ -4,7 +4,7 @@ with GROUP BY for the admin totals, so it is identical on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -202,4 +202,48 @@ class StatsService:
                 }
                 for uid, name, n in top
             ],
+        }
+
+    async def mentor_pending_amount(self, mentor_id: int) -> Decimal:
+        """Money held in seats whose payment the mentor has not confirmed yet."""
+        async with self.platform.db.session() as db:
+            total = await db.scalar(
+                select(func.coalesce(func.sum(Booking.amount), 0))
+                .join(Session, Session.id == Booking.session_id)
+                .where(
+                    Session.mentor_id == mentor_id,
+                    Booking.payment_status == "pending",
+                    Booking.status == "pending",
+                )
+            )
+        return Decimal(total or 0)
+
+    async def weekly_activity(self, weeks: int = 8) -> dict[str, list[Any]]:
+        """New accounts and new bookings per week (weeks start on Monday, oldest first).
+
+        Bucketing is done in Python over the timestamps of the period so it is the same on
+        SQLite and PostgreSQL (their date functions differ).
+        """
+        today = utcnow().date()
+        start = today - timedelta(days=today.weekday(), weeks=weeks - 1)
+        since = datetime.combine(start, time.min, tzinfo=UTC)
+        async with self.platform.db.session() as db:
+            joined = (await db.scalars(select(User.date_joined).where(User.date_joined >= since)))
+            booked = (
+                await db.scalars(select(Booking.booking_time).where(Booking.booking_time >= since))
+            )
+            joined_times, booked_times = list(joined.all()), list(booked.all())
+
+        def per_week(times: list[datetime]) -> list[int]:
+            counts = [0] * weeks
+            for t in times:
+                index = (t.date() - start).days // 7
+                if 0 <= index < weeks:
+                    counts[index] += 1
+            return counts
+
+        return {
+            "weeks": [(start + timedelta(weeks=i)).isoformat() for i in range(weeks)],
+            "signups": per_week(joined_times),
+            "bookings": per_week(booked_times),
         }

@@ -10,6 +10,8 @@ Fixtures other test modules reuse:
   own fresh context (no shared profile, cookies or storage).  Package scope, not session:
   sync Playwright keeps its event loop current in the main thread, so it must be gone
   before the async tests of other packages run.
+- ``world`` (module): ``e2e.seed.seed_world`` run once per test module (unique names);
+  ``e2e.seed.as_user(world, "lin")`` gives a signed-in ``TestUser``.
 - ``make_user(role, **profile)``: creates an account through the services and returns a
   ``TestUser`` (username, password, id, role, email).
 - ``new_page(name="main", *, user=None, phone=False, allow_http_errors=False)``: a
@@ -17,13 +19,19 @@ Fixtures other test modules reuse:
   errors and every request URL.  With ``user`` the context already carries that user's
   session cookie.  At teardown the harness asserts no page requested anything from another
   origin and, unless allowed, logged no console error.
+  Listeners sit on the browser *context*, so pop-ups and every navigation are covered, and
+  WebSocket URLs count as requests too.
 - ``BrowserPage.shot(step)`` saves ``test-artifacts/screenshots/<test>-<name>-<step>.png``.
+- ``live_server.link_in_mail(address, path)``: the link a mail to ``address`` carries
+  (verification, password reset), read from the file mail backend.
 - ``login_via_form(bp, user)`` logs in through the real form.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import re
 import tempfile
 import threading
@@ -105,11 +113,39 @@ class LiveServer:
         """Run ``await fn(platform, *args, **kwargs)`` on the server loop and return it."""
         return self._run(fn(self.platform, *args, **kwargs))
 
-    def stop(self) -> None:
+    async def _stop(self) -> None:
         if self.runner is not None:
-            self._run(self.runner.cleanup())
+            await self.runner.cleanup()
+        # Handler helpers still parked on a queue or event (a closed socket's reader, say)
+        # would otherwise be destroyed pending when the loop stops.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._run(self._stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+
+    def mail_to(self, address: str) -> list[str]:
+        """Bodies of the e-mails sent to ``address`` (file backend), oldest first."""
+        folder = Path(self.settings.email.file_dir or "")
+        out = []
+        for path in sorted(folder.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if message["To"] == address:
+                body = message.get_body(preferencelist=("plain",))
+                out.append(body.get_content() if body else "")
+        return out
+
+    def link_in_mail(self, address: str, path: str) -> str:
+        """The last link to ``path`` mailed to ``address``, as a path + query on this app."""
+        for body in reversed(self.mail_to(address)):
+            match = re.search(r"https?://[^/\s]+(" + re.escape(path) + r"\S*)", body)
+            if match:
+                return match.group(1)
+        raise AssertionError(f"no mail to {address} links to {path}")
 
 
 @dataclass
@@ -200,6 +236,14 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+@pytest.fixture(scope="module")
+def world(live_server: LiveServer) -> dict[str, Any]:
+    """A seeded world (``e2e.seed``) per test module, so modules never see each other's edits."""
+    from e2e.seed import seed_world
+
+    return live_server.call(seed_world)
+
+
 @pytest.fixture
 def make_user(live_server: LiveServer) -> Callable[..., TestUser]:
     """``make_user("mentor", skills=[...], bio=...)`` → a fresh account (unique username)."""
@@ -251,13 +295,15 @@ def new_page(
         if user is not None:
             context.add_cookies([{"name": SESSION_COOKIE, "value": user.token,
                                   "url": live_server.url}])
-        page = context.new_page()
-        bp = BrowserPage(page, name, live_server.url, test_name, allow_http_errors)
-        page.on("console", lambda msg: bp.console_errors.append(
+        bp = BrowserPage(None, name, live_server.url, test_name, allow_http_errors)
+        context.on("console", lambda msg: bp.console_errors.append(
             f"{msg.text} @ {msg.location.get('url', '')}") if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: bp.console_errors.append(f"pageerror: {exc}"))
-        page.on("request", lambda req: bp.requests.append(req.url))
-        page.on("response", lambda resp: _on_response(bp, resp))
+        context.on("weberror", lambda err: bp.console_errors.append(f"pageerror: {err.error}"))
+        context.on("request", lambda req: bp.requests.append(req.url))
+        context.on("response", lambda resp: _on_response(bp, resp))
+        context.on("page", lambda page: page.on(
+            "websocket", lambda ws: bp.requests.append(ws.url)))
+        bp.page = context.new_page()
         created.append((context, bp))
         return bp
 

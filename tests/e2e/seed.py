@@ -1,4 +1,9 @@
-"""Seed a small, realistic world through the services (used with ``live_server.call``)."""
+"""Seed a small, realistic world through the services (used with ``live_server.call``).
+
+Everything goes through the services, as the product would; only the dates of past sessions
+are moved back afterwards (the services schedule sessions in the future only), so the charts
+have weeks of history to draw.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,37 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
+from control.models import Booking, Session
 from control.platform import Platform
 
 PASSWORD = "correct-horse-42"
+#: (title, weeks ago, learners who attend of lin/sam/kim, ratings given by them, price)
+PAST = [
+    ("Python basics", 0, ("lin", "sam"), (5, 4), 0),
+    ("Recursion workshop", 1, ("lin", "sam", "kim"), (5, 5, 3), 0),
+    ("Sorting, hands on", 3, ("sam", "kim"), (4, 2), 20),
+    ("Graphs for beginners", 5, ("lin",), (4,), 0),
+]
+#: Upcoming sessions of a third mentor, enough to need a second page of results.
+EXTRA_TOPICS = ["SQL joins", "Unit testing", "Regex", "Docker", "Git branching",
+                "Async Python", "Type hints", "Profiling", "Packaging", "Web scraping",
+                "CI pipelines", "Window functions", "Mocking", "Shell scripting"]
+
+
+async def backdate(platform: Platform, session_id: uuid.UUID, shift: timedelta) -> None:
+    """Move a finished session and its bookings ``shift`` into the past."""
+    async with platform.db.transaction() as db:
+        s = await db.get(Session, session_id)
+        assert s is not None and s.started_at and s.ended_at
+        s.schedule, s.started_at, s.ended_at = (
+            s.schedule - shift, s.started_at - shift, s.ended_at - shift)
+        bookings = await db.scalars(select(Booking).where(Booking.session_id == session_id))
+        for b in bookings.unique():
+            b.booking_time -= shift
+            if b.joined_at:
+                b.joined_at -= shift
 
 
 async def seed_world(platform: Platform) -> dict[str, Any]:
@@ -26,10 +59,13 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
                      bio="I teach programming from first principles.", hourly_rate="45")
     alan = await user("mentor", "alan", "Alan", "Turing", skills=["Math", "Cryptography"],
                       bio="Puzzles, proofs and codes.")
+    joan = await user("mentor", "joan", "Joan", "Clarke", skills=["SQL", "Testing", "DevOps"],
+                      bio="Practical tooling sessions.")
     lin = await user("learner", "lin", "Lin", "Chen", interests=["Python", "Data"])
     sam = await user("learner", "sam", "Sam", "Okafor", interests=["Math"])
     kim = await user("learner", "kim", "Kim", "Berg", interests=["Python"])
     admin = await acc.create_admin(f"admin_{tag}", f"admin_{tag}@example.org", PASSWORD)
+    learners = {"lin": lin, "sam": sam, "kim": kim}
 
     async def session(mentor: Any, title: str, minutes: int, price: int = 0,
                       skills: list[str] | None = None, seats: int = 6) -> Any:
@@ -39,20 +75,29 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
             skills_required=skills or list(mentor.skills[:1]), price=price,
         )
 
-    # Completed and rated, attended by two learners.
-    done = await session(ada, "Python basics", 10)
-    for learner in (lin, sam):
-        await platform.bookings.book(learner, done.id)
-    await platform.sessions.start(ada, done.id)
-    for learner in (lin, sam):
-        await platform.bookings.record_join(done.id, learner.id)
-    await platform.sessions.end(ada, done.id)
-    await platform.feedback.submit(lin, done.id, rating=5, comment="Clear and friendly.")
-    await platform.feedback.submit(sam, done.id, rating=4, comment="Good pace.")
+    # Completed sessions, attended and rated, spread over the last weeks.
+    done_ids = []
+    for title, weeks_ago, names, ratings, price in PAST:
+        s = await session(ada, title, 10, price=price)
+        for name in names:
+            booking = await platform.bookings.book(learners[name], s.id)
+            if price:
+                await platform.bookings.mark_paid(ada, booking.id)
+        await platform.sessions.start(ada, s.id)
+        for name in names:
+            await platform.bookings.record_join(s.id, learners[name].id)
+        await platform.sessions.end(ada, s.id)
+        for name, rating in zip(names, ratings, strict=True):
+            await platform.feedback.submit(learners[name], s.id, rating=rating,
+                                           comment=f"{title}: {'great' if rating > 3 else 'ok'}.")
+        done_ids.append(s.id)
+        if weeks_ago:
+            await backdate(platform, s.id, timedelta(weeks=weeks_ago))
 
-    # Live now.
+    # Live now: Sam and Lin are booked, so both see "Join room".
     live = await session(alan, "Number theory live", 5, skills=["Math"])
     await platform.bookings.book(sam, live.id)
+    await platform.bookings.book(lin, live.id)
     await platform.sessions.start(alan, live.id)
 
     # Scheduled: free, paid (one paid, one pending), and later ones.
@@ -64,16 +109,29 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
     await platform.bookings.book(lin, paid.id)  # left pending: shows under Requests
     await session(alan, "Cryptography for beginners", 60 * 72, price=10, skills=["Cryptography"])
     await session(ada, "Data structures deep dive", 60 * 96, skills=["Python", "Algorithms"])
+    for day, topic in enumerate(EXTRA_TOPICS, start=5):
+        await session(joan, topic, 60 * 24 * day, price=(day % 3) * 5,
+                      skills=[joan.skills[day % 3]])
 
     await platform.follows.follow(lin, ada.id)
     await platform.follows.follow(sam, alan.id)
     await platform.follows.follow(kim, ada.id)
 
-    tokens = {name: platform.tokens.issue(u.id, u.role) for name, u in
-              (("ada", ada), ("alan", alan), ("lin", lin), ("sam", sam), ("kim", kim),
-               ("admin", admin))}
+    users = {"ada": ada, "alan": alan, "joan": joan, "lin": lin, "sam": sam, "kim": kim,
+             "admin": admin}
+    tokens = {name: platform.tokens.issue(u.id, u.role) for name, u in users.items()}
     return {
-        "users": {"ada": ada, "alan": alan, "lin": lin, "sam": sam, "kim": kim, "admin": admin},
+        "tag": tag,
+        "users": users,
         "tokens": tokens,
-        "sessions": {"done": done.id, "live": live.id, "free": free.id, "paid": paid.id},
+        "sessions": {"done": done_ids[0], "live": live.id, "free": free.id, "paid": paid.id,
+                     "past": done_ids},
     }
+
+
+def as_user(world: dict[str, Any], name: str) -> Any:
+    """The seeded account ``name`` as the e2e harness's ``TestUser`` (already signed in)."""
+    from e2e.conftest import TestUser
+
+    u = world["users"][name]
+    return TestUser(u.id, u.username, u.email, PASSWORD, u.role, world["tokens"][name])

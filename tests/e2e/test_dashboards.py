@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from e2e.conftest import BrowserPage, LiveServer, TestUser
-from e2e.seed import PASSWORD, seed_world
+from e2e.conftest import BrowserPage
+from e2e.seed import as_user
 
 pytestmark = pytest.mark.browser
 
@@ -18,16 +18,21 @@ TABS = {
     "ada": ["overview", "sessions", "create", "requests", "analytics", "earnings"],
     "admin": ["overview", "users", "sessions", "analytics", "control"],
 }
+EYEBROW = {"lin": "Learner dashboard", "ada": "Mentor dashboard", "admin": "Admin dashboard"}
 
 
-@pytest.fixture(scope="module")
-def world(live_server: LiveServer) -> dict[str, Any]:
-    return live_server.call(seed_world)
+def fits_width(bp: BrowserPage, phone: bool) -> None:
+    """Nothing may overflow the viewport (tables and charts scroll inside their wrapper)."""
+    width = bp.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= (360 if phone else 1280) + 1, (bp.page.url, width)
 
 
-def as_user(world: dict[str, Any], name: str) -> TestUser:
-    u = world["users"][name]
-    return TestUser(u.id, u.username, u.email, PASSWORD, u.role, world["tokens"][name])
+def all_tabs_visible(bp: BrowserPage) -> None:
+    """Every tab link is on screen (wrapping on a phone, never hidden off to the side)."""
+    viewport = bp.page.viewport_size
+    assert viewport is not None
+    for box in [t.bounding_box() for t in bp.page.locator("nav.tabs a").all()]:
+        assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= viewport["width"]
 
 
 @pytest.mark.parametrize("who", ["lin", "ada", "admin"])
@@ -41,11 +46,83 @@ def test_every_dashboard_tab(world: dict[str, Any], new_page: Callable[..., Brow
             assert response.status == 200, (who, tab)
             current = bp.page.locator('nav.tabs a[aria-current="page"]')
             assert current.get_attribute("href") == f"/dashboard/?tab={tab}"
+            assert bp.page.locator(".eyebrow").first.inner_text().lower() == EYEBROW[who].lower()
             assert bp.page.locator("h1").first.is_visible()
             bp.shot(f"{user.role}-{tab}")
-            # Nothing may overflow the phone's width (tables scroll inside their wrapper).
-            width = bp.page.evaluate("document.documentElement.scrollWidth")
-            assert width <= (360 if phone else 1280) + 1, (who, tab, width)
+            fits_width(bp, phone)
+            all_tabs_visible(bp)
+
+
+def test_learner_tabs_show_the_seeded_data(world: dict[str, Any],
+                                           new_page: Callable[..., BrowserPage]) -> None:
+    bp = new_page(user=as_user(world, "lin"))
+    page = bp.page
+    bp.goto("/dashboard/")
+    cards = page.locator(".stat")
+    assert cards.filter(has_text="Sessions attended").locator(".stat-value").inner_text() == "3"
+    bp.goto("/dashboard/?tab=bookings")
+    live = page.locator("tr", has_text="Number theory live")
+    assert live.get_by_role("link", name="Join room").get_attribute("href") == (
+        f"/sessions/{world['sessions']['live']}/room")
+    pending = page.locator("tr", has_text="Python code review clinic")
+    assert "$25.00 due" in pending.inner_text()
+    assert pending.get_by_role("button", name="Cancel").is_visible()
+    rated = page.locator("tr", has_text="Graphs for beginners")
+    assert rated.get_by_text("Rated ✓").is_visible()
+    bp.goto("/dashboard/?tab=following")
+    ada = page.locator(".card", has_text="Ada Lovelace")
+    assert ada.get_by_role("link", name="Algorithms workshop").is_visible()
+    bp.goto("/dashboard/?tab=recommendations")
+    cards = page.locator(".session-card")
+    assert cards.count() >= 3
+    for card in cards.all():
+        assert card.locator(".reason").inner_text().strip()
+    # Already booked sessions are not suggested again.
+    assert page.locator(".session-card", has_text="Algorithms workshop").count() == 0
+
+
+def test_mentor_tabs_show_the_seeded_data(world: dict[str, Any],
+                                          new_page: Callable[..., BrowserPage]) -> None:
+    bp = new_page(user=as_user(world, "ada"))
+    page = bp.page
+    bp.goto("/dashboard/")
+    earnings = page.locator(".stat", has_text="Total earnings").locator(".stat-value")
+    assert earnings.inner_text() == "$65.00"  # two paid seats of "Sorting" + one of the clinic
+    assert "4.0" in page.locator(".stat", has_text="Average rating").inner_text()
+    bp.goto("/dashboard/?tab=requests")
+    assert page.locator("tr", has_text="Lin Chen").get_by_role(
+        "button", name="Mark paid").is_visible()
+    bp.goto("/dashboard/?tab=analytics")
+    charts = page.locator("svg.chart")
+    assert charts.count() == 2
+    rating = charts.nth(0)
+    assert rating.locator("title").first.text_content() == "Rating distribution"
+    assert rating.locator("rect.chart-bar").count() == 5
+    assert {"Rating", "Reviews"} <= set(rating.locator("text.chart-axis-label").all_text_contents())
+    attendance = charts.nth(1)
+    assert attendance.locator("circle.chart-point").count() == 4  # four past sessions
+    assert attendance.locator("polyline.chart-line").count() == 1
+    bp.goto("/dashboard/?tab=earnings")
+    per_month = page.locator(".card", has=page.get_by_role("heading", name="Per month"))
+    assert "$65.00" in per_month.inner_text()
+    assert page.locator("svg.chart rect.chart-bar").count() >= 1
+
+
+def test_admin_tabs_show_the_seeded_data(world: dict[str, Any],
+                                         new_page: Callable[..., BrowserPage]) -> None:
+    bp = new_page(user=as_user(world, "admin"))
+    page = bp.page
+    bp.goto("/dashboard/?tab=analytics")
+    titles = page.locator("svg.chart > title").all_text_contents()
+    assert titles == ["New accounts per week", "Bookings per week", "Sessions by status",
+                      "Accounts by role"]
+    bp.goto("/dashboard/?tab=control")
+    room = page.locator(f'[data-room="{world["sessions"]["live"]}"]')
+    assert "Number theory live" in room.inner_text()
+    assert room.locator("[data-connected]").inner_text() == "0"
+    settings = page.locator(".settings-section", has_text="Sessions")
+    assert "max_participants" in settings.inner_text()
+    assert "********" in page.locator(".settings-section", has_text="Server").inner_text()
 
 
 def test_tabs_are_keyboard_usable(world: dict[str, Any],
@@ -67,23 +144,29 @@ def test_other_pages(world: dict[str, Any], new_page: Callable[..., BrowserPage]
     anon = new_page("anon", phone=phone)
     for step, path in [("landing", "/"), ("login", "/auth/login/"),
                        ("register", "/auth/register/"), ("reset", "/auth/password-reset/"),
-                       ("browse", "/sessions/"), ("portfolio", f"/profile/{ada}/")]:
+                       ("browse", "/sessions/"), ("portfolio", f"/profile/{ada}/"),
+                       ("session-anon", f"/sessions/{sessions['free']}/")]:
         assert anon.goto(path).status == 200, path
+        fits_width(anon, phone)
         anon.shot(step)
     learner = new_page("learner", user=as_user(world, "lin"), phone=phone)
     for step, path in [("session-detail", f"/sessions/{sessions['free']}/"),
+                       ("session-pending", f"/sessions/{sessions['paid']}/"),
                        ("session-live", f"/sessions/{sessions['live']}/"),
                        ("feedback", f"/sessions/{sessions['done']}/feedback/"),
                        ("recommendations", "/recommendations/"), ("profile", "/profile/"),
                        ("followers", f"/profile/{ada}/followers/"),
                        ("notifications", "/notifications/")]:
         assert learner.goto(path).status == 200, path
-        width = learner.page.evaluate("document.documentElement.scrollWidth")
-        assert width <= (360 if phone else 1280) + 1, (path, width)
+        fits_width(learner, phone)
         learner.shot(step)
+    learner.page.wait_for_selector('[data-notifications][data-live="connected"]')
     learner.page.locator("[data-notif-toggle]").click()
     assert learner.page.locator("[data-notif-panel]").is_visible()
     learner.shot("notification-dropdown", full_page=False)
+    # The live notification socket counts as a request, and stays on our origin.
+    assert any(url.startswith("ws://") and "/ws/notifications/" in url
+               for url in learner.requests)
     for bp in (anon, learner):
         assert bp.foreign_requests() == []
         assert bp.real_console_errors() == []

@@ -1,5 +1,7 @@
-"""Journeys walked as new users would: register, create, browse, book, start, end, rate;
-forms with bad input; the notification badge updating live."""
+"""The main journey walked as new users would: a mentor registers and creates a session; a
+learner registers, finds it in recommendations and by browsing, books it and downloads its
+calendar entry; the mentor starts; both enter the room; the mentor ends; the learner rates.
+Plus the notification badge updating live."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from control.platform import Platform
 from e2e.conftest import PASSWORD, BrowserPage, LiveServer, TestUser, room_steps
@@ -29,7 +32,8 @@ def register_via_form(bp: BrowserPage, role: str, first: str, last: str) -> Test
     page.get_by_label("Repeat password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url("**/dashboard/")
-    assert "Welcome to PeerLearn" in page.locator("[data-flash]").inner_text()
+    expect(page.locator("[data-flash]")).to_contain_text("Welcome to PeerLearn")
+    expect(page.locator(".eyebrow").first).to_have_text(f"{role} dashboard", ignore_case=True)
     return TestUser(0, username, f"{username}@example.org", PASSWORD, role)
 
 
@@ -42,6 +46,31 @@ def user_id(live_server: LiveServer, username: str) -> int:
     return live_server.call(find)
 
 
+def check_calendar_file(bp: BrowserPage, session_id: str, title: str, start: datetime,
+                        minutes: int) -> None:
+    """The .ics link answers a valid iCalendar event for the booked session (RFC 5545)."""
+    link = bp.page.get_by_role("link", name="Add to calendar (.ics)")
+    href = link.get_attribute("href")
+    assert href == f"/api/sessions/{session_id}/calendar.ics"
+    response = bp.page.request.get(bp.base_url + href)  # the browser context's cookies
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("text/calendar")
+    assert "attachment" in response.headers["content-disposition"]
+    raw = response.body().decode()
+    assert raw.startswith("BEGIN:VCALENDAR\r\n") and raw.endswith("END:VCALENDAR\r\n")
+    assert "\n" not in raw.replace("\r\n", ""), "every line ends with CRLF"
+    lines = raw.replace("\r\n ", "").split("\r\n")  # unfold continuation lines
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    assert fields["VERSION"] == "2.0" and "PRODID" in fields
+    assert fields["UID"].startswith(f"{session_id}@")
+    fmt = "%Y%m%dT%H%M%SZ"
+    assert fields["DTSTART"] == start.strftime(fmt)
+    assert fields["DTEND"] == (start + timedelta(minutes=minutes)).strftime(fmt)
+    assert re.fullmatch(r"\d{8}T\d{6}Z", fields["DTSTAMP"])
+    assert fields["SUMMARY"] == title.replace(",", "\\,").replace(";", "\\;")
+    assert fields["URL"].endswith(f"/sessions/{session_id}/")
+
+
 def test_mentor_and_learner_journey(
     live_server: LiveServer, new_page: Callable[..., BrowserPage]
 ) -> None:
@@ -49,134 +78,115 @@ def test_mentor_and_learner_journey(
     mentor = new_page("mentor")
     mentor.page.on("dialog", lambda dialog: dialog.accept())  # data-confirm prompts
     register_via_form(mentor, "mentor", "Grace", "Hopper")
-    mentor.shot("1-registered")
+    mentor.shot("01-registered")
     mentor.page.get_by_role("link", name="Create Session").click()
-    title = f"Compilers from scratch {uuid.uuid4().hex[:4]}"
-    start = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M")
+    title = f"Compilers, from scratch; part {uuid.uuid4().hex[:4]}"
+    start = (datetime.now(UTC) + timedelta(minutes=10)).replace(second=0, microsecond=0)
     form = mentor.page.locator("form[data-tz-form]")
     form.get_by_label("Title").fill(title)
     form.get_by_label("Description").fill("Lexers, parsers and code generation.")
-    form.get_by_label("Date and time").fill(start)
+    form.get_by_label("Date and time").fill(start.strftime("%Y-%m-%dT%H:%M"))
     form.get_by_label("Duration (minutes)").fill("45")
     form.get_by_label("Learner seats").fill("5")
     form.get_by_label("Skills").fill("Compilers, Rust")
-    mentor.shot("2-create-form")
+    mentor.shot("02-create-form")
     form.get_by_role("button", name="Create session").click()
     mentor.page.wait_for_url("**/dashboard/?tab=sessions")
+    expect(mentor.page.locator("[data-flash]")).to_contain_text("created")
     row = mentor.page.locator("tr", has_text=title)
-    assert row.count() == 1
+    expect(row).to_have_count(1)
     session_id = row.get_attribute("data-session-id")
     assert session_id
-    mentor.shot("3-my-sessions")
+    mentor.shot("03-my-sessions")
 
-    # A learner signs up, adds interests, finds the session by browsing and books it.
+    # A learner signs up and says what they want to learn.
     learner = new_page("learner")
     learner.page.on("dialog", lambda dialog: dialog.accept())
     learner_user = register_via_form(learner, "learner", "Linus", "Learner")
+    learner.shot("04-registered")
     learner.goto("/profile/")
     learner.page.get_by_label("Interests").fill("Compilers, Rust")
     learner.page.get_by_role("button", name="Save profile").click()
-    assert "Profile saved." in learner.page.locator("[data-flash]").inner_text()
+    expect(learner.page.locator("[data-flash]")).to_contain_text("Profile saved.")
+
+    # ... finds the session in their recommendations, with the reason it is suggested ...
+    learner.page.get_by_role("link", name="For you").click()
+    learner.page.wait_for_url("**/recommendations/")
+    card = learner.page.locator(".session-card", has_text=title).first
+    expect(card).to_be_visible()
+    assert card.locator(".reason").inner_text().strip()
+    learner.shot("05-recommendations")
+
+    # ... and by browsing with a filter, then books it.
     learner.goto("/sessions/")
-    learner.page.get_by_label("Search").fill(title.split()[-1])
+    learner.page.get_by_label("Skill").fill("Compilers")
     learner.page.get_by_role("button", name="Apply filters").click()
-    learner.page.wait_for_url(re.compile(r".*q=.*"))
-    learner.shot("4-browse-filtered")
+    learner.page.wait_for_url(re.compile(r".*skill=Compilers.*"))
+    learner.shot("06-browse-filtered")
     learner.page.get_by_role("link", name=title).click()
     learner.page.wait_for_url(f"**/sessions/{session_id}/")
+    learner.shot("07-details")
     learner.page.get_by_role("button", name="Book a seat").click()
-    assert "You're booked" in learner.page.locator("[data-flash]").inner_text()
-    assert learner.page.get_by_role("link", name="Add to calendar (.ics)").is_visible()
-    learner.shot("5-booked")
-    learner.goto("/recommendations/")
-    assert learner.page.locator(".session-card", has_text=title).count() >= 1
-    learner.shot("6-recommendations")
+    expect(learner.page.locator("[data-flash]")).to_contain_text("You're booked")
+    learner.shot("08-booked")
+    check_calendar_file(learner, session_id, title, start, 45)
+    learner.page.get_by_role("link", name="Dashboard").click()
+    learner.page.get_by_role("link", name="My Bookings").click()
+    expect(learner.page.locator("tr", has_text=title)).to_contain_text("Confirmed")
 
-    # The mentor starts it from My Sessions.
+    # The mentor starts it from My Sessions; both see the way into the room.
     mentor.goto("/dashboard/?tab=sessions")
     mentor.page.locator("tr", has_text=title).get_by_role("button", name="Start").click()
-    assert "Session started" in mentor.page.locator("[data-flash]").inner_text()
-    assert mentor.page.locator("tr", has_text=title).get_by_role("link", name="Open room")
-    mentor.shot("7-started")
+    expect(mentor.page.locator("[data-flash]")).to_contain_text("Session started")
+    room = f"/sessions/{session_id}/room"
+    mentor_row = mentor.page.locator("tr", has_text=title)
+    expect(mentor_row.get_by_role("link", name="Join room")).to_have_attribute("href", room)
+    mentor.shot("09-started")
+    mentor.goto(f"/sessions/{session_id}/")
+    expect(mentor.page.get_by_role("link", name="Join room")).to_have_attribute("href", room)
+    learner.goto("/dashboard/?tab=bookings")
+    expect(learner.page.locator("tr", has_text=title).get_by_role(
+        "link", name="Join room")).to_have_attribute("href", room)
     learner.goto(f"/sessions/{session_id}/")
-    join = learner.page.get_by_role("link", name="Join the live room")
-    assert join.get_attribute("href") == f"/sessions/{session_id}/room"
-    learner.shot("8-live")
+    expect(learner.page.get_by_role("link", name="Join room")).to_have_attribute("href", room)
+    learner.shot("10-live")
 
-    # The room (SFU engineer's hook; by default it records the learner's attendance).
+    # Both enter the room (the room's own steps live with the room's tests).
     learner_user.id = user_id(live_server, learner_user.username)
     room_steps(live_server, mentor, learner, session_id, learner_user)
 
     # The mentor ends the session.
     mentor.goto("/dashboard/?tab=sessions")
     mentor.page.locator("tr", has_text=title).get_by_role("button", name="End").click()
-    assert "Session ended" in mentor.page.locator("[data-flash]").inner_text()
-    assert mentor.page.locator("tr", has_text=title).locator(".badge-completed").count() == 1
+    expect(mentor.page.locator("[data-flash]")).to_contain_text("Session ended")
+    expect(mentor.page.locator("tr", has_text=title).locator(".badge-completed")).to_have_count(1)
 
-    # The learner rates it on the feedback page.
+    # The learner rates it: first without choosing stars, then properly.
     learner.goto("/dashboard/?tab=bookings")
     learner.page.locator("tr", has_text=title).get_by_role("link", name="Rate").click()
     learner.page.wait_for_url(f"**/sessions/{session_id}/feedback/")
-    learner.page.locator('label[for="rating-5"]').click()
     learner.page.get_by_label("Comment (optional)").fill("Loved the parser part!")
-    learner.shot("9-feedback")
+    learner.page.get_by_role("button", name="Submit feedback").click()
+    expect(learner.page.locator("#err-rating")).to_be_visible()
+    expect(learner.page.get_by_label("Comment (optional)")).to_have_value("Loved the parser part!")
+    learner.shot("11-feedback-error")
+    learner.page.get_by_label("5 stars").focus()  # the stars are radios: keyboard-usable
+    learner.page.keyboard.press("Space")
+    expect(learner.page.get_by_label("5 stars")).to_be_checked()
+    learner.shot("12-feedback")
     learner.page.get_by_role("button", name="Submit feedback").click()
     learner.page.wait_for_url("**/dashboard/?tab=bookings")
-    assert "Thanks for your feedback" in learner.page.locator("[data-flash]").inner_text()
-    assert learner.page.locator("tr", has_text=title).get_by_text("Rated ✓").is_visible()
+    expect(learner.page.locator("[data-flash]")).to_contain_text("Thanks for your feedback")
+    expect(learner.page.locator("tr", has_text=title).get_by_text("Rated ✓")).to_be_visible()
+    learner.shot("13-rated")
 
+    # The mentor sees the review on the session and in Analytics.
     mentor.goto(f"/sessions/{session_id}/")
-    assert mentor.page.get_by_text("Loved the parser part!").is_visible()
-    mentor.shot("10-reviewed")
-
-
-def test_forms_show_field_errors(
-    make_user: Callable[..., TestUser], new_page: Callable[..., BrowserPage]
-) -> None:
-    bp = new_page("anon")
-    bp.goto("/auth/register/")
-    bp.page.get_by_label("First name").fill("Kept")
-    bp.page.get_by_label("Username").fill("x y")
-    bp.page.get_by_label("E-mail").fill("not-an-email")
-    bp.page.locator("#f-password").fill("short")
-    bp.page.get_by_label("Repeat password").fill("different")
-    bp.page.get_by_role("button", name="Create account").click()
-    error = bp.page.locator("#err-password_confirm")
-    assert error.is_visible() and "differ" in error.inner_text()
-    assert bp.page.get_by_label("First name").input_value() == "Kept"
-    assert bp.page.get_by_label("Repeat password").get_attribute("aria-invalid") == "true"
-    bp.shot("register-errors")
-
-    bp.page.locator("#f-password").fill("short")
-    bp.page.get_by_label("Repeat password").fill("short")
-    bp.page.get_by_role("button", name="Create account").click()
-    assert bp.page.locator(".field-error").count() >= 2  # username/e-mail/password
-    assert bp.page.get_by_label("E-mail").input_value() == "not-an-email"
-
-    bp.goto("/auth/login/")
-    bp.page.get_by_label("Username or e-mail").fill("nobody-here")
-    bp.page.get_by_label("Password").fill("wrong-password")
-    bp.page.get_by_role("button", name="Log in").click()
-    assert "wrong" in bp.page.get_by_role("alert").inner_text().lower()
-    assert bp.page.get_by_label("Username or e-mail").input_value() == "nobody-here"
-    bp.shot("login-error")
-
-    mentor = new_page("mentor", user=make_user("mentor"))
-    mentor.goto("/dashboard/?tab=create")
-    form = mentor.page.locator("form[data-tz-form]")
-    form.get_by_label("Title").fill("ok")
-    form.get_by_label("Date and time").fill("2001-01-01T10:00")
-    form.get_by_label("Learner seats").fill("99")
-    form.get_by_role("button", name="Create session").click()
-    for name in ("title", "schedule", "max_participants", "skills_required"):
-        assert mentor.page.locator(f"#err-{name}").is_visible(), name
-    assert mentor.page.get_by_label("Title").input_value() == "ok"
-    mentor.shot("create-session-errors")
-
-    mentor.goto("/profile/")
-    mentor.page.get_by_label("Hourly rate (USD)").fill("-5")
-    mentor.page.get_by_role("button", name="Save profile").click()
-    assert mentor.page.locator("#err-hourly_rate").is_visible()
+    expect(mentor.page.get_by_text("Loved the parser part!")).to_be_visible()
+    mentor.shot("14-reviewed")
+    mentor.goto("/dashboard/?tab=analytics")
+    expect(mentor.page.locator(".stat", has_text="Average rating")).to_contain_text("5.0")
+    mentor.shot("15-analytics")
 
 
 def test_notification_badge_updates_live(
@@ -198,24 +208,29 @@ def test_notification_badge_updates_live(
     mentor.goto("/dashboard/")
     mentor.page.wait_for_selector('[data-notifications][data-live="connected"]')
     badge = mentor.page.locator("[data-notif-badge]")
-    assert badge.is_hidden()
+    expect(badge).to_be_hidden()
 
     learner = new_page("learner", user=make_user("learner"))
     learner.goto(f"/sessions/{session_id}/")
     learner.page.get_by_role("button", name="Book a seat").click()
 
     # No reload on the mentor's side: the WebSocket brings the new count and item.
-    mentor.page.wait_for_function(
-        "document.querySelector('[data-notif-badge]').textContent.trim() === '1'")
-    assert badge.is_visible()
+    expect(badge).to_have_text("1")
+    expect(badge).to_be_visible()
     mentor.page.locator("[data-notif-toggle]").click()
     item = mentor.page.locator("[data-notif-list] .notif-item").first
-    assert "New booking" in item.inner_text()
+    expect(item).to_contain_text("New booking")
     mentor.shot("live-badge", full_page=False)
 
-    mentor.page.get_by_role("button", name="Mark all read").click()
-    mentor.page.wait_for_function(
-        "document.querySelector('[data-notif-badge]').hidden === true")
+    # Keyboard: Escape closes the dropdown and gives focus back to the bell.
+    mentor.page.keyboard.press("Escape")
+    expect(mentor.page.locator("[data-notif-panel]")).to_be_hidden()
+    expect(mentor.page.locator("[data-notif-toggle]")).to_be_focused()
+    mentor.page.locator("[data-notif-toggle]").click()
+    with mentor.page.expect_response("**/api/notifications/mark-read/") as marked:
+        mentor.page.get_by_role("button", name="Mark all read").click()
+    assert marked.value.ok
+    expect(badge).to_be_hidden()
 
     async def unread(platform: Platform) -> int:
         return await platform.notifications.unread_count(mentor_user.id)

@@ -15,12 +15,15 @@ from markupsafe import Markup, escape
 
 _ids = itertools.count(1)
 
-WIDTH = 640
-HEIGHT = 280
-MARGIN_LEFT = 56
+# A narrow drawing keeps the text legible when the SVG is scaled into a half-width card on a
+# desktop or a phone's full width (app.css also enlarges chart text on small screens).
+WIDTH = 440
+HEIGHT = 260
+MARGIN_LEFT = 60
 MARGIN_RIGHT = 16
-MARGIN_TOP = 36
-MARGIN_BOTTOM = 56
+MARGIN_TOP = 38
+MARGIN_BOTTOM = 58
+MIN_LABEL_GAP = 64  # horizontal room one x tick label needs, in SVG units
 
 
 def nice_ticks(maximum: float, count: int = 5, *, integer: bool = False) -> list[float]:
@@ -108,15 +111,17 @@ def _frame(
     return parts, left, top, plot_w, plot_h, top_value, ticks
 
 
-def _x_labels(labels: Sequence[str], xs: Sequence[float], baseline: float) -> list[str]:
+def _x_labels(
+    labels: Sequence[str], xs: Sequence[float], baseline: float, plot_w: float
+) -> list[str]:
     # Thin the labels out so they never overlap on a crowded axis.
-    every = max(1, math.ceil(len(labels) / 12))
+    every = max(1, math.ceil(len(labels) * MIN_LABEL_GAP / plot_w))
     out = []
     for i, (label, x) in enumerate(zip(labels, xs, strict=False)):
         if i % every:
             continue
         out.append(
-            f'<text class="chart-tick" x="{x:.1f}" y="{baseline + 16:.1f}" '
+            f'<text class="chart-tick" x="{x:.1f}" y="{baseline + 18:.1f}" '
             f'text-anchor="middle">{escape(label)}</text>'
         )
     return out
@@ -150,7 +155,7 @@ def bar_chart(
             f'width="{bar_w:.1f}" height="{h:.1f}"><title>{escape(label)}: {_fmt(value)}'
             "</title></rect>"
         )
-    parts.extend(_x_labels(labels, xs, top + plot_h))
+    parts.extend(_x_labels(labels, xs, top + plot_h, plot_w))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -170,14 +175,15 @@ def line_chart(
     parts, left, top, plot_w, plot_h, top_value, _ = _frame(
         "Line", title, labels, values, x_label, y_label, width, height
     )
-    n = len(values)
-    step = plot_w / (n - 1) if n > 1 else 0.0
+    # Points sit in the middle of equal slots (like bars), so the first and last x labels
+    # never hang over the edges of the drawing.
+    slot = plot_w / max(1, len(values))
     points = []
     for i, value in enumerate(values):
-        x = left + (step * i if n > 1 else plot_w / 2)
+        x = left + slot * i + slot / 2
         y = top + plot_h - value / top_value * plot_h
         points.append((x, y))
-    if n > 1:
+    if len(points) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         parts.append(f'<polyline class="chart-line" fill="none" points="{path}"/>')
     for (x, y), label, value in zip(points, labels, values, strict=False):
@@ -185,6 +191,6 @@ def line_chart(
             f'<circle class="chart-point" cx="{x:.1f}" cy="{y:.1f}" r="4">'
             f"<title>{escape(label)}: {_fmt(value)}</title></circle>"
         )
-    parts.extend(_x_labels(labels, [x for x, _ in points], top + plot_h))
+    parts.extend(_x_labels(labels, [x for x, _ in points], top + plot_h, plot_w))
     parts.append("</svg>")
     return Markup("".join(parts))

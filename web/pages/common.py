@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from typing import Any, NoReturn
+from typing import NoReturn
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -94,21 +93,6 @@ def query_int(request: web.Request, name: str, default: int = 1, *, lo: int = 1)
         return max(lo, int(request.query.get(name, default)))
     except ValueError:
         return default
-
-
-def build(cls: type, **values: Any) -> Any:
-    """Instantiate a dataclass or pydantic model with only the fields it declares.
-
-    Used for ``SessionFilters``: the page passes everything it understands and the
-    service's filter type keeps what it supports.
-    """
-    if dataclasses.is_dataclass(cls):
-        names = {f.name for f in dataclasses.fields(cls)}
-    elif hasattr(cls, "model_fields"):
-        names = set(cls.model_fields)
-    else:
-        names = set(values)
-    return cls(**{k: v for k, v in values.items() if k in names and v not in (None, "")})
 
 
 def field_errors(fields: dict[str, str]) -> dict[str, str]:

@@ -1,27 +1,25 @@
 """``/dashboard/``: one server-rendered view per tab, chosen by role and ``?tab=``.
 
-Figures the stats service does not give directly (earnings per session, attendance per
-session, platform counts for charts) come from the small read-only queries at the bottom.
+Figures come from ``platform.stats`` (read-only aggregate queries shared with
+``GET /api/stats/overview/``); charts are drawn on the server as inline SVG.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
 
 from control.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from control.models import Booking, Session, User
+from control.services.sessions import SessionFilters
 from web.keys import SETTINGS, SFU
 from web.pages import charts
 from web.pages.common import (
-    build,
     field_errors,
     form_data,
     parse_int,
@@ -33,7 +31,7 @@ from web.pages.common import (
 )
 from web.pages.recommend import recommended_sessions
 from web.pages.render import render
-from web.pages.sessions import browse_context
+from web.pages.sessions import STATUSES, browse_context
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -67,36 +65,49 @@ Ctx = dict[str, Any]
 TabHandler = Callable[[web.Request, User], Awaitable[Ctx]]
 
 
-async def _stats(request: web.Request, name: str, *args: Any) -> dict[str, Any]:
-    stats_service = getattr(platform_of(request), "stats", None)
-    try:
-        return dict(await getattr(stats_service, name)(*args))
-    except Exception:  # figures are a nicety: the tab still renders without them
-        log.exception("stats.%s failed", name)
-        return {}
+@dataclass(frozen=True)
+class Card:
+    """One figure of a dashboard's stat grid; ``kind`` picks how the template shows it."""
+
+    label: str
+    value: Any
+    kind: str = "number"  # number | money | rating | hours
+    count: int | None = None  # ratings behind an average
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 # ---------------------------------------------------------------------------- learner
 
 
+def split_bookings(bookings: list[Booking]) -> tuple[list[Booking], list[Booking]]:
+    """(upcoming, past): a booking is upcoming while kept and its session not over."""
+    upcoming, past = [], []
+    for b in bookings:
+        if b.status != "cancelled" and b.session.status in ("scheduled", "active"):
+            upcoming.append(b)
+        else:
+            past.append(b)
+    upcoming.sort(key=lambda b: b.session.schedule)
+    past.sort(key=lambda b: b.session.schedule, reverse=True)
+    return upcoming, past
+
+
 async def learner_overview(request: web.Request, user: User) -> Ctx:
     platform = platform_of(request)
-    bookings = await platform.bookings.for_learner(user.id)
-    active = [b for b in bookings if b.status != "cancelled"]
-    upcoming = [b for b in active if b.session.status in ("scheduled", "active")]
-    done = [b for b in active if b.session.status == "completed"]
+    stats = await platform.stats.learner_overview(user)
+    upcoming, _ = split_bookings(await platform.bookings.for_learner(user.id))
     _, following = await platform.follows.counts(user.id)
     cards = [
-        ("Upcoming sessions", len(upcoming)),
-        ("Sessions attended", len(done)),
-        ("Mentors followed", following),
-        ("Hours learned", round(sum(b.session.duration for b in done) / 60, 1)),
+        Card("Upcoming sessions", stats["bookings_upcoming"]),
+        Card("Sessions attended", stats["bookings_completed"]),
+        Card("Mentors followed", following),
+        Card("Hours learned", stats["hours_learned"], "hours"),
     ]
-    stats = await _stats(request, "learner_overview", user)
-    recent = []
-    for item in stats.get("recent_activity", [])[:8]:
-        at = item.get("at")
-        recent.append({**item, "at": datetime.fromisoformat(at) if at else None})
+    recent = [{**item, "at": _parse_time(item.get("at"))}
+              for item in stats["recent_activity"][:8]]
     activity = (await platform.notifications.list(user.id, page=1, per_page=6)).items
     return {"cards": cards, "upcoming": upcoming[:5], "activity": activity, "recent": recent}
 
@@ -107,21 +118,13 @@ async def learner_browse(request: web.Request, user: User) -> Ctx:
 
 async def learner_bookings(request: web.Request, user: User) -> Ctx:
     platform = platform_of(request)
-    bookings = await platform.bookings.for_learner(user.id)
-    upcoming, past = [], []
-    for b in bookings:
-        if b.status != "cancelled" and b.session.status in ("scheduled", "active"):
-            upcoming.append(b)
-        else:
-            past.append(b)
+    upcoming, past = split_bookings(await platform.bookings.for_learner(user.id))
     rated = set()
     for b in past:
         if b.session.status == "completed" and await platform.feedback.has_rated(
             user.id, b.session_id
         ):
             rated.add(b.id)
-    upcoming.sort(key=lambda b: b.session.schedule)
-    past.sort(key=lambda b: b.session.schedule, reverse=True)
     return {"upcoming": upcoming, "past": past, "rated": rated}
 
 
@@ -131,11 +134,11 @@ async def learner_recommendations(request: web.Request, user: User) -> Ctx:
 
 async def learner_following(request: web.Request, user: User) -> Ctx:
     platform = platform_of(request)
-    mentors = await platform.follows.following(user.id)
     rows = []
-    for mentor in mentors:
+    for mentor in await platform.follows.following(user.id):
         sessions = [s for s in await platform.sessions.for_mentor(mentor.id)
                     if s.status in ("scheduled", "active")]
+        sessions.sort(key=lambda s: s.schedule)
         rows.append((mentor, sessions[:3]))
     return {"rows": rows}
 
@@ -143,63 +146,34 @@ async def learner_following(request: web.Request, user: User) -> Ctx:
 # ---------------------------------------------------------------------------- mentor
 
 
-async def mentor_bookings(request: web.Request, mentor_id: int) -> list[Booking]:
-    """Every booking of the mentor's sessions (one query; booking.session is joined)."""
-    async with platform_of(request).db.session() as db:
-        rows = await db.scalars(
-            select(Booking).join(Session, Booking.session_id == Session.id)
-            .where(Session.mentor_id == mentor_id)
-        )
-        return list(rows.unique().all())
-
-
-def _earned(b: Booking) -> Decimal:
-    return Decimal(b.amount or 0) if b.payment_status == "paid" else Decimal(0)
-
-
-def earnings_by(bookings: list[Booking]) -> tuple[dict[Any, Decimal], dict[str, Decimal]]:
-    per_session: dict[Any, Decimal] = defaultdict(Decimal)
-    per_month: dict[str, Decimal] = defaultdict(Decimal)
-    for b in bookings:
-        amount = _earned(b)
-        per_session[b.session_id] += amount
-        if amount:
-            per_month[b.session.schedule.strftime("%Y-%m")] += amount
-    return per_session, dict(sorted(per_month.items()))
-
-
 async def mentor_overview(request: web.Request, user: User) -> Ctx:
     platform = platform_of(request)
-    sessions = await platform.sessions.for_mentor(user.id)
-    bookings = await mentor_bookings(request, user.id)
-    avg, count = await platform.feedback.mentor_rating(user.id)
+    stats = await platform.stats.mentor_overview(user)
+    by_status = stats["sessions_by_status"]
     followers, _ = await platform.follows.counts(user.id)
-    by_status = Counter(s.status for s in sessions)
-    total = sum((_earned(b) for b in bookings), Decimal(0))
     cards = [
-        ("Total earnings", ("money", total)),
-        ("Upcoming sessions", by_status["scheduled"] + by_status["active"]),
-        ("Completed sessions", by_status["completed"]),
-        ("Average rating", f"{avg:.1f} ★ ({count})" if avg else "No ratings yet"),
-        ("Followers", followers),
-        ("Learners taught", len({b.learner_id for b in bookings if b.status == "completed"})),
+        Card("Total earnings", stats["earnings_total"], "money"),
+        Card("Upcoming sessions", by_status["scheduled"] + by_status["active"]),
+        Card("Completed sessions", by_status["completed"]),
+        Card("Average rating", stats["rating_average"], "rating", stats["rating_count"]),
+        Card("Followers", followers),
+        Card("Payments to confirm", stats["pending_payments"]),
     ]
-    stats = await _stats(request, "mentor_overview", user)
-    if "pending_payments" in stats:
-        cards.append(("Payments to confirm", stats["pending_payments"]))
-    upcoming = [s for s in sessions if s.status in ("scheduled", "active")][:5]
+    sessions = await platform.sessions.for_mentor(user.id)
+    upcoming = sorted((s for s in sessions if s.status in ("scheduled", "active")),
+                      key=lambda s: s.schedule)[:5]
     activity = (await platform.notifications.list(user.id, page=1, per_page=8)).items
     return {"cards": cards, "upcoming": upcoming, "activity": activity}
 
 
 async def mentor_sessions(request: web.Request, user: User) -> Ctx:
-    platform = platform_of(request)
-    sessions = await platform.sessions.for_mentor(user.id)
+    service = platform_of(request).sessions
+    sessions = await service.for_mentor(user.id)
     order = {"active": 0, "scheduled": 1, "completed": 2, "cancelled": 3}
     sessions.sort(key=lambda s: (order.get(s.status, 9), s.schedule))
-    startable = {s.id for s in sessions if platform.sessions.can_start(s)} if hasattr(
-        platform.sessions, "can_start") else {s.id for s in sessions if s.status == "scheduled"}
-    return {"sessions": sessions, "startable": startable}
+    startable = {s.id for s in sessions if s.status == "scheduled" and service.can_start(s)}
+    window = request.app[SETTINGS].sessions.start_window_minutes
+    return {"sessions": sessions, "startable": startable, "start_window": window}
 
 
 def create_defaults(request: web.Request) -> dict[str, str]:
@@ -220,106 +194,73 @@ async def mentor_requests(request: web.Request, user: User) -> Ctx:
     return {"pending": pending}
 
 
+def _day(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%d %b")
+
+
 async def mentor_analytics(request: web.Request, user: User) -> Ctx:
     platform = platform_of(request)
-    dist = await platform.feedback.distribution(user.id)
+    stats = await platform.stats.mentor_overview(user)
+    dist = stats["rating_distribution"]
     rating_chart = charts.bar_chart(
-        [f"{i}★" for i in range(1, 6)], [dist.get(i, 0) for i in range(1, 6)],
+        [f"{i}★" for i in range(1, 6)], [dist.get(str(i), 0) for i in range(1, 6)],
         title="Rating distribution", x_label="Rating", y_label="Reviews",
     )
-    bookings = await mentor_bookings(request, user.id)
-    sessions = [s for s in await platform.sessions.for_mentor(user.id)
-                if s.status in ("active", "completed")]
-    attended: Counter[Any] = Counter(
-        b.session_id for b in bookings if b.joined_at is not None or b.status == "completed"
-    )
-    sessions.sort(key=lambda s: s.schedule)
+    attendance = sorted(stats["attendance"], key=lambda a: a["schedule"])
     attendance_chart = charts.line_chart(
-        [s.schedule.strftime("%d %b") for s in sessions], [attended[s.id] for s in sessions],
+        [_day(a["schedule"]) for a in attendance], [a["joined"] for a in attendance],
         title="Attendance over time", x_label="Session date", y_label="Learners attended",
     )
-    avg, count = await platform.feedback.mentor_rating(user.id)
     reviews = await platform.feedback.for_mentor(user.id, limit=10)
+    cards = [
+        Card("Average rating", stats["rating_average"], "rating", stats["rating_count"]),
+        Card("Sessions held", len(attendance)),
+        Card("Learners attended", sum(a["joined"] for a in attendance)),
+        Card("Seats booked", sum(a["booked"] for a in attendance)),
+    ]
     return {"rating_chart": rating_chart, "attendance_chart": attendance_chart,
-            "rating": avg, "rating_count": count, "reviews": reviews}
+            "cards": cards, "reviews": reviews}
 
 
 async def mentor_earnings(request: web.Request, user: User) -> Ctx:
     platform = platform_of(request)
-    bookings = await mentor_bookings(request, user.id)
-    per_session, per_month = earnings_by(bookings)
-    sessions = await platform.sessions.for_mentor(user.id)
-    paid_count = Counter(b.session_id for b in bookings if b.payment_status == "paid")
-    rows = [(s, per_session.get(s.id, Decimal(0)), paid_count[s.id]) for s in sessions]
-    rows.sort(key=lambda r: r[0].schedule, reverse=True)
+    stats = await platform.stats.mentor_overview(user)
+    per_month = [{**m, "label": datetime.strptime(m["month"], "%Y-%m").strftime("%b %Y")}
+                 for m in stats["earnings_per_month"]]
     month_chart = charts.bar_chart(
-        list(per_month), [float(v) for v in per_month.values()],
-        title="Earnings per month", x_label="Month",
-        y_label=f"Earnings ({request.app[SETTINGS].payments.currency})",
+        [m["label"] for m in per_month],
+        [m["amount"] for m in per_month],
+        title="Earnings per month", x_label="Month of the session",
+        y_label=f"Earnings ({stats['currency']})",
     )
-    total = sum(per_session.values(), Decimal(0))
-    pending = sum((Decimal(b.amount or 0) for b in bookings
-                   if b.payment_status == "pending" and b.status != "cancelled"), Decimal(0))
+    rows = sorted(stats["earnings_per_session"], key=lambda r: r["schedule"], reverse=True)
+    for row in rows:
+        row["when"] = _parse_time(row["schedule"])
     return {"rows": rows, "per_month": per_month, "month_chart": month_chart,
-            "total": total, "pending_total": pending}
+            "total": stats["earnings_total"],
+            "pending_total": await platform.stats.mentor_pending_amount(user.id)}
 
 
 # ---------------------------------------------------------------------------- admin
 
 
-async def platform_figures(request: web.Request) -> dict[str, Any]:
-    """Counts for the admin overview and charts (read-only aggregate queries)."""
-    since = datetime.now(UTC) - timedelta(weeks=8)
-    async with platform_of(request).db.session() as db:
-        roles = dict((await db.execute(select(User.role, func.count()).group_by(User.role))).all())
-        statuses = dict((await db.execute(
-            select(Session.status, func.count()).group_by(Session.status))).all())
-        bookings = dict((await db.execute(
-            select(Booking.status, func.count()).group_by(Booking.status))).all())
-        revenue = await db.scalar(
-            select(func.coalesce(func.sum(Booking.amount), 0))
-            .where(Booking.payment_status == "paid"))
-        joined = list((await db.scalars(
-            select(User.date_joined).where(User.date_joined >= since))).all())
-        booked = list((await db.scalars(
-            select(Booking.booking_time).where(Booking.booking_time >= since))).all())
-    return {"roles": roles, "statuses": statuses, "bookings": bookings,
-            "revenue": Decimal(revenue or 0), "joined": joined, "booked": booked}
-
-
-def _weekly(times: list[datetime], weeks: int = 8) -> tuple[list[str], list[int]]:
-    today = datetime.now(UTC).date()
-    start = today - timedelta(days=today.weekday(), weeks=weeks - 1)
-    counts = [0] * weeks
-    for t in times:
-        index = (t.date() - start).days // 7
-        if 0 <= index < weeks:
-            counts[index] += 1
-    return [(start + timedelta(weeks=i)).strftime("%d %b") for i in range(weeks)], counts
-
-
 async def admin_overview(request: web.Request, user: User) -> Ctx:
-    fig = await platform_figures(request)
-    roles, statuses = fig["roles"], fig["statuses"]
+    platform = platform_of(request)
+    stats = await platform.stats.admin_overview()
+    roles, statuses = stats["users_by_role"], stats["sessions_by_status"]
     cards = [
-        ("Learners", roles.get("learner", 0)),
-        ("Mentors", roles.get("mentor", 0)),
-        ("Sessions scheduled", statuses.get("scheduled", 0)),
-        ("Live now", statuses.get("active", 0)),
-        ("Sessions completed", statuses.get("completed", 0)),
-        ("Bookings", sum(fig["bookings"].values())),
-        ("Revenue (paid)", ("money", fig["revenue"])),
+        Card("Learners", roles["learner"]),
+        Card("Mentors", roles["mentor"]),
+        Card("Sessions scheduled", statuses["scheduled"]),
+        Card("Live now", statuses["active"]),
+        Card("Sessions completed", statuses["completed"]),
+        Card("Bookings kept", stats["bookings_by_status"]["confirmed"]
+             + stats["bookings_by_status"]["completed"]),
+        Card("Revenue (paid)", stats["revenue"], "money"),
     ]
-    stats = await _stats(request, "admin_overview")
-    live = (await platform_of(request).sessions.list(
-        build(_filters_cls(), status="active"), page=1, per_page=10)).items
-    return {"cards": cards, "live": live, "top_mentors": stats.get("top_mentors", [])}
-
-
-def _filters_cls() -> type:
-    from control.services.sessions import SessionFilters
-
-    return SessionFilters
+    live = (await platform.sessions.list(SessionFilters(status="active"),
+                                         page=1, per_page=10)).items
+    return {"cards": cards, "live": live, "top_mentors": stats["top_mentors"]}
 
 
 async def admin_users(request: web.Request, user: User) -> Ctx:
@@ -339,10 +280,8 @@ async def admin_users(request: web.Request, user: User) -> Ctx:
 async def admin_sessions(request: web.Request, user: User) -> Ctx:
     q = request.query.get("q", "").strip()
     status = request.query.get("status", "")
-    filters = build(_filters_cls(), q=q or None,
-                    status=status if status in ("scheduled", "active", "completed",
-                                                "cancelled") else None,
-                    include_cancelled=True)
+    filters = SessionFilters(q=q or None, status=status if status in STATUSES else None,
+                             include_cancelled=True)
     result = await platform_of(request).sessions.list(
         filters, page=query_int(request, "page"), per_page=20)
     values = {"q": q, "status": status}
@@ -350,65 +289,85 @@ async def admin_sessions(request: web.Request, user: User) -> Ctx:
 
 
 async def admin_analytics(request: web.Request, user: User) -> Ctx:
-    fig = await platform_figures(request)
-    labels, joined = _weekly(fig["joined"])
-    _, booked = _weekly(fig["booked"])
-    order = ["scheduled", "active", "completed", "cancelled"]
+    stats = platform_of(request).stats
+    overview = await stats.admin_overview()
+    weekly = await stats.weekly_activity(8)
+    labels = [_day(w) for w in weekly["weeks"]]
+    roles = ("learner", "mentor", "admin")
     return {
-        "signups_chart": charts.line_chart(labels, joined, title="New accounts per week",
+        "signups_chart": charts.line_chart(labels, weekly["signups"],
+                                           title="New accounts per week",
                                            x_label="Week starting", y_label="Accounts"),
-        "bookings_chart": charts.line_chart(labels, booked, title="Bookings per week",
+        "bookings_chart": charts.line_chart(labels, weekly["bookings"],
+                                            title="Bookings per week",
                                             x_label="Week starting", y_label="Bookings"),
         "status_chart": charts.bar_chart(
-            order, [fig["statuses"].get(s, 0) for s in order],
+            list(STATUSES), [overview["sessions_by_status"][s] for s in STATUSES],
             title="Sessions by status", x_label="Status", y_label="Sessions"),
         "roles_chart": charts.bar_chart(
-            ["learner", "mentor", "admin"], [fig["roles"].get(r, 0) for r in
-                                             ("learner", "mentor", "admin")],
+            list(roles), [overview["users_by_role"][r] for r in roles],
             title="Accounts by role", x_label="Role", y_label="Accounts"),
     }
 
 
-def _rooms(stats: Any) -> list[tuple[str, list[tuple[str, Any]], list[dict[str, Any]]]]:
-    """SFU stats as (room, scalar figures, participant rows) whatever the exact shape."""
-    rooms: Any = stats.get("rooms", stats) if isinstance(stats, dict) else stats
-    if isinstance(rooms, dict):
-        items = list(rooms.items())
-    elif isinstance(rooms, list):
-        items = [(str(r.get("session_id") or r.get("room") or i), r)
-                 for i, r in enumerate(rooms) if isinstance(r, dict)]
-    else:
-        items = []
-    out = []
-    for name, room in items:
-        if not isinstance(room, dict):
-            continue
-        participants = room.get("participants", [])
-        if isinstance(participants, dict):
-            participants = [{"id": k, **v} if isinstance(v, dict) else {"id": k, "value": v}
-                            for k, v in participants.items()]
-        flat = [p for p in participants if isinstance(p, dict)]
-        scalars = [(k, v) for k, v in room.items()
-                   if k != "participants" and not isinstance(v, dict | list)]
-        out.append((str(name), scalars, flat))
+@dataclass
+class LiveRoom:
+    """A live session and what the SFU reports about its room (if anyone joined)."""
+
+    room_id: str
+    session: Session | None
+    participants: list[dict[str, Any]]
+
+    @property
+    def bitrate_in_kbps(self) -> float:
+        return round(sum(p["bitrate_in_kbps"] or 0 for p in self.participants), 1)
+
+    @property
+    def bitrate_out_kbps(self) -> float:
+        return round(sum(p["bitrate_out_kbps"] or 0 for p in self.participants), 1)
+
+
+PARTICIPANT_FIGURES = ("bitrate_in_kbps", "bitrate_out_kbps", "rtt_ms", "packets_lost",
+                       "frames_forwarded", "frames_dropped", "keyframes_requested")
+
+
+def participant_rows(room: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SFU's per-participant stats (``docs/sfu.md``) as flat table rows."""
+    rows = []
+    for user_id, figures in (room.get("participants") or {}).items():
+        row = {key: figures.get(key) for key in PARTICIPANT_FIGURES}
+        row["user_id"] = user_id
+        row["display_name"] = figures.get("display_name") or f"user {user_id}"
+        row["publishing"] = sorted(figures.get("publish") or {})
+        row["subscriptions"] = len(figures.get("subscribe") or [])
+        rows.append(row)
+    rows.sort(key=lambda r: str(r["display_name"]).lower())
+    return rows
+
+
+async def live_rooms(request: web.Request) -> list[LiveRoom]:
+    """Every active session, plus any SFU room without one, with the room's stats."""
+    sfu = request.app.get(SFU)
+    rooms: dict[str, Any] = sfu.stats().get("rooms", {}) if sfu is not None else {}
+    active = (await platform_of(request).sessions.list(
+        SessionFilters(status="active"), page=1, per_page=100)).items
+    out = [LiveRoom(str(s.id), s, participant_rows(rooms.get(str(s.id), {}))) for s in active]
+    known = {room.room_id for room in out}
+    out += [LiveRoom(rid, None, participant_rows(room))
+            for rid, room in rooms.items() if rid not in known]
     return out
 
 
 async def admin_control(request: web.Request, user: User) -> Ctx:
     settings = request.app[SETTINGS]
-    sfu = request.app.get(SFU)
-    rooms: list[Any] = []
+    rooms: list[LiveRoom] = []
     sfu_error = ""
-    if sfu is not None:
-        try:
-            stats = sfu.stats()
-            if hasattr(stats, "__await__"):
-                stats = await stats
-            rooms = _rooms(stats)
-        except Exception:
-            log.exception("SFU stats failed")
-            sfu_error = "The media server did not answer."
-    return {"summary": settings.public_summary(), "sfu_ready": sfu is not None,
+    try:
+        rooms = await live_rooms(request)
+    except Exception:  # the settings half of the tab must still render
+        log.exception("live room stats failed")
+        sfu_error = "The media server's figures could not be read."
+    return {"summary": settings.public_summary(), "sfu_ready": request.app.get(SFU) is not None,
             "rooms": rooms, "sfu_error": sfu_error}
 
 

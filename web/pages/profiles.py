@@ -8,6 +8,7 @@ from aiohttp import web
 
 from control.errors import DomainError, NotFound, ValidationFailed
 from control.models import User
+from web.pages.auth import base_url
 from web.pages.common import (
     field_errors,
     form_data,
@@ -91,6 +92,20 @@ async def upload_image(request: web.Request) -> web.StreamResponse:
         raise redirect("/profile/", ("error", f"Image not saved: {detail or exc.message}.")
                        ) from None
     raise redirect("/profile/", ("success", "Profile picture updated."))
+
+
+@routes.post("/profile/verify-email/")
+async def resend_verification(request: web.Request) -> web.StreamResponse:
+    """Send the e-mail verification link again (same limit as the API: 5 an hour)."""
+    user = require_user(request)
+    platform = platform_of(request)
+    if await platform.limiter.hit(f"verify-mail:{user.id}", 5, 3600):
+        raise redirect("/profile/", ("error", "Too many verification e-mails; try again later."))
+    try:
+        await platform.accounts.send_verification(user, base_url(request))
+    except DomainError as exc:
+        raise redirect("/profile/", ("info", exc.message)) from None
+    raise redirect("/profile/", ("success", f"We sent a verification link to {user.email}."))
 
 
 async def _public_user(request: web.Request) -> User:

@@ -2,8 +2,8 @@
 
 The recommender (``app[RECOMMENDER]``) returns objects with ``id``, ``score`` and
 ``reason``; pages turn ids back into sessions/mentors and drop what is no longer bookable.
-Until it is wired (or if it fails) the pages fall back to popular upcoming sessions and to
-mentors whose skills match the user's interests, each with its reason.
+Until it is wired (or if it fails) the pages fall back to upcoming sessions and mentors
+matching the user's interests (then popularity), each with its reason.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -55,6 +56,38 @@ def _booked(session: Session) -> int:
     return int(session.current_participants or 0)
 
 
+def _wanted(user: User) -> dict[str, str]:
+    """The user's interests and skills, lower-cased → as written."""
+    return {t.lower(): t for t in [*(user.skills or []), *(user.interests or [])]}
+
+
+async def _fallback_sessions(request: web.Request, user: User, k: int) -> list[Pick]:
+    """Bookable sessions ranked by match with the user's interests, then by popularity."""
+    platform = platform_of(request)
+    booked = {b.session_id for b in await platform.bookings.for_learner(user.id)
+              if b.status != "cancelled"}
+    followed = {m.id for m in await platform.follows.following(user.id)}
+    wanted = _wanted(user)
+    scored = []
+    for s in await platform.sessions.upcoming(60):
+        if s.mentor_id == user.id or s.id in booked or not s.seats_left:
+            continue
+        overlap = [wanted[t.lower()] for t in s.skills_required or [] if t.lower() in wanted]
+        n = _booked(s)
+        if overlap:
+            reason = f"matches your interest in {', '.join(overlap[:2])}"
+        elif s.mentor_id in followed:
+            reason = f"new from {s.mentor.display_name}, whom you follow"
+        elif n:
+            reason = f"popular: {n} learner{'s' if n != 1 else ''} booked"
+        else:
+            reason = "new on PeerLearn"
+        score = 2.0 * len(overlap) + (1.0 if s.mentor_id in followed else 0.0) + 0.1 * n
+        scored.append((-score, s.schedule, Pick(s, reason, score)))
+    scored.sort(key=lambda row: (row[0], row[1]))
+    return [pick for _, _, pick in scored[:k]]
+
+
 async def recommended_sessions(request: web.Request, user: User, k: int = 8) -> list[Pick]:
     platform = platform_of(request)
     recs = await _call(request.app.get(RECOMMENDER), "recommend_sessions", user.id, k)
@@ -71,9 +104,7 @@ async def recommended_sessions(request: web.Request, user: User, k: int = 8) -> 
                               _field(rec, "score")))
         if picks:
             return picks[:k]
-    upcoming = [s for s in await platform.sessions.upcoming(60) if s.mentor_id != user.id]
-    upcoming.sort(key=lambda s: (-_booked(s), s.schedule))
-    return [Pick(s, "popular", None) for s in upcoming[:k]]
+    return await _fallback_sessions(request, user, k)
 
 
 async def recommended_mentors(request: web.Request, user: User, k: int = 6) -> list[Pick]:
@@ -90,14 +121,16 @@ async def recommended_mentors(request: web.Request, user: User, k: int = 6) -> l
                               _field(rec, "score")))
     if picks:
         return picks[:k]
-    wanted = {t.lower() for t in [*(user.interests or []), *(user.skills or [])]}
+    wanted = _wanted(user)
+    followed = {m.id for m in await platform.follows.following(user.id)}
     mentors = (await platform.accounts.list_mentors(page=1, per_page=50)).items
     scored = []
     for mentor in mentors:
-        if mentor.id == user.id:
+        if mentor.id == user.id or mentor.id in followed:
             continue
         overlap = [s for s in mentor.skills or [] if s.lower() in wanted]
-        reason = f"teaches {', '.join(overlap[:3])}" if overlap else "active mentor"
+        reason = (f"teaches {', '.join(overlap[:3])}, which you're interested in" if overlap
+                  else "mentor on PeerLearn")
         scored.append((len(overlap), Pick(mentor, reason, float(len(overlap)))))
     scored.sort(key=lambda pair: -pair[0])
     return [pick for _, pick in scored[:k]]
@@ -122,6 +155,11 @@ async def trending_sessions(request: web.Request, user: User | None, k: int = 6)
     out = []
     for s in upcoming[:k]:
         n = _booked(s)
-        out.append(Pick(s, f"trending: {n} learner{'s' if n != 1 else ''} booked"
-                        if n else "new this week", float(n)))
+        if n:
+            reason = f"trending: {n} learner{'s' if n != 1 else ''} booked"
+        elif s.schedule - datetime.now(UTC) < timedelta(days=2):
+            reason = "starts soon"
+        else:
+            reason = "coming up"
+        out.append(Pick(s, reason, float(n)))
     return out

@@ -44,15 +44,19 @@ def _time_tag(value: datetime | None) -> Markup:
     return Markup('<time datetime="{}" data-local-time>{}</time>').format(iso, _fmt_dt(value))
 
 
-def _money(value: Decimal | float | int | None, currency: str = "USD") -> str:
-    if value is None:
-        return ""
-    amount = Decimal(str(value))
-    if amount == 0:
-        return "Free"
+def _amount(value: Decimal | float | int | None, currency: str = "USD") -> str:
+    """A sum of money, zero included (``$0.00``): for earnings and totals."""
+    amount = Decimal(str(value or 0))
     symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency)
     text = f"{amount:,.2f}"
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+def _money(value: Decimal | float | int | None, currency: str = "USD") -> str:
+    """A price: ``Free`` when it is zero."""
+    if value is None:
+        return ""
+    return "Free" if Decimal(str(value)) == 0 else _amount(value, currency)
 
 
 def _initials(name: str) -> str:
@@ -79,7 +83,7 @@ def build_environment(app: web.Application) -> jinja2.Environment:
 
     env.globals.update(static=static, now=lambda: datetime.now(UTC))
     env.filters.update(
-        dt=_fmt_dt, time=_time_tag, money=_money, initials=_initials,
+        dt=_fmt_dt, time=_time_tag, money=_money, amount=_amount, initials=_initials,
         urlquote=lambda v: quote(str(v), safe=""),
     )
     return env

@@ -11,8 +11,9 @@ from aiohttp import web
 
 from control.errors import DomainError, Forbidden
 from control.models import Session, User
+from control.services.sessions import SessionFilters
+from web.keys import SETTINGS
 from web.pages.common import (
-    build,
     field_errors,
     form_data,
     parse_int,
@@ -47,14 +48,12 @@ def _decimal(value: str) -> Decimal | None:
         return None
 
 
-def session_filters(query: Any) -> tuple[dict[str, str], Any]:
+def session_filters(query: Any) -> tuple[dict[str, str], SessionFilters]:
     """The browse form's values and the service's ``SessionFilters`` built from them.
 
     With no status chosen the list shows what a learner can still book: scheduled sessions
     from now on ("live" and past ones are a status choice away).
     """
-    from control.services.sessions import SessionFilters
-
     values = {k: query.get(k, "").strip() for k in
               ("q", "skill", "status", "date_from", "date_to", "max_price", "free", "mentor")}
     status = values["status"] if values["status"] in STATUSES else None
@@ -62,15 +61,14 @@ def session_filters(query: Any) -> tuple[dict[str, str], Any]:
     if status is None and values["status"] != "any":
         status = "scheduled"
         date_from = max(date_from or datetime.now(UTC), datetime.now(UTC))
-    filters = build(
-        SessionFilters,
+    filters = SessionFilters(
         q=values["q"] or None,
         skill=values["skill"] or None,
         status=status,
         date_from=date_from,
         date_to=_date(values["date_to"], end=True),
         price_max=_decimal(values["max_price"]),
-        free_only=bool(values["free"]) or None,
+        free_only=bool(values["free"]),
         mentor=values["mentor"] or None,
     )
     return values, filters
@@ -111,9 +109,12 @@ async def details(request: web.Request) -> web.StreamResponse:
     manage = can_manage(user, session)
     bookings = await platform.bookings.for_session(session_id) if manage else []
     reviews = await platform.feedback.for_session(session_id)
+    startable = {session.id} if session.status == "scheduled" and platform.sessions.can_start(
+        session) else set()
     return await render(request, "sessions/detail.html", {
         "session": session, "booking": booking, "rating": avg, "rating_count": count,
         "can_manage": manage, "bookings": bookings, "reviews": reviews,
+        "startable": startable, "start_window": request.app[SETTINGS].sessions.start_window_minutes,
     })
 
 
@@ -123,7 +124,9 @@ async def book(request: web.Request) -> web.StreamResponse:
     session_id = parse_uuid(request.match_info["id"])
     back = f"/sessions/{session_id}/"
     try:
-        booking = await platform_of(request).bookings.book(user, session_id)
+        booking, payment = await platform_of(request).bookings.book_with_payment(
+            user, session_id
+        )
     except DomainError as exc:
         if exc.status in (401, 403):
             raise
@@ -131,7 +134,8 @@ async def book(request: web.Request) -> web.StreamResponse:
     if booking.status == "confirmed":
         flash = ("success", "You're booked! The session is in My Bookings.")
     else:
-        flash = ("info", "Seat held. The mentor confirms it once your payment is received.")
+        how = payment.instructions if payment else "The mentor confirms it once paid."
+        flash = ("info", f"Seat held. {how}")
     raise redirect(back, flash)
 
 
@@ -199,10 +203,11 @@ async def _feedback_context(request: web.Request, user: User) -> dict[str, Any]:
     session_id = parse_uuid(request.match_info["id"])
     session = await platform.sessions.get(session_id)
     booking = await platform.bookings.booking_of(user.id, session_id)
-    if booking is None or booking.status == "cancelled":
+    if booking is None or booking.status not in ("confirmed", "completed"):
         raise Forbidden("only learners who attended this session can rate it")
     mine = [f for f in await platform.feedback.for_session(session_id) if f.user_id == user.id]
-    return {"session": session, "existing": mine[0] if mine else None}
+    return {"session": session, "existing": mine[0] if mine else None,
+            "open": session.status == "completed"}
 
 
 @routes.view("/sessions/{id}/feedback/")
@@ -221,6 +226,7 @@ class FeedbackView(web.View):
         values = {"rating": data.get("rating", ""), "comment": data.get("comment", "")}
         errors: dict[str, str] = {}
         message = ""
+        status = 400
         try:
             rating = int(values["rating"])
         except ValueError:
@@ -231,13 +237,14 @@ class FeedbackView(web.View):
                     user, ctx["session"].id, rating=rating, comment=values["comment"].strip()
                 )
             except DomainError as exc:
-                if exc.status in (401,):
+                if exc.status in (401, 403):
                     raise
                 errors = field_errors(exc.fields)
                 message = exc.message if not errors else ""
+                status = exc.status
             else:
                 raise redirect("/dashboard/?tab=bookings",
                                ("success", "Thanks for your feedback!"))
         return await render(request, "sessions/feedback.html",
                             {**ctx, "values": values, "errors": errors, "message": message},
-                            status=400)
+                            status=status)
