@@ -1,7 +1,8 @@
-"""Ratings of completed sessions by their attendees.
+"""Ratings of sessions by their attendees.
 
-Rule: feedback opens when the session is *completed* (not while it is active), and only for
-learners whose booking of it is confirmed or completed; one rating per learner and session.
+Rule: feedback opens once the session has started (active, then completed) and stays open;
+only learners whose booking is confirmed or completed (the attendees) may rate, once each.
+A scheduled or cancelled session cannot be rated: nothing has happened yet.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_COMMENT = 2000
+OPEN_STATUSES = ("active", "completed")
+ATTENDEE_BOOKING_STATUSES = ("confirmed", "completed")
+
+
+def accepts_feedback(session: Session) -> bool:
+    """Whether attendees may rate this session now (pages use it to show the form)."""
+    return session.status in OPEN_STATUSES
 
 
 class FeedbackService:
@@ -38,10 +46,13 @@ class FeedbackService:
             )
         session = await self.platform.sessions.get(session_id)
         booking = await self.platform.bookings.booking_of(user.id, session.id)
-        if booking is None or booking.status not in ("confirmed", "completed"):
+        if booking is None or booking.status not in ATTENDEE_BOOKING_STATUSES:
             raise Forbidden("only attendees of this session can rate it")
-        if session.status != "completed":
-            raise Conflict("feedback opens when the session is completed", code="invalid_state")
+        if not accepts_feedback(session):
+            raise Conflict(
+                f"a {session.status} session cannot be rated; feedback opens when it starts",
+                code="invalid_state",
+            )
         try:
             async with self.platform.db.transaction() as db:
                 exists = await db.scalar(

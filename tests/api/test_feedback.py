@@ -1,4 +1,4 @@
-"""Feedback: attendees rate a completed session once; the mentor hears about it."""
+"""Feedback: attendees rate a started or completed session once; the mentor hears about it."""
 
 from __future__ import annotations
 
@@ -46,18 +46,38 @@ async def test_feedback_flow(api: Any) -> None:
     assert [n.event for n in await notifications_of(api, mentor)].count("feedback_received") == 2
 
 
-async def test_feedback_only_after_completion(sqlite_api: Any) -> None:
+async def test_feedback_opens_when_the_session_starts(sqlite_api: Any) -> None:
+    api = sqlite_api
+    mentor = await api.register("mentor")
+    learner, other = await api.register("learner"), await api.register("learner")
+    s = await create_session(api, mentor, schedule=iso_in(10))
+    for who in (learner, other):
+        await api.call("POST", f"/api/sessions/{s['id']}/book/", who)
+    path = f"/api/sessions/{s['id']}/feedback/"
+    status, data = await api.call("POST", path, learner, json={"rating": 4})
+    assert status == 409 and data["error"]["code"] == "invalid_state"  # nothing happened yet
+    assert (await api.call("POST", f"/api/sessions/{s['id']}/start/", mentor))[0] == 200
+    status, data = await api.call("POST", path, learner, json={"rating": 4})
+    assert status == 201, data  # rating during the live session
+    assert (await api.call("POST", f"/api/sessions/{s['id']}/end/", mentor))[0] == 200
+    status, data = await api.call("POST", path, other, json={"rating": 2})
+    assert status == 201, data  # and after it
+    status, data = await api.call("POST", path, learner, json={"rating": 5})
+    assert status == 409 and data["error"]["code"] == "already_rated"
+
+
+async def test_cancelled_session_cannot_be_rated(sqlite_api: Any) -> None:
     api = sqlite_api
     mentor = await api.register("mentor")
     learner = await api.register("learner")
-    s = await create_session(api, mentor, schedule=iso_in(10))
+    s = await create_session(api, mentor)
     await api.call("POST", f"/api/sessions/{s['id']}/book/", learner)
-    for _ in ("scheduled", "active"):
-        status, data = await api.call(
-            "POST", f"/api/sessions/{s['id']}/feedback/", learner, json={"rating": 4}
-        )
-        assert status == 409 and data["error"]["code"] == "invalid_state"
-        await api.call("POST", f"/api/sessions/{s['id']}/start/", mentor)
+    assert (await api.call("POST", f"/api/sessions/{s['id']}/cancel/", mentor))[0] == 200
+    status, data = await api.call(
+        "POST", f"/api/sessions/{s['id']}/feedback/", learner, json={"rating": 3}
+    )
+    # The cancellation cancelled the booking too: the learner is no attendee.
+    assert status == 403, data
 
 
 async def test_feedback_validation(sqlite_api: Any) -> None:

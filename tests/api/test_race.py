@@ -90,22 +90,25 @@ async def test_walk_from_the_issue(api: Any) -> None:
         *(api.call("POST", f"/api/sessions/{s['id']}/book/", who) for who in learners)
     )
     assert sorted(status for status, _ in results) == [201, 201, 409]
+    assert [body["status"] for status, body in results if status == 201] == ["confirmed"] * 2
+    assert [body["error"]["code"] for status, body in results if status == 409] == [
+        "session_full"
+    ]
     winners = [who for who, (status, _) in zip(learners, results, strict=True) if status == 201]
+    loser = next(w for w in learners if w not in winners)
     status, data = await api.call("POST", f"/api/sessions/{s['id']}/start/", mentor)
     assert status == 200 and data["status"] == "active"
-    for who in winners:
-        await platform_of(api).bookings.record_join(s["id"], who["user"]["id"])
-    status, data = await api.call("POST", f"/api/sessions/{s['id']}/end/", mentor)
-    assert status == 200 and data["status"] == "completed"
+    assert data["current_participants"] == 2 and data["seats_left"] == 0
     for rating, who in zip((4, 5), winners, strict=True):
         status, data = await api.call(
             "POST", f"/api/sessions/{s['id']}/feedback/", who, json={"rating": rating}
         )
         assert status == 201, data
-    loser = next(w for w in learners if w not in winners)
-    status, _ = await api.call(
+    status, data = await api.call(
         "POST", f"/api/sessions/{s['id']}/feedback/", loser, json={"rating": 1}
     )
-    assert status == 403
+    assert status == 403 and data["error"]["code"] == "forbidden"
     _, detail = await api.call("GET", f"/api/sessions/{s['id']}/")
     assert detail["mentor_rating"] == {"average": 4.5, "count": 2}
+    status, data = await api.call("POST", f"/api/sessions/{s['id']}/end/", mentor)
+    assert status == 200 and data["status"] == "completed"

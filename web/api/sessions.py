@@ -705,7 +705,7 @@ async def mark_paid(request: web.Request, call: ApiCall[None, None]) -> BookingO
     errors=[403, 404, 409],
 )
 async def submit_feedback(request: web.Request, call: ApiCall[FeedbackIn, None]) -> FeedbackOut:
-    """An attendee rates a completed session 1–5, once."""
+    """An attendee rates a started or completed session 1–5, once."""
     fb = await request.app[PLATFORM].feedback.submit(
         call.me, _sid(request), rating=call.body.rating, comment=call.body.comment
     )
