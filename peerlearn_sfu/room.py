@@ -284,10 +284,11 @@ class Room:
             await target.send({"type": "muted_by_moderator", "kind": "audio", "by": p.user_id})
             await self._broadcast_state(target)
         else:
+            # Persist the ban before telling anyone: a reload must already be refused.
             self.banned.add(target_id)
+            await self._hook("on_removed", target_id)
             await target.send({"type": "removed", "by": p.user_id})
             await self.leave(target, reason="removed")
-            await self._hook("on_removed", target_id)
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -25,8 +25,11 @@ from web.security import origin_allowed, resolve_user, user_from_token
 
 log = logging.getLogger(__name__)
 
-# A signaling message is an SDP or a small command; 64 KiB is generous for both.
+# A signaling message is an SDP or a small command; 64 KiB is generous for both. Bigger
+# frames up to the transport limit get a `message_too_large` error and the socket stays;
+# only a frame beyond the transport limit makes aiohttp drop the connection (1009).
 MAX_SIGNALING_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 1024 * 1024
 CLOSE_FORBIDDEN = 4403
 CLOSE_ENDED = 4000
 
@@ -149,7 +152,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise web.HTTPNotFound() from None
 
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_SIGNALING_BYTES)
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
 
     async def send(message: dict[str, Any]) -> None:
@@ -166,9 +169,9 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     # status from a failed WebSocket upgrade, and the room page shows the reason.
     try:
         user = await _authenticate(request)
-        role = await platform.bookings.room_access(user, session_id)
         if await platform.bookings.is_banned(session_id, user.id):
             raise Forbidden("the mentor removed you from this session", code="removed")
+        role = await platform.bookings.room_access(user, session_id)
     except DomainError as exc:
         return await refuse(exc.code, exc.message)
 
@@ -189,6 +192,10 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                     await send({"type": "error", "code": "bad_request", "message": "text only"})
                     continue
                 break
+            if len(msg.data) > MAX_SIGNALING_BYTES:
+                await send({"type": "error", "code": "message_too_large",
+                            "message": f"messages are limited to {MAX_SIGNALING_BYTES} bytes"})
+                continue
             message = _parse(msg.data)
             if message is None:
                 await send({"type": "error", "code": "bad_json", "message": "not a JSON object"})
@@ -230,10 +237,6 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def admin_room_stats(sfu: SfuServer) -> dict[str, Any]:
-    return sfu.stats()
-
-
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
 
@@ -241,21 +244,9 @@ def setup(app: web.Application) -> None:
         sfu = SfuServer(sfu_config(settings))
         app[SFU] = sfu
         app[ROOMS] = RoomDirectory(app[PLATFORM], sfu)
-        log_task = asyncio.create_task(_log_stats(sfu, settings.sfu.stats_log_interval_s))
-        yield
-        log_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await log_task
+        yield  # each room logs its own stats every [sfu] stats_log_interval_s
         await app[ROOMS].close_all()
 
     app.cleanup_ctx.append(sfu_ctx)
     app.router.add_get("/ws/session/{session_id}/", session_socket)
 
-
-async def _log_stats(sfu: SfuServer, interval: float) -> None:
-    """Room stats in the log, for operators without a metrics stack."""
-    while True:
-        await asyncio.sleep(interval)
-        stats = sfu.stats()
-        if stats.get("rooms"):
-            log.info("sfu stats: %s", json.dumps(stats, default=str))

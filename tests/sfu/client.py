@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceServer, RTCIceTransportPolicy
 
@@ -176,7 +178,11 @@ class Client:
                 return value
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"timed out waiting for condition on user {self.identity}")
+                seen = [(m.get("type"), m.get("code")) for m in self.messages[-8:]]
+                raise AssertionError(
+                    f"timed out waiting for a condition on user {self.identity.user_id}; "
+                    f"last messages: {seen}"
+                )
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
@@ -199,3 +205,45 @@ class Client:
         for pc in (self.publish_pc, self.subscribe_pc):
             if pc is not None:
                 await pc.close()
+
+
+class WsClient(Client):
+    """The same headless participant, signaling over the app's real ``/ws/session/{id}/``
+    (cookie-less: the JWT goes in the ``token`` query parameter, as for API clients)."""
+
+    def __init__(
+        self, base_url: str, session_id: str, token: str, user_id: int, clip: Clip, **kw: Any
+    ) -> None:
+        super().__init__(None, user_id, clip, **kw)  # type: ignore[arg-type]
+        self._url = base_url.replace("http", "ws", 1) + f"/ws/session/{session_id}/"
+        self._origin = base_url
+        self._token = token
+        self._http: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def join(self) -> WsClient:
+        self._http = aiohttp.ClientSession()
+        self._ws = await self._http.ws_connect(
+            self._url, params={"token": self._token}, headers={"Origin": self._origin}
+        )
+        self._spawn(self._read())
+        await self.send({"type": "join_session"})
+        await self.wait_message("joined")
+        return self
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        async for msg in self._ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                await self.on_message(json.loads(msg.data))
+
+    async def send(self, message: dict) -> None:
+        assert self._ws is not None
+        await self._ws.send_json(message)
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        await super().close()
+        if self._http is not None:
+            await self._http.close()

@@ -1,0 +1,179 @@
+"""The signaling WebSocket ``/ws/session/{id}/`` of the real app: who may join, Origin,
+hostile frames answered with an error while the socket and the room go on, attendance,
+the end of a session, removal, the room's cap, and the chat history afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+from signaling.support import World, connect, recv_until
+
+
+async def test_who_may_join(world: World) -> None:
+    sid = await world.live_session()
+    for who in ("mentor", "learner", "admin"):
+        ws = await connect(world, who, sid)
+        await ws.send_json({"type": "join_session"})
+        joined = await recv_until(ws, "joined")
+        assert joined["user_id"] == world.users[who]["user"]["id"]
+        assert joined["role"] == ("learner" if who == "learner" else who)
+        await ws.close()
+    for who, code in (("outsider", "forbidden"), ("other_mentor", "forbidden")):
+        ws = await connect(world, who, sid)
+        error = await recv_until(ws, "error")
+        assert error["code"] == code
+        closed = await ws.receive()
+        assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4403
+
+
+async def test_anonymous_and_foreign_origin_are_refused(world: World) -> None:
+    sid = await world.live_session()
+    ws = await connect(world, None, sid)
+    assert (await recv_until(ws, "error"))["code"] == "not_authenticated"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(world, "learner", sid, origin="https://evil.example")
+    assert refused.value.status == 403
+
+
+async def test_only_while_the_session_is_live(world: World) -> None:
+    scheduled = await world.session(start=False)
+    ws = await connect(world, "mentor", scheduled)
+    assert (await recv_until(ws, "error"))["code"] == "session_not_active"
+
+
+async def test_hostile_frames_get_errors_and_the_socket_goes_on(world: World) -> None:
+    sid = await world.live_session()
+    ws = await connect(world, "learner", sid)
+    await ws.send_json({"type": "chat", "text": "before joining"})
+    assert (await recv_until(ws, "error"))["code"] == "not_joined"
+    await ws.send_json({"type": "join_session"})
+    await recv_until(ws, "joined")
+    hostile: list[tuple[Any, str]] = [
+        ("not json at all", "bad_json"),
+        ("[1, 2, 3]", "bad_json"),
+        ({"type": "warp_drive"}, "unknown_type"),
+        ({"type": "offer", "pc": "publish", "sdp": "v=0\r\nthis is not sdp"}, "invalid_sdp"),
+        ({"type": "offer", "pc": "subscribe", "sdp": "v=0"}, "wrong_pc"),
+        ({"type": "answer", "pc": "subscribe", "sdp": "v=0"}, "wrong_state"),
+        ({"type": "chat", "text": "x" * 2001}, "chat_too_long"),
+        ({"type": "chat", "text": 42}, "bad_request"),
+        ({"type": "mute", "kind": "telepathy", "muted": True}, "bad_request"),
+        ({"type": "moderate", "action": "remove", "target": 1}, "forbidden"),
+        ({"type": "chat", "text": "hi", "session_id": "00000000-0000-0000-0000-000000000000"},
+         "wrong_room"),
+        ({"type": "chat", "text": "y" * (100 * 1024)}, "message_too_large"),
+    ]
+    for frame, code in hostile:
+        if isinstance(frame, str):
+            await ws.send_str(frame)
+        else:
+            await ws.send_json(frame)
+        error = await recv_until(ws, "error")
+        assert error["code"] == code, (frame if isinstance(frame, str) else frame["type"], error)
+    await ws.send_bytes(b"\x00\x01")
+    assert (await recv_until(ws, "error"))["code"] == "bad_request"
+    # Still in the room: a ping is answered and chat still works.
+    await ws.send_json({"type": "ping"})
+    await recv_until(ws, "pong")
+    await ws.send_json({"type": "chat", "text": "still here"})
+    assert (await recv_until(ws, "chat"))["message"]["text"] == "still here"
+
+
+async def test_attendance_is_recorded_even_when_a_client_vanishes(world: World) -> None:
+    sid = await world.live_session()
+    learner_id = world.users["learner"]["user"]["id"]
+    bookings = world.platform.bookings
+
+    async def booking_when(condition: Any) -> Any:
+        for _ in range(100):
+            booking = await bookings.booking_of(learner_id, sid)
+            if condition(booking):
+                return booking
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"booking never reached the expected state: {vars(booking)}")
+
+    ws = await connect(world, "learner", sid)
+    await ws.send_json({"type": "join_session"})
+    await recv_until(ws, "joined")
+    joined = await booking_when(lambda b: b.joined_at is not None)
+    assert joined.left_at is None
+    # No "leave": the transport just goes away.
+    ws._response.connection.transport.abort()  # type: ignore[union-attr]
+    left = await booking_when(lambda b: b.left_at is not None)
+    assert left.joined_at == joined.joined_at
+
+
+async def test_ending_the_session_closes_every_socket(world: World) -> None:
+    sid = await world.live_session()
+    sockets = []
+    for who in ("mentor", "learner"):
+        ws = await connect(world, who, sid)
+        await ws.send_json({"type": "join_session"})
+        await recv_until(ws, "joined")
+        sockets.append(ws)
+    status, _ = await world.api.call("POST", f"/api/sessions/{sid}/end/", world.users["mentor"])
+    assert status == 200
+    for ws in sockets:
+        assert await recv_until(ws, "session_ended") == {"type": "session_ended"}
+        closed = await ws.receive()
+        assert closed.type == aiohttp.WSMsgType.CLOSE
+    ws = await connect(world, "learner", sid)
+    assert (await recv_until(ws, "error"))["code"] == "session_not_active"
+
+
+async def test_a_removed_learner_cannot_come_back(world: World) -> None:
+    sid = await world.live_session()
+    mentor = await connect(world, "mentor", sid)
+    await mentor.send_json({"type": "join_session"})
+    await recv_until(mentor, "joined")
+    learner = await connect(world, "learner", sid)
+    await learner.send_json({"type": "join_session"})
+    await recv_until(learner, "joined")
+    target = world.users["learner"]["user"]["id"]
+    await mentor.send_json({"type": "moderate", "action": "remove", "target": target})
+    assert (await recv_until(learner, "removed"))["by"] == world.users["mentor"]["user"]["id"]
+    assert (await recv_until(mentor, "user_left"))["reason"] == "removed"
+    again = await connect(world, "learner", sid)
+    error = await recv_until(again, "error")
+    assert error["code"] == "removed"
+
+
+async def test_the_room_cap_refuses_the_next_person(world_factory: Any) -> None:
+    world = await world_factory(sfu={"max_room_size": 2})
+    sid = await world.live_session()
+    for who in ("mentor", "learner"):
+        ws = await connect(world, who, sid)
+        await ws.send_json({"type": "join_session"})
+        await recv_until(ws, "joined")
+    admin = await connect(world, "admin", sid)
+    await admin.send_json({"type": "join_session"})
+    error = await recv_until(admin, "error")
+    assert error["code"] == "room_full" and "2" in error["message"]
+
+
+async def test_chat_is_kept_and_readable_after_the_session(world: World) -> None:
+    sid = await world.live_session()
+    ws = await connect(world, "learner", sid)
+    await ws.send_json({"type": "join_session"})
+    await recv_until(ws, "joined")
+    await ws.send_json({"type": "chat", "text": "<script>alert(1)</script> kept as text"})
+    await recv_until(ws, "chat")
+    await ws.close()
+    status, _ = await world.api.call("POST", f"/api/sessions/{sid}/end/", world.users["mentor"])
+    assert status == 200
+    history = f"/api/sessions/{sid}/chat/"
+    for who in ("mentor", "learner", "admin"):
+        status, body = await world.api.call("GET", history, world.users[who])
+        assert status == 200, body
+        assert [m["text"] for m in body] == ["<script>alert(1)</script> kept as text"]
+    status, body = await world.api.call("GET", history, world.users["outsider"])
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    # A rejoin during a live session replays the history.
+    sid2 = await world.live_session()
+    ws = await connect(world, "learner", sid2)
+    await ws.send_json({"type": "join_session"})
+    assert (await recv_until(ws, "chat_history"))["messages"] == []

@@ -1,0 +1,517 @@
+// The live room: lobby, join, media legs, chat, hands, moderation and reconnection.
+// Protocol: docs/protocol.md. The server (peerlearn_sfu) forwards everyone's encoded media.
+import { csrfToken } from './app.js';
+import { PublishLeg, SubscribeLeg } from './room/legs.js';
+import { Signaling } from './room/signaling.js';
+import { RoomView } from './room/view.js';
+
+const CAMERA = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 20, max: 24 } };
+const WAITING_POLL_MS = 5000;
+const RECONNECT_MAX_MS = 10000;
+const ICE_GRACE_MS = 10000; // "disconnected" that lasts this long is treated as a drop
+// Refusals after which reconnecting cannot help (docs/protocol.md, error codes).
+const FINAL_ERRORS = {
+  removed: ['You were removed', 'The mentor removed you from this session.'],
+  room_full: ['The room is full', 'Everyone who can fit is already in the room.'],
+  room_closed: ['The session has ended', 'The room is closed.'],
+  session_not_active: ['The session has ended', 'The room is not open any more.'],
+  forbidden: ['You cannot join this room', 'Only the mentor and learners with a seat can join.'],
+  not_authenticated: ['Please log in again', 'Your login has expired.'],
+  not_found: ['No such session', 'This session does not exist.'],
+};
+
+class RoomClient {
+  constructor(root) {
+    const data = root.dataset;
+    this.sessionId = data.sessionId;
+    this.wsPath = data.wsPath;
+    this.me = { id: Number(data.userId), name: data.userName, role: data.role };
+    this.chatMax = Number(data.chatMax) || 2000;
+    this.forceRelay = new URLSearchParams(window.location.search).get('relay') === '1';
+    this.view = new RoomView(root, this.me);
+    this.participants = new Map(); // user_id -> {user_id, display_name, role, state}
+    this.hands = [];
+    this.local = { stream: null, audio: null, camera: null, screen: null, micOn: false, camOn: false };
+    this.phase = data.state === 'waiting' ? 'waiting' : 'lobby';
+    this.signaling = null;
+    this.publish = null;
+    this.subscribe = null;
+    this.retries = 0;
+    this.lastError = null;
+    this.iceTimer = null;
+    this.bindControls(root);
+  }
+
+  // -- lobby ---------------------------------------------------------------------------
+
+  async prepare() {
+    const note = this.view.q('[data-device-note]');
+    try {
+      this.local.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: CAMERA });
+    } catch (err) {
+      // Denied or missing devices: join anyway, as a listener who can chat.
+      note.textContent = err && err.name === 'NotAllowedError'
+        ? 'Camera and microphone are blocked for this site: you will join as a listener. Allow them in your browser settings to be seen and heard.'
+        : 'No camera or microphone found: you will join as a listener.';
+      note.dataset.kind = 'warning';
+      try { // a microphone alone is still worth using
+        this.local.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      } catch {
+        this.local.stream = null;
+      }
+    }
+    this.local.audio = this.local.stream?.getAudioTracks()[0] || null;
+    this.local.camera = this.local.stream?.getVideoTracks()[0] || null;
+    this.local.micOn = Boolean(this.local.audio);
+    this.local.camOn = Boolean(this.local.camera);
+    if (this.local.camera) {
+      const preview = this.view.q('[data-lobby-video]');
+      preview.srcObject = new MediaStream([this.local.camera]);
+      note.textContent = this.local.audio ? 'Camera and microphone are ready.' : 'Camera ready; no microphone found.';
+    } else if (this.local.audio) {
+      note.textContent ||= 'Microphone ready; no camera found.';
+    }
+    this.renderToggles();
+    if (this.phase === 'waiting') this.waitForStart();
+  }
+
+  async waitForStart() {
+    // Poll the session until the mentor opens the room; joining stays a click (autoplay rules).
+    while (this.phase === 'waiting') {
+      try {
+        const response = await fetch(`/api/sessions/${this.sessionId}/`, { credentials: 'same-origin' });
+        if (response.ok) {
+          const session = await response.json();
+          if (session.status === 'active') return this.roomOpened();
+          if (session.status === 'completed' || session.status === 'cancelled') {
+            this.phase = 'ended';
+            return this.view.showEnded('The session is over', `This session was ${session.status}.`);
+          }
+        }
+      } catch {
+        // offline for a moment: keep waiting
+      }
+      await new Promise((resolve) => setTimeout(resolve, WAITING_POLL_MS));
+    }
+    return undefined;
+  }
+
+  roomOpened() {
+    this.phase = 'lobby';
+    this.view.q('[data-join]').disabled = false;
+    this.view.q('[data-start-session]')?.remove();
+    this.view.q('[data-waiting-note]')?.remove();
+    this.view.setStatus('The room is open', 'ok');
+  }
+
+  async startSession() {
+    const response = await this.api('start');
+    if (response.ok) this.roomOpened();
+    else this.view.setStatus(await errorText(response, 'The session could not be started.'), 'error');
+  }
+
+  async endSession() {
+    if (!window.confirm('End the session for everyone?')) return;
+    const response = await this.api('end');
+    if (!response.ok) this.view.toast(await errorText(response, 'The session could not be ended.'), 'error');
+    // Success arrives as "session_ended" over the socket, like for everyone else.
+  }
+
+  api(action) {
+    return fetch(`/api/sessions/${this.sessionId}/${action}/`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken() },
+      body: '{}',
+    });
+  }
+
+  // -- connection ----------------------------------------------------------------------
+
+  join() {
+    this.view.showStage();
+    this.view.upsert(this.self(), true);
+    this.view.setTracks(this.me.id, { camera: this.local.camera, screen: this.local.screen });
+    this.connect();
+  }
+
+  connect() {
+    this.phase = this.retries ? 'reconnecting' : 'connecting';
+    this.view.setStatus(this.retries ? 'Reconnecting…' : 'Connecting…', 'warning');
+    this.lastError = null;
+    const signaling = new Signaling(this.wsPath, {
+      onOpen: () => signaling.send({ type: 'join_session' }),
+      onMessage: (message) => {
+        if (signaling === this.signaling) this.onMessage(message);
+      },
+      onClose: (event) => {
+        if (signaling === this.signaling) this.onClosed(event);
+      },
+    });
+    this.signaling = signaling;
+  }
+
+  onClosed(event) {
+    this.teardown();
+    if (this.phase === 'ended' || this.phase === 'left') return;
+    const final = FINAL_ERRORS[this.lastError];
+    if (final) {
+      this.phase = 'ended';
+      this.view.showEnded(final[0], final[1]);
+      return;
+    }
+    const delay = Math.min(RECONNECT_MAX_MS, 1000 * 2 ** this.retries);
+    this.retries += 1;
+    this.phase = 'reconnecting';
+    this.view.setStatus(`Connection lost — reconnecting in ${Math.round(delay / 1000)} s…`, 'warning');
+    setTimeout(() => {
+      if (this.phase === 'reconnecting') this.connect();
+    }, delay);
+    void event;
+  }
+
+  /** Drop both peer connections (a fresh join re-creates them); local media is kept. */
+  teardown() {
+    clearTimeout(this.iceTimer);
+    this.publish?.close();
+    this.subscribe?.close();
+    this.publish = null;
+    this.subscribe = null;
+    this.participants.clear();
+    this.view.removeOthers();
+  }
+
+  dropConnection() {
+    // A media leg failed (aiortc has no ICE restart): start over with a new signaling socket.
+    this.signaling?.hangUp();
+  }
+
+  watchLeg(leg) {
+    leg.pc.addEventListener('connectionstatechange', () => {
+      const state = leg.pc.connectionState;
+      clearTimeout(this.iceTimer);
+      if (state === 'failed') this.dropConnection();
+      else if (state === 'disconnected') this.iceTimer = setTimeout(() => this.dropConnection(), ICE_GRACE_MS);
+      else if (state === 'connected' && leg === this.publish) this.view.setStatus('Connected', 'ok');
+    });
+  }
+
+  send(message) {
+    return this.signaling ? this.signaling.send(message) : false;
+  }
+
+  // -- server messages -----------------------------------------------------------------
+
+  onMessage(message) {
+    const handler = this[`on_${message.type}`];
+    if (typeof handler === 'function') handler.call(this, message);
+  }
+
+  async on_joined(message) {
+    this.retries = 0;
+    this.phase = 'live';
+    this.view.setStatus('Joining the call…', 'info');
+    for (const participant of message.participants || []) this.addParticipant(participant);
+    this.setHands(message.hands || []);
+    const iceServers = Array.isArray(message.ice_servers) ? message.ice_servers : [];
+    const options = { forceRelay: this.forceRelay };
+    const signal = (m) => this.send(m);
+    this.subscribe = new SubscribeLeg(iceServers, signal, (mapped) => this.onTracks(mapped), options);
+    this.publish = new PublishLeg(iceServers, signal, options);
+    this.watchLeg(this.publish);
+    this.watchLeg(this.subscribe);
+    this.publish.chat.addEventListener('message', (event) => this.onChatChannel(event.data));
+    // Tell the room how we arrive before the media does (mic or camera may be off).
+    this.sendState();
+    const sdp = await this.publish.offer({
+      audio: this.local.audio, camera: this.local.camera, screen: this.local.screen,
+    });
+    this.send({ type: 'offer', pc: 'publish', sdp });
+  }
+
+  on_answer(message) {
+    if (message.pc === 'publish' && this.publish) {
+      this.publish.acceptAnswer(message.sdp).catch((err) => this.fail('the server answer', err));
+    }
+  }
+
+  on_offer(message) {
+    if (message.pc === 'subscribe' && this.subscribe) {
+      this.subscribe.handleOffer(message.sdp, message.tracks).catch((err) => this.fail('a server offer', err));
+    }
+  }
+
+  on_chat_history(message) {
+    this.view.clearChat();
+    for (const item of message.messages || []) this.view.addChat(item);
+  }
+
+  on_chat(message) {
+    if (message.message) this.view.addChat(message.message);
+  }
+
+  on_user_joined(message) {
+    this.addParticipant(message);
+  }
+
+  on_user_left(message) {
+    this.participants.delete(message.user_id);
+    this.view.remove(message.user_id);
+    if (message.reason === 'removed') this.view.toast('A participant was removed by the mentor.');
+  }
+
+  on_participant_state(message) {
+    const participant = this.participants.get(message.user_id);
+    if (participant) {
+      participant.state = message.state;
+      this.view.upsert(participant);
+    }
+  }
+
+  on_hands(message) {
+    this.setHands(message.queue || []);
+  }
+
+  on_active_speaker(message) {
+    this.view.setActiveSpeaker(message.user_id);
+  }
+
+  on_muted_by_moderator() {
+    this.setMic(false, false);
+    this.view.toast('The mentor muted your microphone. Unmute when you want to speak.', 'warning');
+  }
+
+  on_removed() {
+    this.phase = 'ended';
+    this.view.showEnded('You were removed', 'The mentor removed you from this session.');
+  }
+
+  on_session_ended(message) {
+    this.phase = 'ended';
+    if (message.reason === 'replaced') {
+      this.view.showEnded('You joined from somewhere else', 'This session is open in another tab or device.');
+    } else {
+      this.view.showEnded('The session has ended', 'The mentor closed the room. Thanks for taking part!');
+    }
+    this.stopLocal();
+  }
+
+  on_error(message) {
+    this.lastError = message.code;
+    if (message.code === 'chat_too_long' || message.code === 'rate_limited') {
+      this.view.setChatError(message.message);
+    } else if (!FINAL_ERRORS[message.code]) {
+      this.view.toast(message.message || 'Something went wrong.', 'error');
+    }
+  }
+
+  // -- participants and media ----------------------------------------------------------
+
+  self() {
+    return {
+      user_id: this.me.id,
+      display_name: this.me.name,
+      role: this.me.role,
+      state: this.localState(),
+    };
+  }
+
+  localState() {
+    return {
+      audio_muted: !this.local.micOn,
+      video_muted: !this.local.camOn,
+      screen_sharing: Boolean(this.local.screen),
+    };
+  }
+
+  addParticipant(participant) {
+    this.participants.set(participant.user_id, participant);
+    this.view.upsert(participant);
+  }
+
+  onTracks(mapped) {
+    const byUser = new Map();
+    for (const { user_id: userId, kind, track } of mapped) {
+      if (!byUser.has(userId)) byUser.set(userId, {});
+      byUser.get(userId)[kind] = track;
+    }
+    for (const userId of this.participants.keys()) {
+      const tracks = byUser.get(userId) || {};
+      this.view.setTracks(userId, { audio: tracks.audio, camera: tracks.camera, screen: tracks.screen });
+    }
+  }
+
+  setHands(queue) {
+    this.hands = queue;
+    const nameOf = (userId) => (userId === this.me.id ? `${this.me.name} (you)` : this.participants.get(userId)?.display_name || 'Someone');
+    this.view.setHands(queue, nameOf);
+    this.view.setToggle('hand', queue.includes(this.me.id), ['Lower hand', 'Raise hand']);
+  }
+
+  sendState() {
+    this.send({ type: 'mute', kind: 'audio', muted: !this.local.micOn });
+    this.send({ type: 'mute', kind: 'video', muted: !this.local.camOn });
+    if (this.local.screen) this.send({ type: 'mute', kind: 'screen', muted: false });
+  }
+
+  renderToggles() {
+    this.view.setToggle('mic', this.local.micOn, ['Mute', 'Unmute'], !this.local.audio);
+    this.view.setToggle('camera', this.local.camOn, ['Stop video', 'Start video'], !this.local.camera);
+    this.view.setToggle('screen', Boolean(this.local.screen), ['Stop sharing', 'Share screen'],
+      !navigator.mediaDevices?.getDisplayMedia);
+    this.view.upsert(this.self(), true);
+  }
+
+  setMic(on, announce = true) {
+    if (!this.local.audio) return;
+    this.local.micOn = on;
+    this.local.audio.enabled = on;
+    if (announce) this.send({ type: 'mute', kind: 'audio', muted: !on });
+    this.renderToggles();
+  }
+
+  setCamera(on) {
+    if (!this.local.camera) return;
+    this.local.camOn = on;
+    // A disabled track sends black frames at a trickle: cheap, and no renegotiation.
+    this.local.camera.enabled = on;
+    this.send({ type: 'mute', kind: 'video', muted: !on });
+    this.renderToggles();
+  }
+
+  async toggleScreen() {
+    if (this.local.screen) return this.stopScreen();
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { max: 15 } }, audio: false });
+    } catch {
+      return undefined; // the user closed the picker
+    }
+    const track = stream.getVideoTracks()[0];
+    track.contentHint = 'detail';
+    track.addEventListener('ended', () => this.stopScreen());
+    this.local.screen = track;
+    await this.publish?.setScreen(track);
+    this.send({ type: 'mute', kind: 'screen', muted: false });
+    this.view.setTracks(this.me.id, { camera: this.local.camera, screen: track });
+    this.renderToggles();
+    return undefined;
+  }
+
+  async stopScreen() {
+    const track = this.local.screen;
+    if (!track) return;
+    this.local.screen = null;
+    track.stop();
+    await this.publish?.setScreen(null);
+    this.send({ type: 'mute', kind: 'screen', muted: true });
+    this.view.setTracks(this.me.id, { camera: this.local.camera, screen: null });
+    this.renderToggles();
+  }
+
+  stopLocal() {
+    for (const track of [this.local.audio, this.local.camera, this.local.screen]) track?.stop();
+  }
+
+  leave() {
+    this.phase = 'left';
+    this.signaling?.hangUp();
+    this.teardown();
+    this.stopLocal();
+    this.view.showEnded('You left the room', 'You can rejoin while the session is live.');
+    const rejoin = document.createElement('a');
+    rejoin.className = 'btn btn-ghost';
+    rejoin.href = window.location.pathname;
+    rejoin.textContent = 'Rejoin';
+    this.view.q('[data-ended] .room-ended-actions').prepend(rejoin);
+  }
+
+  // -- chat ----------------------------------------------------------------------------
+
+  sendChat(text) {
+    const trimmed = text.trim();
+    if (!trimmed) return false;
+    if (trimmed.length > this.chatMax) {
+      this.view.setChatError(`Messages can be at most ${this.chatMax} characters.`);
+      return false;
+    }
+    this.view.setChatError('');
+    const message = { type: 'chat', text: trimmed };
+    const channel = this.publish?.chat;
+    if (channel && channel.readyState === 'open') channel.send(JSON.stringify(message));
+    else if (!this.send(message)) {
+      this.view.setChatError('Not connected; your message was not sent.');
+      return false;
+    }
+    return true;
+  }
+
+  onChatChannel(data) {
+    try {
+      const message = JSON.parse(data);
+      if (message.type === 'chat') this.on_chat(message);
+    } catch {
+      // ignore anything that is not a relayed chat message
+    }
+  }
+
+  // -- wiring --------------------------------------------------------------------------
+
+  bindControls(root) {
+    const on = (selector, handler) => root.querySelector(selector)?.addEventListener('click', handler);
+    on('[data-join]', () => this.join());
+    on('[data-start-session]', () => this.startSession());
+    on('[data-toggle-mic]', () => this.setMic(!this.local.micOn));
+    on('[data-toggle-camera]', () => this.setCamera(!this.local.camOn));
+    on('[data-toggle-screen]', () => this.toggleScreen());
+    on('[data-toggle-hand]', () => this.send({ type: 'raise_hand', raised: !this.hands.includes(this.me.id) }));
+    on('[data-leave]', () => this.leave());
+    on('[data-end-session]', () => this.endSession());
+    on('[data-clear-hands]', () => this.send({ type: 'moderate', action: 'clear_hands' }));
+    root.querySelector('[data-grid]')?.addEventListener('click', (event) => {
+      const button = event.target.closest('[data-moderate]');
+      if (!button) return;
+      const target = Number(button.dataset.target);
+      const name = this.participants.get(target)?.display_name || 'this participant';
+      if (button.dataset.moderate === 'remove' && !window.confirm(`Remove ${name} from the session? They cannot rejoin.`)) return;
+      this.send({ type: 'moderate', action: button.dataset.moderate, target });
+    });
+    const form = root.querySelector('[data-chat-form]');
+    const input = root.querySelector('[data-chat-input]');
+    form?.addEventListener('submit', (event) => {
+      event.preventDefault();
+      if (this.sendChat(input.value)) input.value = '';
+    });
+    input?.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    window.addEventListener('pagehide', () => {
+      if (this.phase === 'live') this.send({ type: 'leave' });
+    });
+  }
+
+  fail(what, err) {
+    this.view.toast(`Could not apply ${what}: ${err && err.message ? err.message : err}`, 'error');
+    this.dropConnection();
+  }
+}
+
+async function errorText(response, fallback) {
+  try {
+    const body = await response.json();
+    return body.error?.message || fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+const root = document.querySelector('[data-room]');
+if (root && root.dataset.state !== 'ended') {
+  const client = new RoomClient(root);
+  // Read-only handle for diagnostics (and the browser tests' getStats()).
+  window.peerlearnRoom = client;
+  client.prepare();
+}
