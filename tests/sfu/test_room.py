@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import psutil
 import pytest
 
 from peerlearn_sfu import Banned, RoomFull, RoomHooks, SfuConfig, SfuServer
 from peerlearn_sfu.hooks import ParticipantIdentity
+
+from .conftest import TEST_CONFIG
 
 
 class Attendance(RoomHooks):
@@ -159,10 +162,34 @@ async def test_close_room_ends_session_for_everyone(make_client, server):
     alice = await make_client(1, hooks=hooks).join()
     bob = await make_client(2, hooks=hooks).join()
     await alice.publish()
+    await bob.publish()
     await bob.wait_for(lambda: bob.frames_from(1, "camera"), timeout=10)
+    room = server.get_room("room")
+    participants = list(room.participants.values())
+    assert _sfu_udp_ports(), "the SFU's media sockets should be open while the room is"
     await server.close_room("room")
     assert alice.of_type("session_ended") and bob.of_type("session_ended")
     assert server.get_room("room") is None
     assert {e for e in hooks.events if e[0] == "left"} == {("left", 1), ("left", 2)}
-    await asyncio.sleep(0.1)
-    assert alice.participant.closed.is_set()
+    # Everything the room owned is released: peer connections, tasks, UDP sockets.
+    for p in participants:
+        assert p.closed.is_set()
+        assert p.publish.pc.connectionState == "closed"
+        assert p.subscribe.pc.connectionState == "closed"
+        assert not p.tasks._tasks
+        assert all(slot.track.readyState == "ended" for slot in p.subscribe.slots)
+    assert not room.tasks._tasks
+    for _ in range(40):  # aioice closes its transports on the next loop iterations
+        if not _sfu_udp_ports():
+            break
+        await asyncio.sleep(0.05)
+    assert not _sfu_udp_ports()
+
+
+def _sfu_udp_ports() -> list[int]:
+    """UDP ports of this process inside the SFU's configured range (tests/sfu/conftest.py)."""
+    low, high = TEST_CONFIG.udp_port_min, TEST_CONFIG.udp_port_max
+    return [
+        c.laddr.port for c in psutil.Process().net_connections(kind="udp")
+        if low <= c.laddr.port <= high
+    ]

@@ -177,3 +177,35 @@ async def test_chat_is_kept_and_readable_after_the_session(world: World) -> None
     ws = await connect(world, "learner", sid2)
     await ws.send_json({"type": "join_session"})
     assert (await recv_until(ws, "chat_history"))["messages"] == []
+
+
+async def test_room_stats_for_admins_and_the_mentor_and_in_the_log(
+    world_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = await world_factory(sfu={"stats_log_interval_s": 0.5})
+    sid = await world.live_session()
+    sockets = []
+    for who in ("mentor", "learner"):
+        ws = await connect(world, who, sid)
+        await ws.send_json({"type": "join_session"})
+        await recv_until(ws, "joined")
+        sockets.append(ws)
+    ids = {str(world.users[w]["user"]["id"]) for w in ("mentor", "learner")}
+    status, body = await world.api.call("GET", "/api/admin/rooms/", world.users["admin"])
+    assert status == 200, body
+    assert set(body["rooms"][sid]["participants"]) == ids
+    status, body = await world.api.call(
+        "GET", f"/api/sessions/{sid}/room/stats/", world.users["mentor"]
+    )
+    assert status == 200 and set(body["participants"]) == ids
+    for who, path in (("learner", "/api/admin/rooms/"),
+                      ("learner", f"/api/sessions/{sid}/room/stats/"),
+                      ("other_mentor", f"/api/sessions/{sid}/room/stats/")):
+        status, body = await world.api.call("GET", path, world.users[who])
+        assert status == 403, (who, path, body)
+    with caplog.at_level("INFO", logger="peerlearn_sfu.room"):
+        for _ in range(40):
+            if any(f"room {sid} stats" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.1)
+    assert any(f"room {sid} stats" in r.getMessage() for r in caplog.records)
