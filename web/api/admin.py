@@ -97,7 +97,7 @@ async def set_role(request: web.Request, call: ApiCall[RoleIn, None]) -> UserOut
     return UserOut.of(user)
 
 
-@api.route("GET", "/api/admin/settings/", auth="admin", tags=TAGS)
+@api.route("GET", "/api/admin/settings/", response=dict[str, Any], auth="admin", tags=TAGS)
 async def settings_in_force(request: web.Request, call: ApiCall[None, None]) -> dict[str, Any]:
     """The settings this node runs with; secrets and URL passwords masked."""
     return request.app[SETTINGS].public_summary()

@@ -26,6 +26,20 @@ class _In(BaseModel):
 
 class RegisterIn(_In):
     # Lengths here are coarse caps against abuse; the service gives the precise field errors.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "ada_lovelace",
+                    "email": "ada@example.org",
+                    "password": "correct-horse-battery",
+                    "role": "learner",
+                }
+            ]
+        },
+    )
+
     username: str = Field(min_length=1, max_length=300)
     email: str = Field(min_length=1, max_length=300)
     password: str = Field(min_length=1, max_length=1000)
@@ -36,6 +50,13 @@ class RegisterIn(_In):
 
 class LoginIn(_In):
     """``username`` accepts a username or an e-mail address; ``email`` is an alias."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"username": "ada@example.org", "password": "correct-horse-battery"}]
+        },
+    )
 
     username: str | None = Field(default=None, min_length=1, max_length=300)
     email: str | None = Field(default=None, min_length=1, max_length=300)

@@ -47,7 +47,7 @@ class NotificationsQuery(BaseModel):
 class MarkReadIn(BaseModel):
     """Either ``{"ids": [...]}`` or ``{"all": true}``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"all": True}]})
 
     ids: list[int] | None = Field(default=None, max_length=1000)
     all: bool = False

@@ -78,6 +78,8 @@ class Endpoint:
     errors: list[int] = field(default_factory=list)
     content_type: str = "application/json"
     request_content_type: str = "application/json"
+    # For bodies the handler reads itself (uploads): the OpenAPI schema of that body.
+    request_schema: dict[str, Any] | None = None
 
 
 def validation_fields(exc: ValidationError) -> dict[str, str]:
@@ -162,6 +164,7 @@ class ApiRegistry:
         errors: list[int] | None = None,
         content_type: str = "application/json",
         request_content_type: str = "application/json",
+        request_schema: dict[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -179,6 +182,7 @@ class ApiRegistry:
                     errors=errors or [],
                     content_type=content_type,
                     request_content_type=request_content_type,
+                    request_schema=request_schema,
                 )
             )
             return handler
@@ -283,16 +287,18 @@ def build_openapi(registry: ApiRegistry, *, title: str, version: str) -> dict[st
                 op["parameters"].append(
                     {"name": name, "in": "query", "required": name in required, "schema": prop}
                 )
-        if ep.body is not None:
+        if ep.body is not None or ep.request_schema is not None:
+            body_schema = ep.request_schema or _schema_for(ep.body, components)
             op["requestBody"] = {
                 "required": True,
-                "content": {ep.request_content_type: {"schema": _schema_for(ep.body, components)}},
+                "content": {ep.request_content_type: {"schema": body_schema}},
             }
         ok: dict[str, Any] = {"description": "OK"}
         if ep.response is not None:
             ok["content"] = {ep.content_type: {"schema": _schema_for(ep.response, components)}}
         op["responses"][str(ep.status)] = ok
-        error_codes = set(ep.errors) | {400} if (ep.body or ep.query) else set(ep.errors)
+        reads_input = ep.body or ep.query or ep.request_schema
+        error_codes = set(ep.errors) | ({400} if reads_input else set())
         if ep.auth:
             error_codes |= {401} | ({403} if ep.auth != "user" else set())
         for code in sorted(error_codes):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.errors import NotFound, ValidationFailed
@@ -130,7 +131,8 @@ async def _read_image(request: web.Request, limit: int) -> tuple[bytes, str | No
                         fields={"image": f"at most {limit} bytes"},
                     )
             return bytes(data), part.headers.get("Content-Type")
-    except (ValueError, AssertionError, RuntimeError):
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError):
+        # HttpProcessingError: a part's headers do not parse (aiohttp's InvalidHeader).
         raise ValidationFailed("malformed multipart body", code="invalid_multipart") from None
     raise ValidationFailed("no image uploaded", code="image_missing", fields={"image": "required"})
 
@@ -143,6 +145,11 @@ async def _read_image(request: web.Request, limit: int) -> tuple[bytes, str | No
     tags=TAGS,
     errors=[413],
     request_content_type="multipart/form-data",
+    request_schema={
+        "type": "object",
+        "required": ["image"],
+        "properties": {"image": {"type": "string", "format": "binary"}},
+    },
 )
 async def upload_image(request: web.Request, call: ApiCall[None, None]) -> ProfileOut:
     """Upload a profile picture (PNG, JPEG, GIF or WEBP) as multipart field ``image``."""
