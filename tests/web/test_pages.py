@@ -286,3 +286,18 @@ async def test_flash_message_shown_once(site: Site) -> None:
 async def test_error_page_for_html_requests(site: Site) -> None:
     status, html, _ = await site.get("/no/such/page")
     assert status == 404 and "Page not found" in html
+
+
+async def test_rendered_attributes_stay_separate(site: Site) -> None:
+    """Template whitespace control must never glue two attributes (``required aria-...``)."""
+    glued = re.compile(r'=\"[^\"]*\"[A-Za-z]|\brequired[a-z]')
+    sid = site.session.id
+    pages = [("/auth/register/", None), ("/auth/login/", None), ("/profile/", "mentor"),
+             ("/dashboard/?tab=create", "mentor"), (f"/sessions/{sid}/feedback/", "learner"),
+             ("/dashboard/?tab=users", "admin")]
+    for path, who in pages:
+        _, html, _ = await site.get(path, who)
+        assert not glued.search(html), (path, glued.search(html))
+    _, html, _ = await site.post("/dashboard/create-session/", "mentor", {"title": ""})
+    assert not glued.search(html)
+    assert ' aria-invalid="true" aria-describedby="err-title"' in html

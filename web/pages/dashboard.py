@@ -445,6 +445,13 @@ async def create_session(request: web.Request) -> web.StreamResponse:
             numbers[key] = int(values[key])
         except ValueError:
             errors[key] = "Enter a whole number."
+    # Required fields are also checked here, so a form whose date or numbers do not parse
+    # (and so never reaches the service) still shows every problem at once.
+    required = {}
+    if not values["title"]:
+        required["title"] = "Give the session a title."
+    if not split_list(values["skills_required"]):
+        required["skills_required"] = "List at least one skill."
     message = ""
     if not errors and schedule is not None:
         try:
@@ -461,6 +468,7 @@ async def create_session(request: web.Request) -> web.StreamResponse:
         else:
             raise redirect("/dashboard/?tab=sessions",
                            ("success", f"Session “{session.title}” created."))
+    errors = {**required, **errors}
     settings = request.app[SETTINGS]
     return await render_tab(request, user, "create", {
         "values": values, "errors": errors, "message": message,

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from control.errors import DomainError, NotFound, ValidationFailed
 from control.models import User
+from web.keys import SETTINGS
 from web.pages.auth import base_url
 from web.pages.common import (
     field_errors,
@@ -36,7 +37,8 @@ def profile_values(user: User) -> dict[str, str]:
 
 async def _own_context(request: web.Request, user: User) -> dict[str, Any]:
     followers, following = await platform_of(request).follows.counts(user.id)
-    return {"followers_count": followers, "following_count": following, "me": user}
+    return {"followers_count": followers, "following_count": following, "me": user,
+            "max_image_bytes": request.app[SETTINGS].uploads.max_image_bytes}
 
 
 @routes.view("/profile/")

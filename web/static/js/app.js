@@ -4,7 +4,7 @@
 // - <time data-local-time> rendered in the viewer's time zone
 // - the create-session form sends the browser's UTC offset with its local date/time
 // - the profile image form posts with the CSRF header (the CSRF middleware reads the
-//   token from the header for multipart bodies)
+//   token from the header for multipart bodies), then reloads the page it names
 
 export function csrfToken() {
   const meta = document.querySelector('meta[name="csrf-token"]');
@@ -55,22 +55,33 @@ function setupTimezoneForms() {
 
 function setupUploads() {
   document.querySelectorAll('form[data-upload-form]').forEach((form) => {
+    const problem = form.querySelector('[data-upload-error]');
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       const button = form.querySelector('button[type="submit"]');
       if (button) button.disabled = true;
+      if (problem) problem.hidden = true;
       try {
+        // 'manual': the handler answers with a redirect that carries the flash message in a
+        // cookie; following it inside fetch would use the message up before the page shows it.
         const response = await fetch(form.action, {
           method: 'POST',
           body: new FormData(form),
           headers: { 'X-CSRF-Token': csrfToken() },
           credentials: 'same-origin',
+          redirect: 'manual',
         });
-        // The handler always answers with a redirect back to the profile (with a message).
-        window.location.assign(response.redirected ? response.url : form.action.replace(/image\/$/, ''));
+        if (response.type === 'opaqueredirect' || response.ok) {
+          window.location.assign(form.dataset.uploadForm || window.location.pathname);
+          return;
+        }
+        throw new Error(response.status === 413 ? 'That file is too large.' : `The server answered ${response.status}.`);
       } catch (err) {
         if (button) button.disabled = false;
-        window.alert('Upload failed; check your connection and try again.');
+        if (problem) {
+          problem.textContent = `Upload failed: ${err instanceof TypeError ? 'check your connection and try again.' : err.message}`;
+          problem.hidden = false;
+        }
       }
     });
   });
