@@ -29,11 +29,17 @@ pick_python() {
 }
 
 ensure_venv() {
-  # ensure_venv EXTRAS: create .venv and install the project with the given extras.
+  # ensure_venv EXTRAS: create .venv (again, if a previous attempt left it without pip) and
+  # install the project with the given extras.
   local extras="$1" python
   python=$(pick_python)
   if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    apt_install python3-venv
+    # Debian/Ubuntu ship ensurepip separately, per Python version (python3.11-venv, ...).
+    apt_install "$(basename "$(readlink -f "$(command -v "$python")")")-venv"
+  fi
+  if [ -x .venv/bin/python ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+    echo "==> .venv has no working pip; recreating it"
+    rm -rf .venv
   fi
   if [ ! -x .venv/bin/python ]; then
     echo "==> creating .venv with $python"

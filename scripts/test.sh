@@ -10,32 +10,65 @@ cd "$(dirname "$0")/.."
 
 apt_install chromium coturn postgresql-client redis-tools
 
-# PostgreSQL: use PEERLEARN_TEST_POSTGRES_URL, else a local server with trust auth, else
-# install/start one and give the test role a password.
+# PostgreSQL is a required part of the suite (the data-layer and API tests run on SQLite and
+# PostgreSQL; they fail, never skip, without it). Use PEERLEARN_TEST_POSTGRES_URL if given;
+# else a local server that lets `postgres` in without a password, or our own test role; else
+# install/start Debian's server and create that role (CREATEDB: each test makes a database).
+pg_answers() { psql -w "$1" -Atqc 'select 1' >/dev/null 2>&1; }
+as_postgres() {
+  # Run a command as the postgres OS user, which peer authentication lets in as superuser.
+  if [ "$(id -u)" = "0" ]; then (cd / && runuser -u postgres -- "$@"); else (cd / && sudo -u postgres "$@"); fi
+}
+TRUST_URL="postgresql://postgres@127.0.0.1:5432/postgres"
+ROLE_URL="postgresql://peerlearn_test:peerlearn_test@127.0.0.1:5432/postgres"
 if [ -z "${PEERLEARN_TEST_POSTGRES_URL:-}" ]; then
-  if psql "postgresql://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
-    export PEERLEARN_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:5432/postgres"
+  if pg_answers "$TRUST_URL"; then
+    export PEERLEARN_TEST_POSTGRES_URL="$TRUST_URL"
+  elif pg_answers "$ROLE_URL"; then
+    export PEERLEARN_TEST_POSTGRES_URL="$ROLE_URL"
   else
     apt_install postgresql
     if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-      echo "==> starting PostgreSQL"
-      $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+      # Containers have no init system to start the cluster the package created.
+      version=$(ls /etc/postgresql | sort -V | tail -1)
+      echo "==> starting PostgreSQL $version"
+      $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start
       for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
     fi
-    $SUDO -u postgres psql -qAtc "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='peerlearn_test') THEN CREATE ROLE peerlearn_test LOGIN CREATEDB PASSWORD 'peerlearn_test'; END IF; END\$\$;" 2>/dev/null \
-      || su postgres -c "psql -qAtc \"DO \\\$\\\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='peerlearn_test') THEN CREATE ROLE peerlearn_test LOGIN CREATEDB PASSWORD 'peerlearn_test'; END IF; END\\\$\\\$;\""
-    export PEERLEARN_TEST_POSTGRES_URL="postgresql://peerlearn_test:peerlearn_test@127.0.0.1:5432/postgres"
+    echo "==> creating the PostgreSQL role peerlearn_test"
+    as_postgres psql -v ON_ERROR_STOP=1 -qAt <<'SQL'
+DO $$BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'peerlearn_test') THEN
+    ALTER ROLE peerlearn_test LOGIN CREATEDB PASSWORD 'peerlearn_test';
+  ELSE
+    CREATE ROLE peerlearn_test LOGIN CREATEDB PASSWORD 'peerlearn_test';
+  END IF;
+END$$;
+SQL
+    export PEERLEARN_TEST_POSTGRES_URL="$ROLE_URL"
   fi
 fi
+if ! pg_answers "$PEERLEARN_TEST_POSTGRES_URL"; then
+  echo "PostgreSQL does not answer at $PEERLEARN_TEST_POSTGRES_URL" >&2
+  exit 1
+fi
+echo "==> PostgreSQL: $PEERLEARN_TEST_POSTGRES_URL"
 
 # Redis: use PEERLEARN_TEST_REDIS_URL, else localhost, starting a throw-away server if needed.
 export PEERLEARN_TEST_REDIS_URL="${PEERLEARN_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
-if ! redis-cli -u "$PEERLEARN_TEST_REDIS_URL" ping >/dev/null 2>&1; then
-  apt_install redis-server
-  echo "==> starting Redis"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir /tmp --logfile /tmp/peerlearn-test-redis.log
-  for _ in $(seq 20); do redis-cli -u "$PEERLEARN_TEST_REDIS_URL" ping >/dev/null 2>&1 && break; sleep 0.5; done
+redis_answers() { redis-cli -u "$PEERLEARN_TEST_REDIS_URL" ping >/dev/null 2>&1; }
+if ! redis_answers; then
+  apt_install redis-server  # on a machine with an init system this also starts it
+  if ! redis_answers; then
+    echo "==> starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir /tmp --logfile /tmp/peerlearn-test-redis.log
+    for _ in $(seq 20); do redis_answers && break; sleep 0.5; done
+  fi
+fi
+if ! redis_answers; then
+  echo "Redis does not answer at $PEERLEARN_TEST_REDIS_URL" >&2
+  exit 1
 fi
 
 ensure_venv "test"
