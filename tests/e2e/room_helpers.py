@@ -19,7 +19,9 @@ INBOUND_VIDEO_JS = """async () => {
   const report = await room.subscribe.pc.getStats();
   const out = [];
   report.forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.kind === 'video') out.push({mid: s.mid, decoded: s.framesDecoded || 0});
+    if (s.type === 'inbound-rtp' && s.kind === 'video') {
+      out.push({mid: s.mid, decoded: s.framesDecoded || 0});
+    }
   });
   return out;
 }"""
@@ -27,8 +29,26 @@ INBOUND_VIDEO_JS = """async () => {
 # Remote tiles whose <video> is showing decoded frames.
 PLAYING_TILES_JS = """() => [...document.querySelectorAll('[data-grid] figure.tile[data-user-id]')]
   .filter((t) => Number(t.dataset.userId) !== window.peerlearnRoom.me.id)
-  .filter((t) => { const v = t.querySelector('video'); return v.videoWidth > 0 && v.readyState >= 2; })
+  .filter((t) => {
+    const v = t.querySelector('video');
+    return v.videoWidth > 0 && v.readyState >= 2;
+  })
   .map((t) => Number(t.dataset.userId))"""
+
+# What the room client knows, for failure messages.
+ROOM_STATE_JS = """() => {
+  const room = window.peerlearnRoom;
+  if (!room) return 'no room client';
+  return {
+    phase: room.phase, status: document.querySelector('[data-status]').textContent,
+    participants: [...room.participants.keys()],
+    publish: room.publish && room.publish.pc.connectionState,
+    subscribe: room.subscribe && [
+      room.subscribe.pc.connectionState, room.subscribe.pc.signalingState,
+      room.subscribe.pc.getTransceivers().map((t) => [t.mid, t.currentDirection]),
+    ],
+  };
+}"""
 
 DENY_MEDIA_JS = """navigator.mediaDevices.getUserMedia = () =>
   Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));"""
@@ -57,7 +77,14 @@ def live_session(
 
 def enter_room(bp: BrowserPage, session_id: str) -> None:
     bp.goto(f"/sessions/{session_id}/room")
-    bp.page.get_by_role("button", name="Join now").click()
+    join_from_lobby(bp)
+
+
+def join_from_lobby(bp: BrowserPage) -> None:
+    """Click "Join now" once the lobby has checked the devices; wait until connected."""
+    join = bp.page.get_by_role("button", name="Join now")
+    expect(join).to_be_enabled(timeout=10_000)
+    join.click()
     expect(bp.page.locator("[data-status]")).to_have_text("Connected", timeout=15_000)
 
 
@@ -69,7 +96,10 @@ def wait_decoding(bp: BrowserPage, others: int, timeout_s: float = 20) -> list[d
         if len([s for s in stats if s["decoded"] > 0]) >= others:
             return stats
         if time.monotonic() > deadline:
-            raise AssertionError(f"{bp.name}: {others} decoded video streams expected, got {stats}")
+            state = bp.page.evaluate(ROOM_STATE_JS)
+            raise AssertionError(
+                f"{bp.name}: {others} decoded video streams expected, got {stats}; room: {state}"
+            )
         bp.page.wait_for_timeout(250)
 
 

@@ -39,7 +39,8 @@ def test_three_browsers_decode_each_other_and_chat(
 ) -> None:
     mentor, ada, alan = trio
     sid = live_session(live_server, mentor, [ada, alan])
-    pages = [new_page(name, user=u) for name, u in (("mentor", mentor), ("ada", ada), ("alan", alan))]
+    people = (("mentor", mentor), ("ada", ada), ("alan", alan))
+    pages = [new_page(name, user=u) for name, u in people]
     for bp in pages:
         enter_room(bp, sid)
     for bp in pages:
@@ -49,9 +50,8 @@ def test_three_browsers_decode_each_other_and_chat(
         bp.page.wait_for_function(f"() => ({PLAYING_TILES_JS})().length === 2", timeout=10_000)
     mentor_page, ada_page, alan_page = pages
     expect(mentor_page.page.locator("figure.tile[data-user-id]")).to_have_count(3)
-    expect(ada_page.page.locator(f'figure.tile[data-user-id="{mentor.id}"] .tile-name')).to_contain_text(
-        "Grace Hopper · mentor"
-    )
+    mentor_name = ada_page.page.locator(f'figure.tile[data-user-id="{mentor.id}"] .tile-name')
+    expect(mentor_name).to_contain_text("Grace Hopper · mentor")
 
     # Chat reaches everyone, as text (never HTML), and stays in the history on rejoin.
     send_chat(ada_page, "Hello <b>everyone</b>")
@@ -62,14 +62,16 @@ def test_three_browsers_decode_each_other_and_chat(
     # A raised hand shows in everyone's queue; the mentor lowers all hands.
     alan_page.page.get_by_role("button", name="Raise hand").click()
     for bp in pages:
-        expect(bp.page.locator("[data-hands-list] li")).to_have_text(["Alan Kay" + (" (you)" if bp is alan_page else "")])
+        name = "Alan Kay (you)" if bp is alan_page else "Alan Kay"
+        expect(bp.page.locator("[data-hands-list] li")).to_have_text([name])
     mentor_page.page.get_by_role("button", name="Lower all hands").click()
     for bp in pages:
         expect(bp.page.locator("[data-hands-list] li")).to_have_count(0)
 
     # Muting is shown to the others.
     ada_page.page.get_by_role("button", name="Mute").click()
-    expect(mentor_page.page.locator(f'figure.tile[data-user-id="{ada.id}"] .badge-mic')).to_be_visible()
+    ada_tile = mentor_page.page.locator(f'figure.tile[data-user-id="{ada.id}"]')
+    expect(ada_tile.locator(".badge-mic")).to_be_visible()
     for bp in pages:
         bp.shot("in-room")
 

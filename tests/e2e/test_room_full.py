@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sfu.client import WsClient
+from sfu.media import make_clip
 
 from e2e.conftest import BrowserPage, LiveServer, TestUser
 from e2e.room_helpers import enter_room, live_session, wait_decoding
-from sfu.client import WsClient
-from sfu.media import make_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -58,7 +58,8 @@ def test_ten_people_each_decode_every_other_video(
     crowd: HeadlessCrowd,
 ) -> None:
     mentor = make_user("mentor", first_name="Mina", last_name="Mentor")
-    learners = [make_user("learner", first_name=f"Learner{i}") for i in range(BROWSERS - 1 + HEADLESS)]
+    seats = BROWSERS - 1 + HEADLESS
+    learners = [make_user("learner", first_name=f"Learner{i}") for i in range(seats)]
     sid = live_session(live_server, mentor, learners)
     in_browsers = [mentor, *learners[: BROWSERS - 1]]
     headless = learners[BROWSERS - 1 :]

@@ -39,6 +39,7 @@ class RoomClient {
     this.retries = 0;
     this.lastError = null;
     this.iceTimer = null;
+    this.prepared = false;
     this.bindControls(root);
   }
 
@@ -72,7 +73,15 @@ class RoomClient {
       note.textContent ||= 'Microphone ready; no camera found.';
     }
     this.renderToggles();
+    // Joining before the devices are settled would publish without them.
+    this.prepared = true;
+    this.updateJoinButton();
     if (this.phase === 'waiting') this.waitForStart();
+  }
+
+  updateJoinButton() {
+    const button = this.view.q('[data-join]');
+    if (button) button.disabled = !(this.prepared && this.phase === 'lobby');
   }
 
   async waitForStart() {
@@ -98,7 +107,7 @@ class RoomClient {
 
   roomOpened() {
     this.phase = 'lobby';
-    this.view.q('[data-join]').disabled = false;
+    this.updateJoinButton();
     this.view.q('[data-start-session]')?.remove();
     this.view.q('[data-waiting-note]')?.remove();
     this.view.setStatus('The room is open', 'ok');
