@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
+from playwright.sync_api import expect
 
 from config.settings import load_settings
 from control.platform import Platform
@@ -277,6 +278,10 @@ def new_page(
 ) -> Iterator[Callable[..., BrowserPage]]:
     created: list[tuple[Any, BrowserPage]] = []
     test_name = _slug(request.node.name)
+    # This test's screenshots from an earlier run (perhaps of steps since renamed) go, so
+    # the folder shows what the last run of each test saw.
+    for old in SCREENSHOT_DIR.glob(f"{test_name}-*.png"):
+        old.unlink(missing_ok=True)
 
     def make(
         name: str = "main",
@@ -340,17 +345,23 @@ def login_via_form(bp: BrowserPage, user: TestUser) -> None:
     bp.page.wait_for_url("**/dashboard/")
 
 
-# Hook for the SFU engineer: called by the journey test while the session is live, with
-# the mentor's and the learner's pages already on the session.  The default only records
-# the learner's attendance through the service (what the room does on join), so the rest
-# of the journey (ending, rating) sees an attended session.  Replace it with real room
-# steps (open /sessions/{id}/room on both pages, check media and chat) when the room lands.
 def room_steps(
     live_server: LiveServer, mentor_page: BrowserPage, learner_page: BrowserPage,
     session_id: str, learner: TestUser,
 ) -> None:
-    async def attend(platform: Platform) -> None:
-        await platform.bookings.record_join(session_id, learner.id)
-        await platform.bookings.record_leave(session_id, learner.id)
+    """The journey's room: both follow "Join room" from the session page, see each other's
+    video (decoded in the browser) and chat. They stay in the room for the mentor's end."""
+    from e2e.room_helpers import join_from_lobby, send_chat, wait_decoding  # imports us
 
-    live_server.call(attend)
+    for bp in (mentor_page, learner_page):
+        bp.page.get_by_role("link", name="Join room").click()
+        bp.page.wait_for_url(f"**/sessions/{session_id}/room")
+        join_from_lobby(bp)
+    for bp in (mentor_page, learner_page):
+        wait_decoding(bp, others=1)
+    send_chat(learner_page, "Hi! Can we start with the lexer?")
+    expect(mentor_page.page.locator(".chat-text").last).to_have_text(
+        "Hi! Can we start with the lexer?"
+    )
+    for bp in (mentor_page, learner_page):
+        bp.shot("room")
