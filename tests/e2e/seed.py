@@ -25,9 +25,11 @@ PAST = [
     ("Graphs for beginners", 5, ("lin",), (4,), 0),
 ]
 #: Upcoming sessions of a third mentor, enough to need a second page of results.
-EXTRA_TOPICS = ["SQL joins", "Unit testing", "Regex", "Docker", "Git branching",
-                "Async Python", "Type hints", "Profiling", "Packaging", "Web scraping",
-                "CI pipelines", "Window functions", "Mocking", "Shell scripting"]
+EXTRA_TOPICS = [("SQL joins", "SQL"), ("Unit testing", "Testing"), ("Docker", "DevOps"),
+                ("Window functions", "SQL"), ("Mocking", "Testing"), ("CI pipelines", "DevOps"),
+                ("Indexes", "SQL"), ("Property-based tests", "Testing"), ("Kubernetes", "DevOps"),
+                ("Query plans", "SQL"), ("Test fixtures", "Testing"), ("Shell scripting", "DevOps"),
+                ("Transactions", "SQL"), ("Flaky tests", "Testing")]
 
 
 async def backdate(platform: Platform, session_id: uuid.UUID, shift: timedelta) -> None:
@@ -109,9 +111,8 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
     await platform.bookings.book(lin, paid.id)  # left pending: shows under Requests
     await session(alan, "Cryptography for beginners", 60 * 72, price=10, skills=["Cryptography"])
     await session(ada, "Data structures deep dive", 60 * 96, skills=["Python", "Algorithms"])
-    for day, topic in enumerate(EXTRA_TOPICS, start=5):
-        await session(joan, topic, 60 * 24 * day, price=(day % 3) * 5,
-                      skills=[joan.skills[day % 3]])
+    for day, (topic, skill) in enumerate(EXTRA_TOPICS, start=5):
+        await session(joan, topic, 60 * 24 * day, price=(day % 3) * 5, skills=[skill])
 
     await platform.follows.follow(lin, ada.id)
     await platform.follows.follow(sam, alan.id)

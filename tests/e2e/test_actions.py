@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from e2e.conftest import BrowserPage
+from e2e.room_helpers import enter_room, wait_decoding
 from e2e.seed import EXTRA_TOPICS, as_user
 
 pytestmark = pytest.mark.browser
@@ -47,6 +48,8 @@ def test_browse_filters_and_pages(world: dict[str, Any],
     page = bp.page
     joan = world["users"]["joan"].username
     bp.goto("/sessions/")
+    expect(page.get_by_label("Mentor")).to_be_hidden()  # folded under "More filters"
+    page.get_by_text("More filters").click()
     page.get_by_label("Mentor").fill(joan)
     page.get_by_role("button", name="Apply filters").click()
     page.wait_for_url(re.compile(rf".*mentor={joan}.*"))
@@ -77,6 +80,7 @@ def test_browse_filters_and_pages(world: dict[str, Any],
     bp.shot("filtered")
 
     page.get_by_role("link", name="Reset").click()
+    expect(page.get_by_label("Max price")).to_be_hidden()
     page.get_by_label("Status").select_option("active")
     page.get_by_role("button", name="Apply filters").click()
     live = page.locator(".session-card", has_text="Number theory live")
@@ -205,3 +209,25 @@ def test_admin_manages_users_and_sessions(world: dict[str, Any],
     expect(page.locator("tbody tr", has_text="Data structures deep dive")).to_contain_text(
         "Cancelled")
     admin.shot("session-cancelled")
+
+
+def test_admin_control_shows_live_room_stats(world: dict[str, Any],
+                                             new_page: Callable[..., BrowserPage]) -> None:
+    """With a mentor and a learner in the seeded live room, Admin Control lists both with
+    the SFU's figures for them (read from the app's SFU object)."""
+    live = str(world["sessions"]["live"])
+    people = [new_page(name, user=as_user(world, name)) for name in ("alan", "sam")]
+    for bp in people:
+        enter_room(bp, live)
+    for bp in people:
+        wait_decoding(bp, others=1)
+    admin = new_page("admin", user=as_user(world, "admin"))
+    admin.goto("/dashboard/?tab=control")
+    room = admin.page.locator(f'[data-room="{live}"]')
+    expect(room.locator("[data-connected]")).to_have_text("2")
+    for name in ("Alan Turing", "Sam Okafor"):
+        row = room.locator("tbody tr", has_text=name)
+        cells = row.locator("td").all_inner_texts()
+        assert cells[1] == "audio, camera", cells  # media arriving from both tracks
+        assert int(cells[6]) > 0, cells  # frames forwarded to the other participant
+    admin.shot("live-room-stats")

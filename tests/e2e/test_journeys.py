@@ -151,7 +151,7 @@ def test_mentor_and_learner_journey(
     expect(learner.page.get_by_role("link", name="Join room")).to_have_attribute("href", room)
     learner.shot("10-live")
 
-    # Both enter the room (the room's own steps live with the room's tests).
+    # Both enter the room from the session page (room_steps belongs to the room's tests).
     learner_user.id = user_id(live_server, learner_user.username)
     room_steps(live_server, mentor, learner, session_id, learner_user)
 
@@ -161,9 +161,9 @@ def test_mentor_and_learner_journey(
     expect(mentor.page.locator("[data-flash]")).to_contain_text("Session ended")
     expect(mentor.page.locator("tr", has_text=title).locator(".badge-completed")).to_have_count(1)
 
-    # The learner rates it: first without choosing stars, then properly.
-    learner.goto("/dashboard/?tab=bookings")
-    learner.page.locator("tr", has_text=title).get_by_role("link", name="Rate").click()
+    # The learner, still in the room, is shown the end and rates: first without choosing
+    # stars, then properly.
+    learner.page.get_by_role("link", name="Rate this session").click()
     learner.page.wait_for_url(f"**/sessions/{session_id}/feedback/")
     learner.page.get_by_label("Comment (optional)").fill("Loved the parser part!")
     learner.page.get_by_role("button", name="Submit feedback").click()

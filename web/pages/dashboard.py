@@ -338,7 +338,9 @@ def participant_rows(room: dict[str, Any]) -> list[dict[str, Any]]:
         row = {key: figures.get(key) for key in PARTICIPANT_FIGURES}
         row["user_id"] = user_id
         row["display_name"] = figures.get("display_name") or f"user {user_id}"
-        row["publishing"] = sorted(figures.get("publish") or {})
+        # Kinds with media actually arriving (a transceiver can be open but idle).
+        row["publishing"] = sorted(kind for kind, pub in (figures.get("publish") or {}).items()
+                                   if isinstance(pub, dict) and pub.get("frames_in"))
         row["subscriptions"] = len(figures.get("subscribe") or [])
         rows.append(row)
     rows.sort(key=lambda r: str(r["display_name"]).lower())
