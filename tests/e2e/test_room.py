@@ -184,3 +184,30 @@ def test_room_page_access(
     teacher.page.get_by_role("button", name="Start the session now").click()
     expect(teacher.page.get_by_role("button", name="Join now")).to_be_enabled()
     expect(learner.page.get_by_role("button", name="Join now")).to_be_enabled(timeout=15_000)
+
+
+def test_screen_share_reaches_the_others_and_goes_away(
+    live_server: LiveServer, new_page: Callable[..., BrowserPage], trio: tuple[TestUser, ...]
+) -> None:
+    mentor, ada, _ = trio
+    sid = live_session(live_server, mentor, [ada])
+    teacher, learner = new_page("mentor", user=mentor), new_page("ada", user=ada)
+    enter_room(teacher, sid)
+    enter_room(learner, sid)
+    wait_decoding(learner, others=1)
+    teacher.page.get_by_role("button", name="Share screen").click()
+    expect(teacher.page.get_by_role("button", name="Stop sharing")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    # Camera and screen of the mentor are both decoded; the screen has its own tile.
+    wait_decoding(learner, others=2)
+    screen_tile = learner.page.locator(f'figure.tile-screen[data-screen-of="{mentor.id}"]')
+    expect(screen_tile).to_contain_text("Grace Hopper's screen")
+    learner.page.wait_for_function(
+        "() => { const v = document.querySelector('figure.tile-screen video');"
+        " return v && v.videoWidth > 0; }",
+        timeout=10_000,
+    )
+    learner.shot("screen-share")
+    teacher.page.get_by_role("button", name="Stop sharing").click()
+    expect(screen_tile).to_have_count(0)
