@@ -69,3 +69,46 @@ async def test_screen_share_start_stop_needs_no_renegotiation(make_client, clip)
         lambda: bob.of_type("participant_state")[-1]["state"]["screen_sharing"] is False
     )
     assert len(bob.of_type("offer")) == offers  # no renegotiation at all
+
+
+async def test_joins_leaves_and_screen_share_at_the_same_time(make_client, clip):
+    early = {i: make_client(i) for i in (1, 2, 3)}
+    for c in early.values():
+        await c.join()
+        await c.publish()
+    await early[1].wait_for(lambda: early[1].frames_from(3, "camera"), timeout=10)
+    late = {i: make_client(i) for i in (4, 5, 6)}
+
+    async def arrive(c):
+        await c.join()
+        await c.publish()
+
+    async def share_screen(c):
+        c.publish_pc.getTransceivers()[2].sender.replaceTrack(PacedVideoTrack(clip))
+        await c.send({"type": "mute", "kind": "screen", "muted": False})
+
+    async def depart(c):
+        await c.send({"type": "leave"})
+        await c.close()
+
+    await asyncio.gather(
+        *(arrive(c) for c in late.values()),
+        depart(early[2]),
+        depart(early[3]),
+        share_screen(early[1]),
+    )
+    present = [early[1], *late.values()]
+    ids = {c.identity.user_id for c in present}
+    for c in present:
+        for uid in ids - {c.identity.user_id}:
+            await c.wait_for(lambda c=c, u=uid: c.frames_from(u, "camera"), timeout=15)
+        if c is not early[1]:
+            await c.wait_for(lambda c=c: c.frames_from(1, "screen"), timeout=10)
+        # Nobody still sees a departed participant, and nothing went wrong on the way.
+        await c.wait_for(
+            lambda c=c: {uid for uid, _ in c.track_map.values()} == ids - {c.identity.user_id},
+            timeout=5,
+        )
+        assert not c.of_type("error"), c.of_type("error")
+        assert c.subscribe_pc.connectionState == "connected"
+        assert c.publish_pc.connectionState == "connected"
