@@ -314,15 +314,31 @@ class BookingService:
     # ------------------------------------------------------------------ payments
 
     async def mark_paid(self, actor: User, booking_id: int | str) -> Booking:
+        """The session's mentor or an admin says the money arrived; the provider decides."""
         booking = await self.get(booking_id)
         if not (actor.is_admin or actor.id == booking.session.mentor_id):
             raise Forbidden("only the session's mentor or an admin can confirm a payment")
+        self._require_payment_pending(booking)
+        payment_id = await self.platform.payments.confirm(actor, booking)
+        return await self.settle_payment(booking.id, payment_id)
+
+    @staticmethod
+    def _require_payment_pending(booking: Booking) -> None:
         if booking.status != "pending" or booking.payment_status != "pending":
             raise Conflict(
                 f"the booking is {booking.status} / {booking.payment_status}", code="invalid_state"
             )
-        # The provider decides; nothing is marked paid without its payment id.
-        payment_id = await self.platform.payments.confirm(actor, booking)
+
+    async def settle_payment(self, booking_id: int | str, payment_id: str) -> Booking:
+        """Confirm a held booking as paid under the provider's ``payment_id``.
+
+        The only way a booking becomes paid: ``mark_paid`` calls it with the id the provider's
+        ``confirm`` returned, a gateway's webhook handler with the id from its verified event.
+        """
+        if not payment_id:
+            raise ValueError("a payment id from the payment provider is required")
+        booking = await self.get(booking_id)
+        self._require_payment_pending(booking)
         async with self.platform.db.transaction() as db:
             done = await db.execute(
                 update(Booking)
@@ -334,7 +350,7 @@ class BookingService:
                 .values(
                     status="confirmed",
                     payment_status="paid",
-                    payment_id=payment_id,
+                    payment_id=payment_id[:100],
                     payment_expires_at=None,
                     updated_at=utcnow(),
                 )
@@ -353,6 +369,26 @@ class BookingService:
             link=f"/sessions/{session.id}/",
         )
         return await self._load(booking.id)
+
+    async def payment_failed(self, booking_id: int | str) -> bool:
+        """The provider reports the payment failed: release the held seat (False if it was no
+        longer held)."""
+        booking = await self.get(booking_id)
+        if booking.payment_status != "pending":
+            return False
+        if not await self._release(booking, payment_status="failed"):
+            return False
+        await notify_quietly(
+            self.platform,
+            [booking.learner_id],
+            title="Payment failed — seat released",
+            message=f"The payment for “{booking.session.title}” did not go through; "
+            "your held seat was released.",
+            type="error",
+            event="payment_failed",
+            link=f"/sessions/{booking.session_id}/",
+        )
+        return True
 
     async def release_expired_holds(self, now: datetime | None = None) -> int:
         """Cancel pending paid bookings whose hold expired; returns how many were released."""

@@ -1,13 +1,16 @@
 """Payment providers.
 
 A provider turns a pending, seat-holding booking into a paid one.  The booking service never
-marks anything paid by itself: it calls ``confirm`` and stores the payment id the provider
-returns.  ``docs/payments.md`` explains how to plug in a real gateway.
+marks anything paid by itself: only a payment id that a provider produced settles a booking,
+either from ``confirm`` (a person confirms, as with the manual provider) or from the provider's
+own notification (a gateway's webhook calls ``BookingService.settle_payment``).
+``docs/payments.md`` explains how to plug in a real gateway.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -26,6 +29,7 @@ class PaymentStart:
     payment_id: str | None
     instructions: str
     expires_at: datetime
+    redirect_url: str | None = None  # a gateway's hosted checkout page, if it has one
 
 
 @runtime_checkable
@@ -33,11 +37,13 @@ class PaymentProvider(Protocol):
     name: str
 
     async def start(self, booking: Booking) -> PaymentStart:
-        """Begin collecting payment for a pending booking (called after it is stored)."""
+        """Begin collecting payment for a pending booking (called after it is stored; the
+        returned ``payment_id``, if any, is saved on the booking)."""
         ...
 
     async def confirm(self, actor: User, booking: Booking) -> str:
-        """Return the final payment id once the money is in; raise a DomainError otherwise."""
+        """A person (mentor/admin) says the money is in: return the final payment id, or raise
+        a DomainError (a gateway that confirms through webhooks raises Forbidden here)."""
         ...
 
 
@@ -76,7 +82,10 @@ class ManualPaymentProvider:
         return f"manual-{booking.id}-{secrets.token_hex(6)}"
 
 
+# settings.payments.provider names one of these (add a gateway here and to the setting's Literal).
+PROVIDERS: dict[str, Callable[[Platform], PaymentProvider]] = {"manual": ManualPaymentProvider}
+
+
 def create_payment_provider(platform: Platform) -> PaymentProvider:
-    """The provider named by ``settings.payments.provider`` (register new gateways here)."""
-    providers: dict[str, type] = {"manual": ManualPaymentProvider}
-    return providers[platform.settings.payments.provider](platform)  # type: ignore[no-any-return]
+    """The provider named by ``settings.payments.provider``."""
+    return PROVIDERS[platform.settings.payments.provider](platform)

@@ -120,3 +120,65 @@ async def test_nothing_is_paid_unless_the_provider_confirms(sqlite_api: Any) -> 
         await platform.bookings.mark_paid(
             await platform.accounts.get_user(mentor["user"]["id"]), b["id"]
         )
+
+
+class FakeGateway:
+    """A card gateway as docs/payments.md describes one: a hosted checkout page, and the
+    result arrives by webhook; nobody confirms payments by hand."""
+
+    name = "fakepay"
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+
+    async def start(self, booking: Any) -> Any:
+        from control.services.payments import PaymentStart
+
+        self.started.append(booking.id)
+        return PaymentStart(
+            payment_id=f"cs_{booking.id}",
+            instructions="Pay by card on FakePay.",
+            expires_at=booking.payment_expires_at,
+            redirect_url=f"https://pay.example/checkout/cs_{booking.id}",
+        )
+
+    async def confirm(self, actor: Any, booking: Any) -> str:
+        from control.errors import Forbidden
+
+        raise Forbidden("FakePay confirms payments itself", code="confirmed_by_gateway")
+
+
+async def test_a_gateway_plugs_in_through_the_provider_interface(sqlite_api: Any) -> None:
+    from control.services.payments import PaymentProvider
+
+    api = sqlite_api
+    platform = platform_of(api)
+    gateway = FakeGateway()
+    assert isinstance(gateway, PaymentProvider)
+    platform.payments = gateway
+    mentor = await api.register("mentor")
+    payer, quitter = await api.register("learner"), await api.register("learner")
+    s = await create_session(api, mentor, price=25, max_participants=2)
+    status, paying = await api.call("POST", f"/api/sessions/{s['id']}/book/", payer)
+    assert status == 201 and paying["payment_status"] == "pending"
+    assert paying["payment"] == {
+        "provider": "fakepay",
+        "payment_id": f"cs_{paying['id']}",
+        "instructions": "Pay by card on FakePay.",
+        "expires_at": paying["payment_expires_at"],
+        "redirect_url": f"https://pay.example/checkout/cs_{paying['id']}",
+    }
+    assert paying["payment_id"] == f"cs_{paying['id']}"  # stored for the webhook to match
+    # The mentor cannot mark it paid: the gateway decides.
+    status, data = await api.call("POST", f"/api/bookings/{paying['id']}/mark-paid/", mentor)
+    assert status == 403 and data["error"]["code"] == "confirmed_by_gateway"
+    # The gateway's (verified) webhook says "paid" for one booking and "failed" for the other.
+    _, failing = await api.call("POST", f"/api/sessions/{s['id']}/book/", quitter)
+    paid = await platform.bookings.settle_payment(paying["id"], "ch_123")
+    assert (paid.status, paid.payment_status, paid.payment_id) == ("confirmed", "paid", "ch_123")
+    assert await platform.bookings.payment_failed(failing["id"]) is True
+    assert await platform.bookings.payment_failed(failing["id"]) is False  # already released
+    _, detail = await api.call("GET", f"/api/sessions/{s['id']}/")
+    assert detail["current_participants"] == 1
+    assert "payment_failed" in [n.event for n in await notifications_of(api, quitter)]
+    assert gateway.started == [paying["id"], failing["id"]]

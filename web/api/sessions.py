@@ -210,6 +210,9 @@ class PaymentOut(BaseModel):
     payment_id: str | None
     instructions: str
     expires_at: datetime
+    redirect_url: str | None = Field(
+        default=None, description="where to send the learner to pay (gateway providers)"
+    )
 
 
 class BookingOut(BaseModel):
@@ -248,6 +251,7 @@ class BookingOut(BaseModel):
                     payment_id=start.payment_id,
                     instructions=start.instructions,
                     expires_at=start.expires_at,
+                    redirect_url=start.redirect_url,
                 )
                 if start
                 else None
