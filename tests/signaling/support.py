@@ -89,3 +89,11 @@ async def recv_until(
             message = json.loads(msg.data)
             if message.get("type") == kind:
                 return message
+
+
+async def join(world: World, who: str, session_id: str) -> aiohttp.ClientWebSocketResponse:
+    """A socket of ``who`` that has joined the room (``joined`` received)."""
+    ws = await connect(world, who, session_id)
+    await ws.send_json({"type": "join_session"})
+    await recv_until(ws, "joined")
+    return ws

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from signaling.support import World, connect, recv_until
+from signaling.support import World, connect, join, recv_until
 
 
 async def test_who_may_join(world: World) -> None:
@@ -96,9 +96,7 @@ async def test_attendance_is_recorded_even_when_a_client_vanishes(world: World) 
             await asyncio.sleep(0.05)
         raise AssertionError(f"booking never reached the expected state: {vars(booking)}")
 
-    ws = await connect(world, "learner", sid)
-    await ws.send_json({"type": "join_session"})
-    await recv_until(ws, "joined")
+    ws = await join(world, "learner", sid)
     joined = await booking_when(lambda b: b.joined_at is not None)
     assert joined.left_at is None
     # No "leave": the transport just goes away.
@@ -111,9 +109,7 @@ async def test_ending_the_session_closes_every_socket(world: World) -> None:
     sid = await world.live_session()
     sockets = []
     for who in ("mentor", "learner"):
-        ws = await connect(world, who, sid)
-        await ws.send_json({"type": "join_session"})
-        await recv_until(ws, "joined")
+        ws = await join(world, who, sid)
         sockets.append(ws)
     status, _ = await world.api.call("POST", f"/api/sessions/{sid}/end/", world.users["mentor"])
     assert status == 200
@@ -127,12 +123,8 @@ async def test_ending_the_session_closes_every_socket(world: World) -> None:
 
 async def test_a_removed_learner_cannot_come_back(world: World) -> None:
     sid = await world.live_session()
-    mentor = await connect(world, "mentor", sid)
-    await mentor.send_json({"type": "join_session"})
-    await recv_until(mentor, "joined")
-    learner = await connect(world, "learner", sid)
-    await learner.send_json({"type": "join_session"})
-    await recv_until(learner, "joined")
+    mentor = await join(world, "mentor", sid)
+    learner = await join(world, "learner", sid)
     target = world.users["learner"]["user"]["id"]
     await mentor.send_json({"type": "moderate", "action": "remove", "target": target})
     assert (await recv_until(learner, "removed"))["by"] == world.users["mentor"]["user"]["id"]
@@ -145,21 +137,17 @@ async def test_a_removed_learner_cannot_come_back(world: World) -> None:
 async def test_the_room_cap_refuses_the_next_person(world_factory: Any) -> None:
     world = await world_factory(sfu={"max_room_size": 2})
     sid = await world.live_session()
-    for who in ("mentor", "learner"):
-        ws = await connect(world, who, sid)
-        await ws.send_json({"type": "join_session"})
-        await recv_until(ws, "joined")
+    inside = [await join(world, who, sid) for who in ("mentor", "learner")]
     admin = await connect(world, "admin", sid)
     await admin.send_json({"type": "join_session"})
     error = await recv_until(admin, "error")
     assert error["code"] == "room_full" and "2" in error["message"]
+    assert not any(ws.closed for ws in inside)
 
 
 async def test_chat_is_kept_and_readable_after_the_session(world: World) -> None:
     sid = await world.live_session()
-    ws = await connect(world, "learner", sid)
-    await ws.send_json({"type": "join_session"})
-    await recv_until(ws, "joined")
+    ws = await join(world, "learner", sid)
     await ws.send_json({"type": "chat", "text": "<script>alert(1)</script> kept as text"})
     await recv_until(ws, "chat")
     await ws.close()
@@ -186,9 +174,7 @@ async def test_room_stats_for_admins_and_the_mentor_and_in_the_log(
     sid = await world.live_session()
     sockets = []
     for who in ("mentor", "learner"):
-        ws = await connect(world, who, sid)
-        await ws.send_json({"type": "join_session"})
-        await recv_until(ws, "joined")
+        ws = await join(world, who, sid)
         sockets.append(ws)
     ids = {str(world.users[w]["user"]["id"]) for w in ("mentor", "learner")}
     status, body = await world.api.call("GET", "/api/admin/rooms/", world.users["admin"])
