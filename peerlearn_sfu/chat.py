@@ -44,6 +44,8 @@ def validate_text(text: object, max_chars: int) -> str:
     text = text.strip()
     if not text:
         raise SfuError("chat text is empty", code="bad_request")
+    if "\x00" in text:
+        raise SfuError("chat text must not contain NUL characters", code="bad_request")
     if len(text) > max_chars:
         raise ChatTooLong(f"chat messages are limited to {max_chars} characters")
     return text

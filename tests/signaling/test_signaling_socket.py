@@ -61,6 +61,7 @@ async def test_hostile_frames_get_errors_and_the_socket_goes_on(world: World) ->
         ({"type": "answer", "pc": "subscribe", "sdp": "v=0"}, "wrong_state"),
         ({"type": "chat", "text": "x" * 2001}, "chat_too_long"),
         ({"type": "chat", "text": 42}, "bad_request"),
+        ({"type": "chat", "text": "nul \x00 inside"}, "bad_request"),
         ({"type": "mute", "kind": "telepathy", "muted": True}, "bad_request"),
         ({"type": "moderate", "action": "remove", "target": 1}, "forbidden"),
         ({"type": "chat", "text": "hi", "session_id": "00000000-0000-0000-0000-000000000000"},
