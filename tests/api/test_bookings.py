@@ -35,8 +35,7 @@ async def test_book_free_session_confirms_at_once(api: Any) -> None:
     assert status == 409 and data["error"]["code"] == "already_booked"
 
 
-async def test_who_may_book(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_who_may_book(api: Any) -> None:
     mentor = await api.register("mentor")
     other_mentor = await api.register("mentor")
     admin = await admin_of(api)
@@ -47,8 +46,7 @@ async def test_who_may_book(sqlite_api: Any) -> None:
     assert (await anon(api, "POST", f"/api/sessions/{s['id']}/book/"))[0] == 401
 
 
-async def test_full_session_and_rebooking_after_cancel(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_full_session_and_rebooking_after_cancel(api: Any) -> None:
     mentor = await api.register("mentor")
     a, b = await api.register("learner"), await api.register("learner")
     s = await create_session(api, mentor, max_participants=1)
@@ -72,8 +70,7 @@ async def test_full_session_and_rebooking_after_cancel(sqlite_api: Any) -> None:
     assert detail["current_participants"] == 1
 
 
-async def test_admin_cancels_a_booking(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_admin_cancels_a_booking(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     admin = await admin_of(api)
@@ -91,8 +88,7 @@ async def test_unknown_or_malformed_booking_ids_are_404(sqlite_api: Any) -> None
             assert status == 404, (bad, action, data)
 
 
-async def test_my_bookings_and_attendee_list(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_my_bookings_and_attendee_list(api: Any) -> None:
     mentor = await api.register("mentor")
     other = await api.register("mentor")
     learner = await api.register("learner")
@@ -120,12 +116,11 @@ async def test_my_bookings_and_attendee_list(sqlite_api: Any) -> None:
     assert (await api.call("GET", f"/api/sessions/{s1['id']}/bookings/", admin))[0] == 200
 
 
-async def test_room_access_rules(sqlite_api: Any) -> None:
+async def test_room_access_rules(api: Any) -> None:
     import pytest
 
     from control.errors import Conflict, Forbidden
 
-    api = sqlite_api
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     stranger = await api.register("learner")

@@ -46,8 +46,7 @@ async def test_feedback_flow(api: Any) -> None:
     assert [n.event for n in await notifications_of(api, mentor)].count("feedback_received") == 2
 
 
-async def test_feedback_opens_when_the_session_starts(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_feedback_opens_when_the_session_starts(api: Any) -> None:
     mentor = await api.register("mentor")
     learner, other = await api.register("learner"), await api.register("learner")
     s = await create_session(api, mentor, schedule=iso_in(10))
@@ -66,8 +65,7 @@ async def test_feedback_opens_when_the_session_starts(sqlite_api: Any) -> None:
     assert status == 409 and data["error"]["code"] == "already_rated"
 
 
-async def test_cancelled_session_cannot_be_rated(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_cancelled_session_cannot_be_rated(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     s = await create_session(api, mentor)

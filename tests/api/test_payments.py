@@ -41,8 +41,7 @@ async def test_paid_booking_is_held_until_marked_paid(api: Any) -> None:
     assert "booking_confirmed" in [n.event for n in await notifications_of(api, learner)]
 
 
-async def test_admin_marks_paid(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_admin_marks_paid(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     admin = await admin_of(api)
@@ -84,8 +83,7 @@ async def test_expired_holds_are_released(api: Any) -> None:
     assert status == 201 and again["status"] == "pending" and again["payment_status"] == "pending"
 
 
-async def test_cancelling_a_pending_hold_frees_the_seat(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_cancelling_a_pending_hold_frees_the_seat(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     s = await create_session(api, mentor, price=10, max_participants=1)
@@ -148,10 +146,9 @@ class FakeGateway:
         raise Forbidden("FakePay confirms payments itself", code="confirmed_by_gateway")
 
 
-async def test_a_gateway_plugs_in_through_the_provider_interface(sqlite_api: Any) -> None:
+async def test_a_gateway_plugs_in_through_the_provider_interface(api: Any) -> None:
     from control.services.payments import PaymentProvider
 
-    api = sqlite_api
     platform = platform_of(api)
     gateway = FakeGateway()
     assert isinstance(gateway, PaymentProvider)

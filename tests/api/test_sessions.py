@@ -19,8 +19,7 @@ from sessions_helpers import (
 )
 
 
-async def test_create_session_returns_details(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_create_session_returns_details(api: Any) -> None:
     mentor = await api.register("mentor")
     data = await create_session(api, mentor, price="12.50", skills_required=[" Python ", "SQL"])
     assert uuid.UUID(data["id"])
@@ -95,8 +94,7 @@ async def test_only_mentors_create(sqlite_api: Any) -> None:
     assert status == 401
 
 
-async def test_followers_are_notified_of_new_sessions(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_followers_are_notified_of_new_sessions(api: Any) -> None:
     mentor = await api.register("mentor")
     fan = await api.register("learner")
     await platform_of(api).follows.follow(
@@ -159,8 +157,7 @@ async def test_list_and_filters(api: Any) -> None:
         assert status == 400, (bad, data)
 
 
-async def test_details_404_and_view_interaction(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_details_404_and_view_interaction(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     s = await create_session(api, mentor)
@@ -178,8 +175,7 @@ async def test_details_404_and_view_interaction(sqlite_api: Any) -> None:
     assert [(i["kind"], i["user_id"]) for i in seen] == [("view", learner["user"]["id"])]
 
 
-async def test_lifecycle_state_machine(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_lifecycle_state_machine(api: Any) -> None:
     mentor = await api.register("mentor")
     other = await api.register("mentor")
     learner = await api.register("learner")
@@ -219,8 +215,7 @@ async def test_lifecycle_state_machine(sqlite_api: Any) -> None:
         assert status == 409 and data["error"]["code"] == "invalid_state", action
 
 
-async def test_cancel_session_cancels_bookings_and_notifies(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_cancel_session_cancels_bookings_and_notifies(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     admin_user = await platform_of(api).accounts.create_admin(
@@ -289,8 +284,7 @@ async def test_calendar_ics(sqlite_api: Any) -> None:
         assert all(len(line.encode()) <= 75 for line in lines)
 
 
-async def test_chat_history_access(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_chat_history_access(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     stranger = await api.register("learner")
@@ -313,8 +307,7 @@ async def test_chat_history_access(sqlite_api: Any) -> None:
     assert (await api.call("GET", f"/api/sessions/{uuid.uuid4()}/chat/", mentor))[0] == 404
 
 
-async def test_stats_overview_per_role(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_stats_overview_per_role(api: Any) -> None:
     mentor = await api.register("mentor")
     learners = [await api.register("learner") for _ in range(2)]
     sid = await run_session(api, mentor, learners)
@@ -354,8 +347,7 @@ async def test_stats_overview_per_role(sqlite_api: Any) -> None:
     assert (await anon(api, "GET", "/api/stats/overview/"))[0] == 401
 
 
-async def test_session_moved_to_past_cannot_be_booked(sqlite_api: Any) -> None:
-    api = sqlite_api
+async def test_session_moved_to_past_cannot_be_booked(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     s = await create_session(api, mentor)

@@ -85,8 +85,8 @@ async def test_reminders_sent_once_to_the_right_people(settings: Settings) -> No
         await platform.close()
 
 
-async def test_reminders_skip_cancelled_and_past_sessions(sqlite_settings: Settings) -> None:
-    platform = await _platform(sqlite_settings)
+async def test_reminders_skip_cancelled_and_past_sessions(settings: Settings) -> None:
+    platform = await _platform(settings)
     try:
         mentor, booked, _ = await _users(platform)
         now = datetime.now(UTC)

@@ -14,8 +14,9 @@ from control.platform import Platform
 
 
 @pytest.fixture
-async def platform(sqlite_settings: Settings) -> Any:
-    p = Platform(sqlite_settings)
+async def platform(settings: Settings) -> Any:
+    """The service layer without HTTP, on SQLite and on PostgreSQL."""
+    p = Platform(settings)
     await p.db.migrate()
     await p.start(background=False)
     yield p
