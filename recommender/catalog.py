@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.preprocessing import normalize
 
 from .data import BOOKABLE_STATUSES, Interaction, MentorItem, SessionItem, Snapshot, UserProfile
 
@@ -166,3 +167,11 @@ def positive_mask(events: InteractionArrays) -> np.ndarray:
     book = (events.kind == KIND_CODES["booking"]) | (events.kind == KIND_CODES["completion"])
     good = (events.kind == KIND_CODES["rating"]) & (np.nan_to_num(events.value) >= 4)
     return book | good
+
+
+def normalize_rows(m: sp.spmatrix | np.ndarray, norm: str = "l2") -> sp.csr_matrix | np.ndarray:
+    """Row-normalise; empty matrices pass through (sklearn refuses 0 rows or 0 columns)."""
+    if m.shape[0] == 0 or m.shape[1] == 0:
+        return m.tocsr() if sp.issparse(m) else m
+    out = normalize(m, norm=norm)
+    return out.tocsr() if sp.issparse(out) else out

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
-from sklearn.preprocessing import normalize
 
-from .catalog import Catalog, implicit_weights
+from .catalog import Catalog, implicit_weights, normalize_rows
 from .text import normalize_skill
 
 #: weight of the skill block relative to the mentor block (before the row normalisation)
@@ -24,6 +23,10 @@ SKILL_BLOCK_WEIGHT = 0.7
 #: how much a session's skills count next to its mentor when scoring a session
 SKILL_SCORE_WEIGHT = 0.7
 N_COMPONENTS = 48
+#: pseudo-weight of an empty audience: a session seen by one look-alike is not a sure hit
+AUDIENCE_PRIOR = 3.0
+#: weight of "learners like you are looking at this session" next to mentor and skills
+AUDIENCE_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class CollaborativeModel:
     session_mentor: np.ndarray
     skill_names: tuple[str, ...]
     n_mentors: int
+    #: per session, the implicit-weighted sum of its audience's unit taste vectors (k wide)
+    session_audience: np.ndarray
+    audience_weight: np.ndarray  # per session, the summed implicit weights behind it
 
     @classmethod
     def fit(cls, cat: Catalog, n_components: int = N_COMPONENTS) -> CollaborativeModel:
@@ -51,9 +57,9 @@ class CollaborativeModel:
                 rows.append(i)
                 cols.append(skill_index[skill])
         n_s, n_m, n_k = cat.n_sessions, cat.n_mentors, len(names)
-        session_skills = normalize(
+        session_skills = normalize_rows(
             sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_s, n_k)), norm="l1"
-        ).tocsr()
+        )
 
         ev = cat.events
         w = implicit_weights(ev)
@@ -76,12 +82,19 @@ class CollaborativeModel:
         components = np.zeros((0, n_m + n_k))
         x = _transform(raw, n_m)
         active = np.flatnonzero(np.diff(x.indptr))
-        k = min(n_components, len(active) - 1, n_m + n_k - 1)
+        # Far fewer factors than columns, or the reconstruction just echoes the user's own row.
+        k = min(n_components, len(active) - 1, max(2, (n_m + n_k) // 4), n_m + n_k - 1)
         if k >= 2:
             svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=0)
             svd.fit(x[active])
             components = svd.components_
-        return cls(raw, components, session_skills, cat.session_mentor, tuple(names), n_m)
+        tastes = normalize_rows(np.asarray(x @ components.T))
+        audience = np.asarray(user_session.T @ tastes)
+        weight = np.asarray(user_session.sum(axis=0)).ravel()
+        return cls(
+            raw, components, session_skills, cat.session_mentor, tuple(names), n_m,
+            audience, weight,
+        )
 
     def user_row(self, row: int | None, extra: dict[int, float] | None = None) -> np.ndarray:
         """Raw (mentor | skill) weights of a user, plus events recorded since the fit."""
@@ -94,12 +107,27 @@ class CollaborativeModel:
                 out[col] += v
         return out
 
-    def affinity(self, raw_row: np.ndarray) -> np.ndarray:
-        """Reconstructed (mentor | skill) affinities: what learners like this user engage with."""
+    def taste(self, raw_row: np.ndarray) -> np.ndarray:
+        """The user's unit vector in the latent space (zeros without history)."""
         if not raw_row.any() or not len(self.components):
-            return np.zeros_like(raw_row)
-        x = _transform_row(raw_row, self.n_mentors)
-        return (self.components @ x) @ self.components
+            return np.zeros(len(self.components))
+        z = self.components @ _transform_row(raw_row, self.n_mentors)
+        norm = float(np.linalg.norm(z))
+        return z / norm if norm > 0 else z
+
+    def affinity(self, taste: np.ndarray) -> np.ndarray:
+        """Reconstructed (mentor | skill) affinities: what learners like this user engage with."""
+        if not taste.any():
+            return np.zeros(self.raw.shape[1])
+        return taste @ self.components
+
+    def audience_scores(
+        self, taste: np.ndarray, audience: np.ndarray, weight: np.ndarray
+    ) -> np.ndarray:
+        """How close each session's audience so far is to the user (shrunk towards 0)."""
+        if not taste.any() or not audience.shape[1]:
+            return np.zeros(len(weight))
+        return (audience @ taste) / (AUDIENCE_PRIOR + weight)
 
     def score_sessions(self, aff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-session (mentor part, skill part) of the collaborative score."""
@@ -139,9 +167,9 @@ def _transform(raw: sp.csr_matrix, n_mentors: int) -> sp.csr_matrix:
     """Dampen heavy users (log1p), balance the two blocks, then L2-normalise each row."""
     x = raw.copy()
     x.data = np.log1p(x.data)
-    mentors = normalize(x[:, :n_mentors])
-    skills = normalize(x[:, n_mentors:]) * SKILL_BLOCK_WEIGHT
-    return normalize(sp.hstack([mentors, skills]).tocsr())
+    mentors = normalize_rows(x[:, :n_mentors])
+    skills = normalize_rows(x[:, n_mentors:]) * SKILL_BLOCK_WEIGHT
+    return normalize_rows(sp.hstack([mentors, skills]).tocsr())
 
 
 def _transform_row(raw_row: np.ndarray, n_mentors: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from .catalog import KIND_CODES, Catalog, positive_mask
+from .catalog import KIND_CODES, Catalog, is_positive, positive_mask
 from .data import UserProfile
 from .text import SKILL_PREFIX, analyze, display_names, normalize_skill, skill_token, words
 
@@ -34,8 +34,10 @@ class ContentModel:
     features: np.ndarray  # feature names by column
     sessions: sp.csr_matrix  # n_sessions x V
     mentors: sp.csr_matrix  # n_mentors x V
-    users: sp.csr_matrix  # n_users x V (profile + positive history)
+    profiles: sp.csr_matrix  # n_users x V, declared skills and interests (L2 rows)
+    history: sp.csr_matrix  # n_users x V, weighted sum of the sessions they looked at/booked
     names: dict[str, str]  # skill token -> display name
+    word_names: dict[str, str]  # word of a one-word skill -> display name ("python" -> "Python")
 
     @classmethod
     def fit(cls, cat: Catalog) -> ContentModel:
@@ -52,41 +54,63 @@ class ContentModel:
         # The sentinel keeps the vocabulary non-empty on a brand-new platform.
         vec.fit([*session_docs, *mentor_docs, ("peerlearn", ())])
 
-        sessions = normalize(vec.transform(session_docs)) if session_docs else _empty(vec)
+        sessions = _rows(vec, session_docs)
         if len(cat.sessions):
-            mentor_part = normalize(vec.transform(mentor_skill_docs))[cat.session_mentor]
+            mentor_part = _rows(vec, mentor_skill_docs)[cat.session_mentor]
             sessions = normalize(sessions + MENTOR_SKILL_WEIGHT * mentor_part).tocsr()
-        mentors = normalize(vec.transform(mentor_docs)).tocsr() if mentor_docs else _empty(vec)
+        mentors = _rows(vec, mentor_docs)
 
-        profiles = normalize(vec.transform([_profile_doc(u) for u in cat.users]))
+        profiles = _profiles(vec, [_profile_doc(u) for u in cat.users])
         ev = cat.events
-        hw = np.where(positive_mask(ev), 1.0, np.where(ev.kind == KIND_CODES["view"], VIEW_WEIGHT, 0))
+        view = np.where(ev.kind == KIND_CODES["view"], VIEW_WEIGHT, 0.0)
+        hw = np.where(positive_mask(ev), 1.0, view)
         pos = (hw > 0) & (ev.session >= 0)
         hist = sp.csr_matrix(
             (hw[pos], (ev.user[pos], ev.session[pos])), shape=(cat.n_users, cat.n_sessions)
         )
-        history = normalize(hist @ sessions) if cat.n_sessions else profiles * 0
-        users = normalize(PROFILE_WEIGHT * profiles + (1 - PROFILE_WEIGHT) * history).tocsr()
+        history = (hist @ sessions).tocsr()
 
+        # Sessions and mentors first: the catalogue's spelling wins over a user's typo.
         names: dict[str, str] = {}
-        for s in cat.sessions:
-            names.update({k: v for k, v in display_names(s.skills).items() if k not in names})
-        for m in cat.mentors:
-            names.update({k: v for k, v in display_names(m.skills).items() if k not in names})
-        for u in cat.users:
-            skills = u.skills + u.interests
-            names.update({k: v for k, v in display_names(skills).items() if k not in names})
+        declared = [s.skills for s in cat.sessions] + [m.skills for m in cat.mentors]
+        declared += [u.skills + u.interests for u in cat.users]
+        for skills in declared:
+            for token, name in display_names(skills).items():
+                names.setdefault(token, name)
+        word_names = {
+            w[0]: name for name in names.values() if len(w := words(name)) == 1
+        }
         features = vec.get_feature_names_out()
-        return cls(vec, features, sessions, mentors, users, names)
+        return cls(vec, features, sessions, mentors, profiles, history, names, word_names)
 
-    def user_vector(self, row: int | None, profile: UserProfile | None = None) -> np.ndarray:
-        """Dense user vector: the fitted row, or a profile projected now (new users)."""
-        if row is not None and (profile is None or self.users[row].nnz):
-            return self.users[row].toarray().ravel()
+    def history_weight(self, kind: str, value: float | None) -> float:
+        """How much one event moves the user's history vector (live updates)."""
+        if is_positive(kind, value):
+            return 1.0
+        return VIEW_WEIGHT if kind == "view" else 0.0
+
+    def user_vector(
+        self,
+        row: int | None,
+        profile: UserProfile | None = None,
+        extra_history: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Dense unit user vector: declared profile blended with what they looked at/booked.
+
+        ``profile`` (the current one, e.g. just edited) replaces the profile seen at fit time;
+        ``extra_history`` adds sessions recorded since the fit.
+        """
         if profile is not None:
-            v = normalize(self.vectorizer.transform([_profile_doc(profile)]))
-            return v.toarray().ravel()
-        return np.zeros(len(self.features))
+            p = _profiles(self.vectorizer, [_profile_doc(profile)]).toarray().ravel()
+        elif row is not None:
+            p = self.profiles[row].toarray().ravel()
+        else:
+            p = np.zeros(len(self.features))
+        h = self.history[row].toarray().ravel() if row is not None else np.zeros_like(p)
+        if extra_history is not None:
+            h = h + extra_history
+        u = PROFILE_WEIGHT * _unit(p) + (1 - PROFILE_WEIGHT) * _unit(h)
+        return _unit(u)
 
     def score_sessions(self, u: np.ndarray) -> np.ndarray:
         """Cosine of the user vector with every session."""
@@ -106,25 +130,52 @@ class ContentModel:
         j = int(np.argmax(contrib))
         return str(self.features[cols[j]]) if contrib[j] > 0 else None
 
+    def display(self, term: str) -> str:
+        """A feature as people spell it: "skill:machine_learning" -> "Machine learning"."""
+        if term.startswith(SKILL_PREFIX):
+            return self.names.get(term, term[len(SKILL_PREFIX) :].replace("_", " "))
+        return self.word_names.get(term, term)
+
     def reason(self, term: str | None, profile: UserProfile | None) -> str:
-        """Human reason for a matched feature, phrased by where the user got it from."""
+        """Human reason for a matched feature, naming the skill as the user wrote it."""
         if term is None:
             return "related to what you study"
-        interests = profile.interests if profile else ()
-        skills = profile.skills if profile else ()
-        if term.startswith(SKILL_PREFIX):
-            name = self.names.get(term, term[len(SKILL_PREFIX) :].replace("_", " "))
-            if term in {skill_token(s) for s in interests}:
+        if profile is not None:
+            name = _declared(term, profile.interests)
+            if name:
                 return f"matches your interest in {name}"
-            if term in {skill_token(s) for s in skills}:
+            name = _declared(term, profile.skills)
+            if name:
                 return f"builds on your {name} skills"
-            return f"similar to sessions you booked on {name}"
-        if any(term in words(normalize_skill(s)) for s in interests):
-            return f"matches your interest in {term}"
-        if any(term in words(normalize_skill(s)) for s in skills):
-            return f"builds on your {term} skills"
-        return f"similar to sessions you booked ({term})"
+        return f"similar to {self.display(term)} sessions you explored"
 
 
-def _empty(vec: TfidfVectorizer) -> sp.csr_matrix:
-    return sp.csr_matrix((0, len(vec.vocabulary_)))
+def _declared(term: str, declared: tuple[str, ...]) -> str | None:
+    """The user's own spelling of the skill/interest a feature came from, if any."""
+    for item in declared:
+        if term == skill_token(item) or term in words(normalize_skill(item)):
+            return item.strip()
+    return None
+
+
+def _profiles(vec: TfidfVectorizer, docs: list[tuple[str, tuple[str, ...]]]) -> sp.csr_matrix:
+    """Declared skills/interests as L2 rows *without* IDF.
+
+    The sessions already carry IDF; applying it to the profile too would square it, and a
+    Python lover in a catalogue full of Python would be steered to their rarest interest.
+    """
+    if not docs:
+        return sp.csr_matrix((0, len(vec.vocabulary_)))
+    return normalize(vec.transform(docs) @ sp.diags(1.0 / vec.idf_)).tocsr()
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(x))
+    return x / norm if norm > 0 else x
+
+
+def _rows(vec: TfidfVectorizer, docs: list[tuple[str, tuple[str, ...]]]) -> sp.csr_matrix:
+    """L2-normalised TF-IDF rows; an empty list gives an empty matrix (sklearn refuses 0 rows)."""
+    if not docs:
+        return sp.csr_matrix((0, len(vec.vocabulary_)))
+    return normalize(vec.transform(docs)).tocsr()

@@ -14,9 +14,16 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .catalog import Catalog, build_catalog, implicit_weight
-from .collaborative import CollaborativeModel
+from .collaborative import AUDIENCE_WEIGHT, CollaborativeModel
 from .content import ContentModel
-from .data import Interaction, Recommendation, RecommenderWeights, Snapshot, UserProfile
+from .data import (
+    Interaction,
+    Recommendation,
+    RecommenderWeights,
+    Snapshot,
+    Source,
+    UserProfile,
+)
 from .popularity import DecayedCounter, build_counters, interaction_arrays, popularity_weight
 
 #: share of a mentor's decayed popularity lent to each of their sessions (new ones have none)
@@ -28,6 +35,8 @@ PRIOR_MEAN, PRIOR_COUNT = 3.5, 5.0
 #: a component "dominates" an item when it gives at least this share of the blended score
 DOMINANT_SHARE = 0.6
 PAGE = 10  # the diversity cap applies per page of this many results
+#: popularity's share in every blend, far below any real signal: it only orders ties
+TIE_BREAK = 1e-3
 COMPONENTS = ("content", "collaborative", "popularity")
 
 
@@ -84,9 +93,12 @@ class LiveState:
     session_popularity: DecayedCounter
     mentor_popularity: DecayedCounter
     taken_extra: np.ndarray
+    session_audience: np.ndarray
+    audience_weight: np.ndarray
     booked: dict[int, set[int]] = field(default_factory=dict)  # user -> session indices
     history: dict[int, int] = field(default_factory=dict)  # user -> new interactions
     collab_extra: dict[int, dict[int, float]] = field(default_factory=dict)
+    content_extra: dict[int, np.ndarray] = field(default_factory=dict)  # user -> history add-on
 
     @classmethod
     def of(cls, model: FittedModel) -> LiveState:
@@ -94,6 +106,8 @@ class LiveState:
             model.session_popularity.copy(),
             model.mentor_popularity.copy(),
             np.zeros(model.catalog.n_sessions, dtype=np.int64),
+            model.collaborative.session_audience.copy(),
+            model.collaborative.audience_weight.copy(),
         )
 
     def record(self, model: FittedModel, it: Interaction) -> None:
@@ -114,11 +128,29 @@ class LiveState:
                 self.booked[it.user_id].add(s)
                 self.taken_extra[s] += 1
         self.history[it.user_id] = self.history.get(it.user_id, 0) + 1
+        hw = model.content.history_weight(it.kind, it.value)
+        if hw > 0 and s is not None:
+            add = hw * model.content.sessions[s].toarray().ravel()
+            old = self.content_extra.get(it.user_id)
+            self.content_extra[it.user_id] = add if old is None else old + add
         iw = implicit_weight(it.kind, it.value)
         if iw > 0 and (s is not None or m is not None):
             extra = self.collab_extra.setdefault(it.user_id, {})
-            for col, share in model.collaborative.event_columns(s, m if s is None else None):
+            collab = model.collaborative
+            for col, share in collab.event_columns(s, m if s is None else None):
                 extra[col] = extra.get(col, 0.0) + iw * share
+            if s is not None:
+                taste = collab.taste(collab.user_row(cat.user_index.get(it.user_id), extra))
+                self.session_audience[s] += iw * taste
+                self.audience_weight[s] += iw
+
+
+@dataclass(frozen=True)
+class _User:
+    row: int | None  # row in the fitted catalogue, None for users unknown at fit time
+    profile: UserProfile | None
+    vector: np.ndarray  # content space, unit length (or zeros)
+    taste: np.ndarray  # collaborative latent space, unit length (or zeros)
 
 
 @dataclass(frozen=True)
@@ -127,6 +159,7 @@ class _Scores:
     total: np.ndarray
     user_vec: np.ndarray
     aff: np.ndarray
+    collab_parts: dict[str, np.ndarray]  # mentor / skill / audience, unweighted
     profile: UserProfile | None
 
 
@@ -223,9 +256,9 @@ class Recommender:
                 mask[cat.mentor_index[mid]] = False
         if not mask.any():
             return []
-        row, profile = self._user(user_id, profile)
-        u = self.model.content.user_vector(row, profile)
-        aff = self._affinity(row, user_id)
+        user = self._user(user_id, profile)
+        row, u = user.row, user.vector
+        aff = self.model.collaborative.affinity(user.taste)
         pop = np.log1p(self.live.mentor_popularity.at(now_ts))
         rating = (self.model.mentor_rating - 1.0) / 4.0
         parts = {
@@ -243,7 +276,7 @@ class Recommender:
             source = _dominant(parts, i)
             if source == "content":
                 term = self.model.content.best_term(self.model.content.mentors, i, u)
-                name = _term_name(self.model.content, term)
+                name = self.model.content.display(term) if term else None
                 reason = (
                     f"teaches {name}, close to your interests" if name else "teaches what you study"
                 )
@@ -278,19 +311,18 @@ class Recommender:
             if s is not None:
                 mask[s] = False
 
-    def _user(
-        self, user_id: int | None, profile: UserProfile | None
-    ) -> tuple[int | None, UserProfile | None]:
-        cat = self.model.catalog
-        row = cat.user_index.get(user_id) if user_id is not None else None
-        if profile is None and row is not None:
-            profile = cat.users[row]
-        return row, profile
-
-    def _affinity(self, row: int | None, user_id: int | None) -> np.ndarray:
+    def _user(self, user_id: int | None, profile: UserProfile | None) -> _User:
+        """The user's content vector and collaborative taste, live events included."""
+        m = self.model
+        row = m.catalog.user_index.get(user_id) if user_id is not None else None
+        vector = m.content.user_vector(
+            row, profile, self.live.content_extra.get(user_id) if user_id is not None else None
+        )
         extra = self.live.collab_extra.get(user_id) if user_id is not None else None
-        collab = self.model.collaborative
-        return collab.affinity(collab.user_row(row, extra))
+        taste = m.collaborative.taste(m.collaborative.user_row(row, extra))
+        if profile is None and row is not None:
+            profile = m.catalog.users[row]
+        return _User(row, profile, vector, taste)
 
     def _collab_weight(self, row: int | None, user_id: int | None) -> float:
         """The collaborative weight grows linearly with history up to ``full_history``."""
@@ -305,59 +337,74 @@ class Recommender:
     ) -> _Scores:
         m, w = self.model, self.weights
         cat = m.catalog
-        row, profile = self._user(user_id, profile)
-        u = m.content.user_vector(row, profile)
-        aff = self._affinity(row, user_id)
+        user = self._user(user_id, profile)
+        aff = m.collaborative.affinity(user.taste)
         mentor_part, skill_part = m.collaborative.score_sessions(aff)
+        audience = AUDIENCE_WEIGHT * m.collaborative.audience_scores(
+            user.taste, self.live.session_audience, self.live.audience_weight
+        )
         pop = self.live.session_popularity.at(now_ts) + MENTOR_POPULARITY_SHARE * (
             self.live.mentor_popularity.at(now_ts)[cat.session_mentor]
         )
         rating = (m.mentor_rating[cat.session_mentor] - 1.0) / 4.0
+        popularity = (1 - RATING_BOOST) * _scale(np.log1p(pop), mask) + RATING_BOOST * rating
         parts = {
-            "content": w.content * _scale(m.content.score_sessions(u), mask),
-            "collaborative": self._collab_weight(row, user_id)
-            * _scale(mentor_part + skill_part, mask, shift=True),
-            "popularity": w.popularity
-            * ((1 - RATING_BOOST) * _scale(np.log1p(pop), mask) + RATING_BOOST * rating),
+            "content": w.content * _scale(m.content.score_sessions(user.vector), mask),
+            "collaborative": self._collab_weight(user.row, user_id)
+            * _scale(mentor_part + skill_part + audience, mask, shift=True),
+            "popularity": w.popularity * popularity,
         }
-        return _Scores(parts, sum(parts.values()), u, aff, profile)
+        # Popularity also breaks ties, so a user nothing is known about (or a blend without a
+        # popularity weight) still gets the most wanted sessions first, not catalogue order.
+        total = sum(parts.values()) + TIE_BREAK * popularity
+        collab_parts = {"mentor": mentor_part, "skill": skill_part, "audience": audience}
+        return _Scores(parts, total, user.vector, aff, collab_parts, user.profile)
 
     def _explain_session(self, i: int, sc: _Scores) -> Recommendation:
         cat = self.model.catalog
         contrib = {name: float(part[i]) for name, part in sc.parts.items()}
         ranked = sorted(contrib, key=contrib.__getitem__, reverse=True)
         total = sum(max(0.0, v) for v in contrib.values())
+        sid = cat.sessions[i].id
+        if total <= 0:  # nothing personal and no popularity weight: ranked by the tie-break
+            return Recommendation(sid, float(sc.total[i]), self._popularity_reason(i), "popularity")
         first = ranked[0]
         reasons = [self._reason(first, i, sc)]
-        source = first
-        if total > 0 and contrib[first] < DOMINANT_SHARE * total and contrib[ranked[1]] > 0:
+        source: Source = first  # type: ignore[assignment]
+        if contrib[first] < DOMINANT_SHARE * total and contrib[ranked[1]] > 0:
             source = "hybrid"
             reasons.append(self._reason(ranked[1], i, sc))
-        return Recommendation(cat.sessions[i].id, float(sc.total[i]), "; ".join(reasons), source)
+        return Recommendation(sid, float(sc.total[i]), "; ".join(reasons), source)
 
     def _reason(self, component: str, i: int, sc: _Scores) -> str:
         m = self.model
-        cat = m.catalog
         if component == "content" and sc.user_vec.any():
             term = m.content.best_term(m.content.sessions, i, sc.user_vec)
             return m.content.reason(term, sc.profile)
         if component == "collaborative" and sc.aff.any():
-            mentor_part, skill_part = m.collaborative.score_sessions(sc.aff)
-            if mentor_part[i] >= skill_part[i]:
+            part = max(sc.collab_parts, key=lambda name: float(sc.collab_parts[name][i]))
+            if part == "mentor":
                 return "learners like you booked with this mentor"
+            if part == "audience":
+                return "learners like you are looking at this session"
             skill = m.collaborative.top_skill(i, sc.aff)
             return f"learners like you are learning {skill}" if skill else (
                 "learners like you booked similar sessions"
             )
+        return self._popularity_reason(i)
+
+    def _popularity_reason(self, i: int) -> str:
+        cat = self.model.catalog
+        mentor_index = int(cat.session_mentor[i])
+        mentor = cat.mentors[mentor_index]
         if self.live.session_popularity.values[i] > 0:
             return "trending this week"
-        mentor = cat.mentors[cat.session_mentor[i]]
-        if self.live.mentor_popularity.values[cat.session_mentor[i]] > 0:
+        if self.live.mentor_popularity.values[mentor_index] > 0:
             return f"{mentor.username} is popular with learners this week"
+        if mentor.rating is not None and mentor.rating_count >= 3 and mentor.rating >= 4:
+            return f"{mentor.username} is highly rated ({mentor.rating:.1f} from " \
+                f"{mentor.rating_count} ratings)"
         return "new upcoming session"
-
-
-SCALE = "max"
 
 
 def _scale(x: np.ndarray, mask: np.ndarray, shift: bool = False) -> np.ndarray:
@@ -365,9 +412,6 @@ def _scale(x: np.ndarray, mask: np.ndarray, shift: bool = False) -> np.ndarray:
     cand = x[mask]
     if not len(cand):
         return np.zeros_like(x, dtype=np.float64)
-    if SCALE == "z":
-        sd = float(cand.std())
-        return (x - cand.mean()) / sd if sd > 1e-12 else np.zeros_like(x, dtype=np.float64)
     lo = float(cand.min()) if shift else 0.0
     hi = float(cand.max())
     if hi - lo <= 1e-12:
@@ -428,9 +472,4 @@ def _dominant(parts: dict[str, np.ndarray], i: int) -> str:
     return max(COMPONENTS, key=lambda name: float(parts[name][i]))
 
 
-def _term_name(content: ContentModel, term: str | None) -> str | None:
-    if term is None:
-        return None
-    if term.startswith("skill:"):
-        return content.names.get(term, term[6:].replace("_", " "))
-    return term
+

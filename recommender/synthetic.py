@@ -59,13 +59,22 @@ TOPICS: list[tuple[str, list[str]]] = [
     ("Cooking", ["Baking", "Knife skills", "Vegan cooking", "Fermentation", "Pastry",
                  "Meal prep"]),
 ]
+# Neutral words: they say nothing about topic or level.
 _FILLER = (
-    "practical hands-on beginners advanced workshop live project deep dive walkthrough "
-    "examples exercises questions answers tips tricks patterns fundamentals weekly group "
-    "friendly intensive step guided real world clinic bootcamp masterclass"
+    "workshop live project walkthrough examples exercises questions answers tips tricks "
+    "patterns weekly group friendly step guided real world clinic session notes demo"
 ).split()
-_TEMPLATES = ["Intro to {a}", "{a} for beginners", "Hands-on {a} and {b}", "{a} deep dive",
-              "Advanced {a}", "{a} workshop: {b}", "Practical {a}", "{a} clinic"]
+#: level 0 = beginner, 1 = intermediate, 2 = advanced: stated in the title and description
+_LEVEL_TEMPLATES = [
+    ["Intro to {a}", "{a} for beginners", "{a} fundamentals", "First steps in {a} and {b}"],
+    ["Practical {a}", "Hands-on {a} and {b}", "{a} workshop: {b}", "Applied {a}"],
+    ["Advanced {a}", "{a} deep dive", "{a} masterclass", "Expert {a}: {b} internals"],
+]
+_LEVEL_PHRASES = [
+    "no prior experience needed, gentle introduction",
+    "some experience expected, building real projects",
+    "for experienced practitioners, expert techniques",
+]
 START = datetime(2025, 1, 6, tzinfo=UTC)
 
 
@@ -83,6 +92,7 @@ class PopulationParams:
     days: float = 90.0
     style_dims: int = 3
     style_weight: float = 1.2
+    level_weight: float = 1.0
     topic_alpha: float = 0.2
     empty_profile_rate: float = 0.15
     profile_noise: float = 0.2
@@ -141,15 +151,21 @@ def generate(p: PopulationParams) -> Population:
     s_sched = s_created + rng.uniform(1, 14, size=p.sessions)
     s_cap = rng.integers(3, 11, size=p.sessions)
     s_cancel = rng.random(p.sessions) < p.cancel_rate
+    # Levels come from their own stream so that the rest of a population does not depend on them.
+    level_rng = np.random.default_rng([p.seed, 1])
+    s_level = level_rng.integers(0, 3, size=p.sessions)
+    u_level = level_rng.integers(0, 3, size=p.users)
     s_skills, s_text = [], []
     for i in range(p.sessions):
         name, pool = topics[s_topic[i]]
         skills = [str(x) for x in rng.choice(pool, size=int(rng.integers(2, 4)), replace=False)]
         if rng.random() < 0.15:
             skills.append(str(rng.choice(topics[rng.integers(n_t)][1])))
-        title = str(rng.choice(_TEMPLATES)).format(a=skills[0], b=skills[1])
+        template = str(rng.choice(_LEVEL_TEMPLATES[s_level[i]]))
+        title = template.format(a=skills[0], b=skills[1])
         topic_words = " ".join(rng.choice(pool, size=3)).lower() + f" {name.lower()}"
-        desc = f"{topic_words} {' '.join(rng.choice(_FILLER, size=8))}"
+        filler = " ".join(rng.choice(_FILLER, size=8))
+        desc = f"{topic_words} {_LEVEL_PHRASES[s_level[i]]} {filler}"
         s_skills.append(tuple(skills))
         s_text.append((title, desc))
 
@@ -175,7 +191,9 @@ def generate(p: PopulationParams) -> Population:
             cand = cand[(s_sched[cand] > t) & ~s_cancel[cand]]
             if not len(cand):
                 continue
-            clean = base[u, cand] + style[u, s_mentor[cand]] + quality[cand]
+            # +level_weight at the learner's level, 0 one level away, -level_weight two away
+            level = p.level_weight * (1.0 - np.abs(u_level[u] - s_level[cand]))
+            clean = base[u, cand] + style[u, s_mentor[cand]] + level + quality[cand]
             noisy = clean + p.noise * rng.gumbel(size=len(cand))
             n_view = min(len(cand), 1 + int(rng.poisson(1.5)))
             top = np.argpartition(-noisy, n_view - 1)[:n_view]

@@ -46,7 +46,8 @@ def test_booked_ids_argument_and_recorded_booking_filter(snapshot: Snapshot) -> 
 
 
 def test_recorded_bookings_fill_a_session(snapshot: Snapshot) -> None:
-    snap = replace(snapshot, sessions=[*snapshot.sessions, session("tiny", BOB, "Tiny", ("Figma",), cap=1)])
+    tiny = session("tiny", BOB, "Tiny", ("Figma",), cap=1)
+    snap = replace(snapshot, sessions=[*snapshot.sessions, tiny])
     rec = Recommender(fit_model(snap))
     assert "tiny" in ids(rec.recommend_sessions(DESIGNER, now=NOW))
     rec.record(event(BLANK, "tiny", BOB, "booking", 0))
@@ -94,7 +95,13 @@ def test_unknown_and_blank_users_fall_back_to_popularity(snapshot: Snapshot) -> 
     rec = Recommender(fit_model(snapshot))
     out = rec.recommend_sessions(424242, now=NOW)
     assert {r.source for r in out} == {"popularity"}
-    assert out[0].id == "figma"  # the only upcoming session with recent activity (a view)
+    # Recent bookings outweigh a view of "figma", which beats a session nobody touched.
+    assert ids(out)[:2] == ["py-booked", "guitar"]
+    assert ids(out).index("figma") < ids(out).index("pandas")
+    assert out[0].reason == "trending this week"
+    # A user who registered after the fit and declared nothing gets the same list.
+    blank = UserProfile(424243, "learner")
+    assert ids(rec.recommend_sessions(424243, now=NOW, profile=blank)) == ids(out)
 
 
 def test_profile_of_a_user_registered_after_the_fit(snapshot: Snapshot) -> None:
