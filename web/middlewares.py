@@ -13,6 +13,7 @@ from web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
     CSRF_HEADER,
+    NEW_CSRF_COOKIE_KEY,
     SAFE_METHODS,
     SESSION_COOKIE,
     bearer_token,
@@ -141,7 +142,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 @web.middleware
 async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
-    new_csrf = request.get("csrf_set")
+    new_csrf = request.get(NEW_CSRF_COOKIE_KEY)
     if new_csrf and not response.prepared:
         settings = request.app[SETTINGS]
         response.set_cookie(

@@ -17,6 +17,9 @@ CSRF_COOKIE = "peerlearn_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Per-request storage: this request's CSRF token, and a new one to set as a cookie.
+CSRF_TOKEN_KEY = web.RequestKey("csrf_token", str)
+NEW_CSRF_COOKIE_KEY = web.RequestKey("csrf_set", str)
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -62,11 +65,11 @@ def clear_session_cookie(response: web.StreamResponse) -> None:
 
 def csrf_token(request: web.Request) -> str:
     """The double-submit token for this browser (created on first use)."""
-    token = request.get("csrf_token") or request.cookies.get(CSRF_COOKIE)
+    token = request.get(CSRF_TOKEN_KEY) or request.cookies.get(CSRF_COOKIE)
     if not token or len(token) < 20:
         token = secrets.token_urlsafe(32)
-        request["csrf_set"] = token
-    request["csrf_token"] = token
+        request[NEW_CSRF_COOKIE_KEY] = token
+    request[CSRF_TOKEN_KEY] = token
     return token
 
 
