@@ -6,13 +6,16 @@ import asyncio
 import email
 import re
 import socket
+from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from aiosmtpd.controller import Controller
 
+from control.security import JWT_ALGORITHM, TokenService
 from web.keys import PLATFORM
 from web.security import CSRF_COOKIE, SESSION_COOKIE
 
@@ -276,6 +279,29 @@ async def test_deactivated_user_cannot_login_and_token_dies(client: Any):
     resp = await client.post("/api/auth/login/", json={"username": "alice", "password": PASSWORD})
     assert resp.status == 403
     assert (await resp.json())["error"]["code"] == "account_inactive"
+
+
+async def test_tokens_expire_and_must_be_ours(app_factory: Any, make_settings: Any):
+    settings = make_settings(auth={"token_ttl_minutes": 30})
+    client = await app_factory(settings)
+    resp = await client.post("/api/auth/register/", json=new_body())
+    data = await resp.json()
+    claims = jwt.decode(data["token"], settings.secret_key, algorithms=[JWT_ALGORITHM])
+    assert claims["exp"] - claims["iat"] == 30 * 60
+    assert claims["sub"] == str(data["user"]["id"]) and claims["role"] == "learner"
+    assert resp.cookies[SESSION_COOKIE]["max-age"] == str(30 * 60)
+    uid = data["user"]["id"]
+    platform = client.server.app[PLATFORM]
+    stale = platform.tokens.issue(uid, "learner", now=datetime.now(UTC) - timedelta(minutes=31))
+    fresh = platform.tokens.issue(uid, "learner", now=datetime.now(UTC) - timedelta(minutes=29))
+    forged = TokenService("x" * 40, timedelta(minutes=30)).issue(uid, "learner")
+    unsigned = jwt.encode({"sub": str(uid), "exp": claims["exp"]}, "", algorithm="none")
+    for token, status in ((fresh, 200), (stale, 401), (forged, 401), (unsigned, 401)):
+        client.session.cookie_jar.clear()
+        me = await client.get("/api/auth/user/", headers={"Authorization": f"Bearer {token}"})
+        assert me.status == status, token
+        client.session.cookie_jar.update_cookies({SESSION_COOKIE: token})
+        assert (await client.get("/api/auth/user/")).status == status  # the cookie alike
 
 
 # ---------------------------------------------------------------- e-mail verification
