@@ -227,6 +227,8 @@ def live_server() -> Iterator[LiveServer]:
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
+    # The machine is shared and small: give conditions time rather than fail on a slow tick.
+    expect.set_options(timeout=10_000)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True

@@ -110,7 +110,8 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
     await platform.bookings.mark_paid(ada, paid_booking.id)
     await platform.bookings.book(lin, paid.id)  # left pending: shows under Requests
     await session(alan, "Cryptography for beginners", 60 * 72, price=10, skills=["Cryptography"])
-    await session(ada, "Data structures deep dive", 60 * 96, skills=["Python", "Algorithms"])
+    deep = await session(ada, "Data structures deep dive", 60 * 96,
+                         skills=["Python", "Algorithms"])
     for day, (topic, skill) in enumerate(EXTRA_TOPICS, start=5):
         await session(joan, topic, 60 * 24 * day, price=(day % 3) * 5, skills=[skill])
 
@@ -126,7 +127,7 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
         "users": users,
         "tokens": tokens,
         "sessions": {"done": done_ids[0], "live": live.id, "free": free.id, "paid": paid.id,
-                     "past": done_ids},
+                     "deep": deep.id, "past": done_ids},
     }
 
 

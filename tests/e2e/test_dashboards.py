@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from e2e.conftest import BrowserPage
 from e2e.seed import as_user
@@ -149,6 +150,11 @@ def test_other_pages(world: dict[str, Any], new_page: Callable[..., BrowserPage]
         assert anon.goto(path).status == 200, path
         fits_width(anon, phone)
         anon.shot(step)
+    anon.goto("/")
+    live = anon.page.locator("section", has=anon.page.get_by_role("heading", name="Live now"))
+    expect(live.locator(".session-card", has_text="Number theory live")).to_be_visible()
+    expect(anon.page.get_by_role("link", name="Become a mentor")).to_have_attribute(
+        "href", "/auth/register/?role=mentor")
     learner = new_page("learner", user=as_user(world, "lin"), phone=phone)
     for step, path in [("session-detail", f"/sessions/{sessions['free']}/"),
                        ("session-pending", f"/sessions/{sessions['paid']}/"),

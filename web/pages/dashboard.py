@@ -27,6 +27,7 @@ from web.pages.common import (
     query_int,
     redirect,
     require_user,
+    safe_next,
     split_list,
 )
 from web.pages.recommend import recommended_sessions
@@ -484,7 +485,7 @@ async def set_active(request: web.Request) -> web.StreamResponse:
     target = parse_int(request.match_info["id"], "user")
     data = await form_data(request)
     active = data.get("active") == "1"
-    back = "/dashboard/?tab=users"
+    back = safe_next(data.get("next"), "/dashboard/?tab=users")  # keeps the admin's search
     try:
         changed = await platform_of(request).accounts.set_active(user, target, active)
     except DomainError as exc:
@@ -498,7 +499,7 @@ async def set_role(request: web.Request) -> web.StreamResponse:
     user = require_user(request, "admin")
     target = parse_int(request.match_info["id"], "user")
     data = await form_data(request)
-    back = "/dashboard/?tab=users"
+    back = safe_next(data.get("next"), "/dashboard/?tab=users")  # keeps the admin's search
     try:
         changed = await platform_of(request).accounts.set_role(user, target, data.get("role", ""))
     except DomainError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from control.services.sessions import SessionFilters
 from web.pages.common import platform_of, query_int, redirect, require_user
 from web.pages.recommend import recommended_mentors, recommended_sessions, trending_sessions
 from web.pages.render import render
@@ -15,7 +16,9 @@ routes = web.RouteTableDef()
 async def landing(request: web.Request) -> web.StreamResponse:
     platform = platform_of(request)
     upcoming = await platform.sessions.upcoming(6)
-    return await render(request, "landing.html", {"upcoming": upcoming})
+    live = (await platform.sessions.list(SessionFilters(status="active"), page=1,
+                                         per_page=3)).items
+    return await render(request, "landing.html", {"upcoming": upcoming, "live": live})
 
 
 @routes.get("/recommendations/")

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 FLASH_COOKIE = "peerlearn_flash"
 FLASH_KINDS = ("success", "info", "warning", "error")
+FLASH_CONSUMED = web.RequestKey("flash_consumed", bool)  # the flash was shown: drop its cookie
 
 
 def _fmt_dt(value: datetime | None, fmt: str = "%a %d %b %Y, %H:%M") -> str:
@@ -94,7 +95,7 @@ def pop_flash(request: web.Request) -> tuple[str, str] | None:
     if not raw:
         return None
     kind, _, text = unquote(raw).partition(":")
-    request["flash_consumed"] = True
+    request[FLASH_CONSUMED] = True
     return (kind if kind in FLASH_KINDS else "info", text[:300])
 
 
@@ -135,7 +136,7 @@ async def page_context(request: web.Request, context: dict[str, Any]) -> dict[st
 
 
 def _finish(request: web.Request, response: web.Response) -> web.Response:
-    if request.get("flash_consumed"):
+    if request.get(FLASH_CONSUMED):
         response.del_cookie(FLASH_COOKIE, path="/")
     # Pages show per-user data: keep them out of shared caches.
     response.headers["Cache-Control"] = "no-store"

@@ -56,6 +56,10 @@ function setupTimezoneForms() {
 function setupUploads() {
   document.querySelectorAll('form[data-upload-form]').forEach((form) => {
     const problem = form.querySelector('[data-upload-error]');
+    const submit = form.querySelector('button[type="submit"]');
+    // The template renders the button disabled: a click before this handler exists would
+    // post the file without the CSRF header and be refused.
+    if (submit) submit.disabled = false;
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       const button = form.querySelector('button[type="submit"]');
