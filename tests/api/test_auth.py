@@ -411,7 +411,7 @@ class _Inbox:
         return "250 OK"
 
 
-async def test_password_reset_over_real_smtp(app_factory: Any, make_settings: Any):
+async def test_verification_and_reset_over_real_smtp(app_factory: Any, make_settings: Any):
     inbox = _Inbox()
     port = _free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -428,6 +428,9 @@ async def test_password_reset_over_real_smtp(app_factory: Any, make_settings: An
         client = await app_factory(settings)
         await client.post("/api/auth/register/", json=new_body())
         assert len(inbox.messages) == 1  # the verification mail
+        verify = token_from(inbox.messages[0], "/auth/verify-email/")
+        resp = await client.post("/api/auth/verify-email/", json={"token": verify})
+        assert resp.status == 200 and (await resp.json())["email_verified"] is True
         resp = await client.post("/api/auth/password-reset/", json={"email": "alice@example.org"})
         assert resp.status == 200
         assert len(inbox.messages) == 2
