@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from sessions_helpers import create_session
+from test_bookings import admin_of
 
 BAD_BODIES: list[tuple[str, bytes]] = [
     ("invalid json", b'{"title": '),
@@ -41,6 +42,7 @@ def concrete(path: str, ids: dict[str, str]) -> str:
 async def test_post_and_put_endpoints_never_5xx(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
+    admin = await admin_of(api)  # admin-only endpoints parse their bodies only for admins
     session = await create_session(api, mentor)
     ids = {
         "id": session["id"],
@@ -66,7 +68,7 @@ async def test_post_and_put_endpoints_never_5xx(api: Any) -> None:
             ]
             bodies += [("wrong types", None, b) for b in wrong_types(schema, components)]
             bodies.append(("300 KB string", f'"{"x" * 300_000}"'.encode(), None))
-            for who in (mentor, learner):
+            for who in (mentor, learner, admin):
                 for name, raw, js in bodies:
                     kwargs: dict[str, Any] = {"headers": {"Content-Type": "application/json"}}
                     if raw is not None:
@@ -104,3 +106,33 @@ async def test_unknown_ids_are_404(api: Any) -> None:
         assert status in (403, 404), action
     status, _ = await api.call("POST", f"/api/sessions/{'9' * 40}/start/", mentor)
     assert status == 404
+
+
+GARBAGE_QUERY_VALUES = ["", "abc", "-1", "1e999", "99999999999999999999999", "x" * 5000, "\x00"]
+
+
+async def test_query_parameters_never_5xx(sqlite_api: Any) -> None:
+    """Every documented query parameter of every GET endpoint, given garbage, is a 4xx."""
+    api = sqlite_api
+    admin = await admin_of(api)
+    status, doc = await api.call("GET", "/api/openapi.json")
+    checked = 0
+    for path, ops in doc["paths"].items():
+        op = ops.get("get")
+        if op is None or "{" in path:
+            continue
+        names = [p["name"] for p in op["parameters"] if p["in"] == "query"]
+        for name in [*names, "not_a_parameter"]:
+            for value in GARBAGE_QUERY_VALUES:
+                status, data = await api.call("GET", path, admin, params={name: value})
+                checked += 1
+                if status < 400:
+                    continue  # e.g. an empty or free-text value is a fine search
+                assert status < 500 and set(data["error"]) >= {"code", "message"}, (
+                    path,
+                    name,
+                    value[:20],
+                    status,
+                    data,
+                )
+    assert checked > 100
