@@ -376,16 +376,24 @@ class BookingService:
         booking = await self.get(booking_id)
         if booking.payment_status != "pending":
             return False
+        return await self._drop_hold(
+            booking,
+            "Payment failed — seat released",
+            f"The payment for “{booking.session.title}” did not go through",
+            "payment_failed",
+        )
+
+    async def _drop_hold(self, booking: Booking, title: str, why: str, event: str) -> bool:
+        """Release an unpaid hold and tell the learner; False if it was no longer held."""
         if not await self._release(booking, payment_status="failed"):
             return False
         await notify_quietly(
             self.platform,
             [booking.learner_id],
-            title="Payment failed — seat released",
-            message=f"The payment for “{booking.session.title}” did not go through; "
-            "your held seat was released.",
+            title=title,
+            message=f"{why}; your held seat was released.",
             type="error",
-            event="payment_failed",
+            event=event,
             link=f"/sessions/{booking.session_id}/",
         )
         return True
@@ -410,19 +418,9 @@ class BookingService:
             )
         released = 0
         for booking in expired:
-            if not await self._release(booking, payment_status="failed"):
-                continue  # paid or cancelled meanwhile
-            released += 1
-            await notify_quietly(
-                self.platform,
-                [booking.learner_id],
-                title="Seat released",
-                message=f"No payment arrived for “{booking.session.title}” in time; "
-                "your held seat was released.",
-                type="error",
-                event="booking_expired",
-                link=f"/sessions/{booking.session_id}/",
-            )
+            why = f"No payment arrived for “{booking.session.title}” in time"
+            # False when it was paid or cancelled meanwhile.
+            released += await self._drop_hold(booking, "Seat released", why, "booking_expired")
         return released
 
     async def run_hold_expiry(self) -> None:
