@@ -37,9 +37,16 @@ def tiny_png(path: Path, rgb: tuple[int, int, int] = (79, 70, 229), size: int = 
     return path
 
 
-def accept_dialogs(bp: BrowserPage) -> BrowserPage:
-    bp.page.on("dialog", lambda dialog: dialog.accept())  # data-confirm prompts
-    return bp
+def accept_dialogs(bp: BrowserPage) -> list[str]:
+    """Accept data-confirm prompts; returns the list of their messages, as they come."""
+    seen: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        seen.append(dialog.message)
+        dialog.accept()
+
+    bp.page.on("dialog", accept)
+    return seen
 
 
 def test_browse_filters_and_pages(world: dict[str, Any],
@@ -93,7 +100,8 @@ def test_browse_filters_and_pages(world: dict[str, Any],
 
 def test_paid_booking_confirmed_by_the_mentor(world: dict[str, Any],
                                               new_page: Callable[..., BrowserPage]) -> None:
-    learner = accept_dialogs(new_page("kim", user=as_user(world, "kim")))
+    learner = new_page("kim", user=as_user(world, "kim"))
+    confirms = accept_dialogs(learner)
     page = learner.page
     alan = world["users"]["alan"].username
     learner.goto(f"/sessions/?q=Cryptography&mentor={alan}")
@@ -120,6 +128,7 @@ def test_paid_booking_confirmed_by_the_mentor(world: dict[str, Any],
     expect(booked).to_contain_text("paid")
     booked.get_by_role("button", name="Cancel").click()
     expect(page.locator("[data-flash]")).to_have_text("Booking cancelled.")
+    assert confirms == ["Cancel this booking?"]  # asked once, not once per loaded script
     past = page.locator("h3", has_text="Past and cancelled").locator("xpath=following::table[1]")
     expect(past.locator("tr", has_text="Cryptography for beginners")).to_contain_text("Cancelled")
 
@@ -170,7 +179,8 @@ def test_profile_picture_and_following(world: dict[str, Any], tmp_path: Path,
 
 def test_admin_manages_users_and_sessions(world: dict[str, Any],
                                           new_page: Callable[..., BrowserPage]) -> None:
-    admin = accept_dialogs(new_page("admin", user=as_user(world, "admin")))
+    admin = new_page("admin", user=as_user(world, "admin"))
+    accept_dialogs(admin)
     page = admin.page
     kim = world["users"]["kim"]
     admin.goto("/dashboard/?tab=users")

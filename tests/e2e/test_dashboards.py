@@ -166,9 +166,20 @@ def test_other_pages(world: dict[str, Any], new_page: Callable[..., BrowserPage]
         assert learner.goto(path).status == 200, path
         fits_width(learner, phone)
         learner.shot(step)
+    nav = learner.page.get_by_role("navigation", name="Main")
+    if phone:  # the main navigation folds behind a button
+        expect(nav.get_by_role("link", name="For you")).to_be_hidden()
+        menu = learner.page.get_by_role("button", name="Menu")
+        menu.click()
+        expect(menu).to_have_attribute("aria-expanded", "true")
+    expect(nav.get_by_role("link", name="For you")).to_be_visible()
     learner.page.wait_for_selector('[data-notifications][data-live="connected"]')
     learner.page.locator("[data-notif-toggle]").click()
-    assert learner.page.locator("[data-notif-panel]").is_visible()
+    panel = learner.page.locator("[data-notif-panel]")
+    expect(panel).to_be_visible()
+    box, viewport = panel.bounding_box(), learner.page.viewport_size
+    assert box and viewport and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+    expect(panel.locator(".notif-item").first).to_be_visible()
     learner.shot("notification-dropdown", full_page=False)
     # The live notification socket counts as a request, and stays on our origin.
     assert any(url.startswith("ws://") and "/ws/notifications/" in url

@@ -6,12 +6,10 @@
 // - the profile image form posts with the CSRF header (the CSRF middleware reads the
 //   token from the header for multipart bodies), then reloads the page it names
 
-export function csrfToken() {
-  const meta = document.querySelector('meta[name="csrf-token"]');
-  if (meta && meta.content) return meta.content;
-  const match = document.cookie.match(/(?:^|;\s*)peerlearn_csrf=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : '';
-}
+import { csrfToken, localizeTimes } from './util.js';
+
+// Other modules used to import these from here; util.js is their home now.
+export { csrfToken, localizeTimes };
 
 function setupNav() {
   const toggle = document.querySelector('[data-nav-toggle]');
@@ -28,20 +26,6 @@ function setupConfirm() {
     const form = event.target;
     if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
       event.preventDefault();
-    }
-  });
-}
-
-const timeFormat = new Intl.DateTimeFormat(undefined, {
-  weekday: 'short', day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit',
-});
-
-export function localizeTimes(root = document) {
-  root.querySelectorAll('time[data-local-time]').forEach((el) => {
-    const when = new Date(el.getAttribute('datetime'));
-    if (!Number.isNaN(when.getTime())) {
-      el.textContent = timeFormat.format(when);
-      el.title = when.toISOString();
     }
   });
 }
@@ -91,8 +75,14 @@ function setupUploads() {
   });
 }
 
-setupNav();
-setupConfirm();
-localizeTimes();
-setupTimezoneForms();
-setupUploads();
+// This module can be instantiated more than once on a page: base.html loads it with a
+// cache-busting ?v= query and a module importing './app.js' gets a second copy. Wiring the
+// listeners twice would toggle the menu twice per click and ask every confirm() twice.
+if (!document.documentElement.hasAttribute('data-app-wired')) {
+  document.documentElement.setAttribute('data-app-wired', '');
+  setupNav();
+  setupConfirm();
+  localizeTimes();
+  setupTimezoneForms();
+  setupUploads();
+}

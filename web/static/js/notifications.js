@@ -1,7 +1,7 @@
 // Header notifications: unread badge + dropdown, live over /ws/notifications/.
 // Server messages: {"type":"notification","notification":{id,title,message,type,link,created_at},"unread":n}
 // and {"type":"unread","count":n}. Reconnects with exponential backoff (1 s .. 30 s).
-import { csrfToken, localizeTimes } from './app.js';
+import { csrfToken, localizeTimes } from './util.js';
 
 const root = document.querySelector('[data-notifications]');
 
