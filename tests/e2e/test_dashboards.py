@@ -28,6 +28,17 @@ def fits_width(bp: BrowserPage, phone: bool) -> None:
     assert width <= (360 if phone else 1280) + 1, (bp.page.url, width)
 
 
+UNLABELLED_JS = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter((el) => el.type !== 'hidden')
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+  .map((el) => el.name || el.id || el.outerHTML.slice(0, 60))"""
+
+
+def inputs_labelled(bp: BrowserPage) -> None:
+    """Every form control on the page has a label (or an aria-label)."""
+    assert bp.page.evaluate(UNLABELLED_JS) == [], bp.page.url
+
+
 def all_tabs_visible(bp: BrowserPage) -> None:
     """Every tab link is on screen (wrapping on a phone, never hidden off to the side)."""
     viewport = bp.page.viewport_size
@@ -52,6 +63,7 @@ def test_every_dashboard_tab(world: dict[str, Any], new_page: Callable[..., Brow
             bp.shot(f"{user.role}-{tab}")
             fits_width(bp, phone)
             all_tabs_visible(bp)
+            inputs_labelled(bp)
 
 
 def test_learner_tabs_show_the_seeded_data(world: dict[str, Any],
@@ -149,6 +161,7 @@ def test_other_pages(world: dict[str, Any], new_page: Callable[..., BrowserPage]
                        ("session-anon", f"/sessions/{sessions['free']}/")]:
         assert anon.goto(path).status == 200, path
         fits_width(anon, phone)
+        inputs_labelled(anon)
         anon.shot(step)
     anon.goto("/")
     live = anon.page.locator("section", has=anon.page.get_by_role("heading", name="Live now"))
@@ -165,6 +178,7 @@ def test_other_pages(world: dict[str, Any], new_page: Callable[..., BrowserPage]
                        ("notifications", "/notifications/")]:
         assert learner.goto(path).status == 200, path
         fits_width(learner, phone)
+        inputs_labelled(learner)
         learner.shot(step)
     nav = learner.page.get_by_role("navigation", name="Main")
     if phone:  # the main navigation folds behind a button

@@ -61,11 +61,17 @@ def _wanted(user: User) -> dict[str, str]:
     return {t.lower(): t for t in [*(user.skills or []), *(user.interests or [])]}
 
 
-async def _fallback_sessions(request: web.Request, user: User, k: int) -> list[Pick]:
+async def _booked_ids(request: web.Request, user: User) -> set[Any]:
+    """Sessions the user holds a seat in: never suggested again."""
+    bookings = await platform_of(request).bookings.for_learner(user.id)
+    return {b.session_id for b in bookings if b.status != "cancelled"}
+
+
+async def _fallback_sessions(
+    request: web.Request, user: User, k: int, booked: set[Any]
+) -> list[Pick]:
     """Bookable sessions ranked by match with the user's interests, then by popularity."""
     platform = platform_of(request)
-    booked = {b.session_id for b in await platform.bookings.for_learner(user.id)
-              if b.status != "cancelled"}
     followed = {m.id for m in await platform.follows.following(user.id)}
     wanted = _wanted(user)
     scored = []
@@ -91,6 +97,7 @@ async def _fallback_sessions(request: web.Request, user: User, k: int) -> list[P
 async def recommended_sessions(request: web.Request, user: User, k: int = 8) -> list[Pick]:
     platform = platform_of(request)
     recs = await _call(request.app.get(RECOMMENDER), "recommend_sessions", user.id, k)
+    booked = await _booked_ids(request, user)
     picks: list[Pick] = []
     if recs:
         for rec in recs:
@@ -98,13 +105,14 @@ async def recommended_sessions(request: web.Request, user: User, k: int = 8) -> 
                 session = await platform.sessions.get(str(_field(rec, "id")))
             except DomainError:
                 continue
-            if session.status != "scheduled" or session.mentor_id == user.id:
+            if (session.status != "scheduled" or session.mentor_id == user.id
+                    or session.id in booked):
                 continue
             picks.append(Pick(session, str(_field(rec, "reason", "") or "recommended"),
                               _field(rec, "score")))
         if picks:
             return picks[:k]
-    return await _fallback_sessions(request, user, k)
+    return await _fallback_sessions(request, user, k, booked)
 
 
 async def recommended_mentors(request: web.Request, user: User, k: int = 6) -> list[Pick]:

@@ -1,0 +1,158 @@
+"""Recommendation pages with the recommender wired (a stand-in with known answers), failing,
+or absent; and Admin Control with the SFU reporting rooms."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from config.settings import Settings
+from control.models import Session, User
+from control.platform import Platform
+from web.keys import PLATFORM, RECOMMENDER, SFU
+from web.security import SESSION_COOKIE
+
+
+class StandIn:
+    """Answers like the recommender gateway: ranked items with an id, a score and a reason."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sessions: list[tuple[str, str]] = []  # (session id, reason), filled by the test
+        self.fail = fail
+
+    async def recommend_sessions(self, user_id: int, k: int) -> list[dict[str, Any]]:
+        if self.fail:
+            raise RuntimeError("model not fitted")
+        return [{"id": sid, "score": 1.0 - i / 10, "reason": reason}
+                for i, (sid, reason) in enumerate(self.sessions)][:k]
+
+    def recommend_mentors(self, user_id: int, k: int) -> list[dict[str, Any]]:
+        return []
+
+    def trending(self, k: int) -> list[dict[str, Any]]:
+        return []
+
+
+async def start_app(aiohttp_client: Any, settings: Settings, **keys: Any) -> Any:
+    """The app with ``keys`` (``recommender``, ``sfu``) set once its own start-up has run
+    (so they replace whatever the app wired itself)."""
+    from web.app import create_app
+
+    app = create_app(settings, background=False)
+
+    async def install(app: web.Application) -> None:
+        for key, value in keys.items():
+            app[{"recommender": RECOMMENDER, "sfu": SFU}[key]] = value
+
+    app.on_startup.append(install)
+    return await aiohttp_client(app)
+
+
+async def world(platform: Platform) -> dict[str, Any]:
+    acc = platform.accounts
+    mentor = await acc.register(username="ada", email="ada@example.org", password="s3cret-pass!",
+                                role="mentor", first_name="Ada", last_name="Lovelace")
+    mentor = await acc.update_profile(mentor, skills=["Python", "Rust"])
+    learner = await acc.register(username="lin", email="lin@example.org",
+                                 password="s3cret-pass!", role="learner")
+    learner = await acc.update_profile(learner, interests=["Rust"])
+    soon = datetime.now(UTC) + timedelta(days=1)
+
+    async def session(title: str, skills: list[str], days: int = 0) -> Session:
+        return await platform.sessions.create(
+            mentor, title=title, description="d", schedule=soon + timedelta(days=days),
+            duration=60, max_participants=5, skills_required=skills, price=0)
+
+    out = {"mentor": mentor, "learner": learner,
+           "python": await session("Python intro", ["Python"]),
+           "rust": await session("Rust ownership", ["Rust"], 1),
+           "booked": await session("Rust async", ["Rust"], 2)}
+    await platform.bookings.book(learner, out["booked"].id)
+    return out
+
+
+async def page(client: Any, user: User, path: str) -> str:
+    token = client.app[PLATFORM].tokens.issue(user.id, user.role)
+    resp = await client.get(path, headers={"Cookie": f"{SESSION_COOKIE}={token}"})
+    assert resp.status == 200, await resp.text()
+    return await resp.text()
+
+
+def cards(html: str) -> list[tuple[str, str]]:
+    """(title, reason) of each session card, in page order."""
+    return re.findall(r'<h3 class="card-title"><a href="/sessions/[^/]+/">([^<]+)</a></h3>'
+                      r'.*?<span class="reason"[^>]*>([^<]+)</span>', html, re.S)
+
+
+async def test_pages_show_the_recommenders_picks_and_reasons(
+    aiohttp_client: Any, sqlite_settings: Settings
+) -> None:
+    recommender = StandIn()
+    client = await start_app(aiohttp_client, sqlite_settings, recommender=recommender)
+    w = await world(client.app[PLATFORM])
+    recommender.sessions = [
+        (str(w["python"].id), "learners like you booked it"),
+        (str(w["booked"].id), "already booked: must not show"),
+        ("00000000-0000-0000-0000-000000000000", "unknown: must not show"),
+        (str(w["rust"].id), "matches your interest in Rust"),
+    ]
+    html = await page(client, w["learner"], "/dashboard/?tab=recommendations")
+    assert cards(html) == [("Python intro", "learners like you booked it"),
+                           ("Rust ownership", "matches your interest in Rust")]
+
+
+@pytest.mark.parametrize("recommender", [None, StandIn(fail=True)], ids=["absent", "failing"])
+async def test_pages_fall_back_to_interests_when_the_recommender_cannot_answer(
+    aiohttp_client: Any, sqlite_settings: Settings, recommender: Any
+) -> None:
+    client = await start_app(aiohttp_client, sqlite_settings, recommender=recommender)
+    w = await world(client.app[PLATFORM])
+    html = await page(client, w["learner"], "/recommendations/")
+    picks = cards(html.split('id="rec-mentors"')[0])
+    # Interest matches first; the booked session is never suggested again.
+    assert picks[0] == ("Rust ownership", "matches your interest in Rust")
+    assert "Rust async" not in [title for title, _ in picks]
+    assert "teaches Rust, which you&#39;re interested in" in html
+
+
+class FakeSfu:
+    def __init__(self) -> None:
+        self.rooms: dict[str, Any] = {}  # filled by the test
+
+    def stats(self) -> dict[str, Any]:
+        return {"rooms": self.rooms}
+
+
+async def test_admin_control_lists_live_sessions_and_stray_rooms(
+    aiohttp_client: Any, sqlite_settings: Settings
+) -> None:
+    sfu = FakeSfu()
+    client = await start_app(aiohttp_client, sqlite_settings, sfu=sfu)
+    platform = client.app[PLATFORM]
+    w = await world(platform)
+    live = await platform.sessions.create(
+        w["mentor"], title="Live now", description="d",
+        schedule=datetime.now(UTC) + timedelta(minutes=5), duration=60, max_participants=3,
+        skills_required=["Rust"], price=0)
+    await platform.sessions.start(w["mentor"], live.id)
+    admin = await platform.accounts.create_admin("root", "root@example.org", "s3cret-pass!")
+    figures = {"display_name": "Ada Lovelace", "bitrate_in_kbps": 310.5,
+               "bitrate_out_kbps": 620.0, "rtt_ms": 12.5, "packets_lost": 3,
+               "frames_forwarded": 900, "frames_dropped": 2, "keyframes_requested": 1,
+               "publish": {"audio": {"frames_in": 50}, "camera": {"frames_in": 40},
+                           "screen": {"frames_in": 0}},
+               "subscribe": [{}, {}]}
+    sfu.rooms = {str(live.id): {"participants": {w["mentor"].id: figures}},
+                 "stray-room": {"participants": {}}}
+    html = await page(client, admin, "/dashboard/?tab=control")
+    section = html.split(f'data-room="{live.id}"')[1].split("</section>")[0]
+    assert "Live now" in section and 'data-connected>1<' in section
+    row = re.sub(r"\s+", " ", section.split("<tbody>")[1])
+    for cell in ("Ada Lovelace", "audio, camera", "310.5", "620.0", "12.5", "900"):
+        assert f">{cell}<" in row, cell
+    assert "screen" not in row  # an idle transceiver is not "publishing"
+    assert 'data-room="stray-room"' in html and "No live session owns this room" in html
