@@ -1,22 +1,23 @@
-"""Recommendations for pages: the wired recommender when there is one, else popularity.
+"""Recommendations for pages: the recommender's picks, else a simple interest match.
 
-The recommender (``app[RECOMMENDER]``) returns objects with ``id``, ``score`` and
-``reason``; pages turn ids back into sessions/mentors and drop what is no longer bookable.
-Until it is wired (or if it fails) the pages fall back to upcoming sessions and mentors
-matching the user's interests (then popularity), each with its reason.
+``app[RECOMMENDER]`` is ``web.recommendations.RecommenderGateway``: its ``session_picks``,
+``mentor_picks`` and ``trending_picks`` answer database rows already re-checked (bookable,
+not booked, not the viewer's own), each with the recommendation and its reason. The gateway
+answers nothing until its first fit, and may fail; then the pages fall back to upcoming
+sessions and mentors matching the user's interests (then popularity), each with its reason,
+so a page is never empty for want of a model.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from control.errors import DomainError
 from control.models import Session, User
 from web.keys import RECOMMENDER
 from web.pages.common import platform_of
@@ -31,25 +32,25 @@ class Pick:
     score: float | None = None
 
 
-async def _call(obj: Any, name: str, *args: Any) -> list[Any] | None:
-    """Call ``obj.name(*args)`` (sync or async); None when absent or failing."""
-    method = getattr(obj, name, None) if obj is not None else None
-    if method is None:
-        return None
+async def _from_gateway(
+    request: web.Request, method: str, user: User | None, k: int
+) -> list[Pick]:
+    """``gateway.<method>(user, k)`` as Picks; [] when there is no gateway or it fails."""
+    gateway = request.app.get(RECOMMENDER)
+    ask: Callable[..., Awaitable[list[Any]]] | None = getattr(gateway, method, None)
+    if ask is None:
+        return []
     try:
-        result = method(*args)
-        if inspect.isawaitable(result):
-            result = await result
-        return list(result or [])
+        picks = await ask(user, k)
     except Exception:  # recommendations are optional: fall back rather than fail the page
-        log.exception("recommender %s failed; using the popularity fallback", name)
-        return None
-
-
-def _field(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+        log.exception("recommender %s failed; using the interest-match fallback", method)
+        return []
+    out = []
+    for pick in picks:
+        item = pick.mentor if hasattr(pick, "mentor") else pick.session
+        rec = pick.recommendation
+        out.append(Pick(item, rec.reason or "recommended for you", rec.score))
+    return out
 
 
 def _booked(session: Session) -> int:
@@ -61,23 +62,24 @@ def _wanted(user: User) -> dict[str, str]:
     return {t.lower(): t for t in [*(user.skills or []), *(user.interests or [])]}
 
 
-async def _booked_ids(request: web.Request, user: User) -> set[Any]:
-    """Sessions the user holds a seat in: never suggested again."""
-    bookings = await platform_of(request).bookings.for_learner(user.id)
-    return {b.session_id for b in bookings if b.status != "cancelled"}
-
-
-async def _fallback_sessions(
-    request: web.Request, user: User, k: int, booked: set[Any]
-) -> list[Pick]:
-    """Bookable sessions ranked by match with the user's interests, then by popularity."""
+async def _bookable(request: web.Request, user: User | None) -> list[Session]:
+    """Upcoming sessions with seats that ``user`` neither teaches nor has a seat in."""
     platform = platform_of(request)
-    followed = {m.id for m in await platform.follows.following(user.id)}
+    booked: set[Any] = set()
+    if user is not None:
+        booked = {b.session_id for b in await platform.bookings.for_learner(user.id)
+                  if b.status != "cancelled"}
+    return [s for s in await platform.sessions.upcoming(60)
+            if s.seats_left and s.id not in booked
+            and (user is None or s.mentor_id != user.id)]
+
+
+async def _fallback_sessions(request: web.Request, user: User, k: int) -> list[Pick]:
+    """Bookable sessions ranked by match with the user's interests, then by popularity."""
+    followed = {m.id for m in await platform_of(request).follows.following(user.id)}
     wanted = _wanted(user)
     scored = []
-    for s in await platform.sessions.upcoming(60):
-        if s.mentor_id == user.id or s.id in booked or not s.seats_left:
-            continue
+    for s in await _bookable(request, user):
         overlap = [wanted[t.lower()] for t in s.skills_required or [] if t.lower() in wanted]
         n = _booked(s)
         if overlap:
@@ -95,40 +97,15 @@ async def _fallback_sessions(
 
 
 async def recommended_sessions(request: web.Request, user: User, k: int = 8) -> list[Pick]:
-    platform = platform_of(request)
-    recs = await _call(request.app.get(RECOMMENDER), "recommend_sessions", user.id, k)
-    booked = await _booked_ids(request, user)
-    picks: list[Pick] = []
-    if recs:
-        for rec in recs:
-            try:
-                session = await platform.sessions.get(str(_field(rec, "id")))
-            except DomainError:
-                continue
-            if (session.status != "scheduled" or session.mentor_id == user.id
-                    or session.id in booked):
-                continue
-            picks.append(Pick(session, str(_field(rec, "reason", "") or "recommended"),
-                              _field(rec, "score")))
-        if picks:
-            return picks[:k]
-    return await _fallback_sessions(request, user, k, booked)
+    return (await _from_gateway(request, "session_picks", user, k)
+            or await _fallback_sessions(request, user, k))
 
 
 async def recommended_mentors(request: web.Request, user: User, k: int = 6) -> list[Pick]:
-    platform = platform_of(request)
-    recs = await _call(request.app.get(RECOMMENDER), "recommend_mentors", user.id, k)
-    picks: list[Pick] = []
-    for rec in recs or []:
-        try:
-            mentor = await platform.accounts.get_user(int(_field(rec, "id")))
-        except (TypeError, ValueError):
-            continue
-        if mentor is not None and mentor.is_active and mentor.id != user.id:
-            picks.append(Pick(mentor, str(_field(rec, "reason", "") or "recommended"),
-                              _field(rec, "score")))
+    picks = await _from_gateway(request, "mentor_picks", user, k)
     if picks:
-        return picks[:k]
+        return picks
+    platform = platform_of(request)
     wanted = _wanted(user)
     followed = {m.id for m in await platform.follows.following(user.id)}
     mentors = (await platform.accounts.list_mentors(page=1, per_page=50)).items
@@ -145,20 +122,10 @@ async def recommended_mentors(request: web.Request, user: User, k: int = 6) -> l
 
 
 async def trending_sessions(request: web.Request, user: User | None, k: int = 6) -> list[Pick]:
-    platform = platform_of(request)
-    recs = await _call(request.app.get(RECOMMENDER), "trending", k)
-    picks: list[Pick] = []
-    for rec in recs or []:
-        try:
-            session = await platform.sessions.get(str(_field(rec, "id")))
-        except DomainError:
-            continue
-        if session.status == "scheduled":
-            picks.append(Pick(session, str(_field(rec, "reason", "") or "trending"),
-                              _field(rec, "score")))
+    picks = await _from_gateway(request, "trending_picks", user, k)
     if picks:
-        return picks[:k]
-    upcoming = await platform.sessions.upcoming(60)
+        return picks
+    upcoming = await _bookable(request, user)
     upcoming.sort(key=lambda s: (-_booked(s), s.schedule))
     out = []
     for s in upcoming[:k]:
