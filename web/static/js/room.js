@@ -1,6 +1,6 @@
 // The live room: lobby, join, media legs, chat, hands, moderation and reconnection.
 // Protocol: docs/protocol.md. The server (peerlearn_sfu) forwards everyone's encoded media.
-import { csrfToken } from './app.js';
+import { csrfToken } from './util.js';
 import { PublishLeg, SubscribeLeg } from './room/legs.js';
 import { Signaling } from './room/signaling.js';
 import { RoomView } from './room/view.js';
