@@ -4,7 +4,9 @@ or absent; and Admin Control with the SFU reporting rooms."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from typing import Any
 
 import pytest
@@ -13,27 +15,36 @@ from aiohttp import web
 from config.settings import Settings
 from control.models import Session, User
 from control.platform import Platform
+from recommender.data import Recommendation
 from web.keys import PLATFORM, RECOMMENDER, SFU
 from web.security import SESSION_COOKIE
 
 
+@dataclass(frozen=True)
+class SessionPick:
+    """The shape of ``web.recommendations.SessionPick``."""
+
+    recommendation: Recommendation
+    session: Session
+
+
 class StandIn:
-    """Answers like the recommender gateway: ranked items with an id, a score and a reason."""
+    """Answers like ``web.recommendations.RecommenderGateway``: rows with their ranking."""
 
     def __init__(self, fail: bool = False) -> None:
-        self.sessions: list[tuple[str, str]] = []  # (session id, reason), filled by the test
+        self.sessions: list[tuple[Session, str]] = []  # filled by the test
         self.fail = fail
 
-    async def recommend_sessions(self, user_id: int, k: int) -> list[dict[str, Any]]:
+    async def session_picks(self, user: User, k: int) -> list[SessionPick]:
         if self.fail:
             raise RuntimeError("model not fitted")
-        return [{"id": sid, "score": 1.0 - i / 10, "reason": reason}
-                for i, (sid, reason) in enumerate(self.sessions)][:k]
+        return [SessionPick(Recommendation(str(s.id), 1.0 - i / 10, reason, "hybrid"), s)
+                for i, (s, reason) in enumerate(self.sessions)][:k]
 
-    def recommend_mentors(self, user_id: int, k: int) -> list[dict[str, Any]]:
+    async def mentor_picks(self, user: User, k: int) -> list[Any]:
         return []
 
-    def trending(self, k: int) -> list[dict[str, Any]]:
+    async def trending_picks(self, user: User | None, k: int) -> list[SessionPick]:
         return []
 
 
@@ -84,8 +95,9 @@ async def page(client: Any, user: User, path: str) -> str:
 
 def cards(html: str) -> list[tuple[str, str]]:
     """(title, reason) of each session card, in page order."""
-    return re.findall(r'<h3 class="card-title"><a href="/sessions/[^/]+/">([^<]+)</a></h3>'
-                      r'.*?<span class="reason"[^>]*>([^<]+)</span>', html, re.S)
+    found = re.findall(r'<h3 class="card-title"><a href="/sessions/[^/]+/">([^<]+)</a></h3>'
+                       r'.*?<span class="reason"[^>]*>([^<]+)</span>', html, re.S)
+    return [(unescape(title), unescape(reason)) for title, reason in found]
 
 
 async def test_pages_show_the_recommenders_picks_and_reasons(
@@ -94,18 +106,15 @@ async def test_pages_show_the_recommenders_picks_and_reasons(
     recommender = StandIn()
     client = await start_app(aiohttp_client, sqlite_settings, recommender=recommender)
     w = await world(client.app[PLATFORM])
-    recommender.sessions = [
-        (str(w["python"].id), "learners like you booked it"),
-        (str(w["booked"].id), "already booked: must not show"),
-        ("00000000-0000-0000-0000-000000000000", "unknown: must not show"),
-        (str(w["rust"].id), "matches your interest in Rust"),
-    ]
+    recommender.sessions = [(w["python"], "learners like you booked it"),
+                            (w["rust"], "similar to sessions you rated highly")]
     html = await page(client, w["learner"], "/dashboard/?tab=recommendations")
     assert cards(html) == [("Python intro", "learners like you booked it"),
-                           ("Rust ownership", "matches your interest in Rust")]
+                           ("Rust ownership", "similar to sessions you rated highly")]
 
 
-@pytest.mark.parametrize("recommender", [None, StandIn(fail=True)], ids=["absent", "failing"])
+@pytest.mark.parametrize("recommender", [None, StandIn(fail=True), StandIn()],
+                         ids=["absent", "failing", "not-fitted-yet"])
 async def test_pages_fall_back_to_interests_when_the_recommender_cannot_answer(
     aiohttp_client: Any, sqlite_settings: Settings, recommender: Any
 ) -> None:
@@ -156,3 +165,18 @@ async def test_admin_control_lists_live_sessions_and_stray_rooms(
         assert f">{cell}<" in row, cell
     assert "screen" not in row  # an idle transceiver is not "publishing"
     assert 'data-room="stray-room"' in html and "No live session owns this room" in html
+
+
+async def test_pages_show_what_the_wired_recommender_picks(
+    aiohttp_client: Any, sqlite_settings: Settings
+) -> None:
+    """The real gateway, fitted on the seeded platform: the page shows its picks as given."""
+    client = await start_app(aiohttp_client, sqlite_settings)
+    w = await world(client.app[PLATFORM])
+    gateway = client.app[RECOMMENDER]
+    await gateway.refresh()
+    picks = await gateway.session_picks(w["learner"], 9)
+    assert picks, "the fitted model recommends the learner's interest"
+    html = await page(client, w["learner"], "/recommendations/")
+    shown = cards(html.split('id="rec-mentors"')[0])
+    assert shown == [(p.session.title, p.recommendation.reason) for p in picks]
