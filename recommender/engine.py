@@ -7,8 +7,9 @@
   loop, sync ones in the worker thread), the model is fitted in the worker thread, then the new
   ``Recommender`` replaces the old one with one reference assignment. Requests read that
   reference once, so they never wait for a refit and never see a half-built model.
-* Interactions recorded after the snapshot was read are replayed onto the new model before the
-  swap, so nothing recorded during a (slow) fit is lost.
+* Interactions recorded from the moment a snapshot starts loading are replayed onto the new
+  model before the swap (minus those the snapshot already holds), so nothing recorded during
+  a slow load or fit is lost or counted twice.
 
 All public methods are meant to be called from the event loop thread.
 """
@@ -58,6 +59,8 @@ class Engine:
         self._since_fit = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._attempted = asyncio.Event()  # set once the first refit succeeded or failed
+        self._swapped = asyncio.Event()  # set (and replaced) at every model swap
         self._task: asyncio.Task[None] | None = None
         self._last_refit = 0.0
         self.version = 0  #: incremented on every model swap
@@ -86,8 +89,7 @@ class Engine:
             self._wake.set()  # fit immediately
             self._task = asyncio.create_task(self._run(), name="recommender-refit")
         if wait:
-            while self.version == 0 and self.last_error is None:
-                await asyncio.sleep(0.01)
+            await self._attempted.wait()
 
     async def stop(self) -> None:
         """Stop the refit loop and release the worker thread (an in-flight fit is dropped)."""
@@ -106,21 +108,36 @@ class Engine:
             loop = asyncio.get_running_loop()
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="recommender-fit")
-            snapshot = await self._load(loop)
-            # Everything recorded from here on is not in the snapshot: keep it for replay.
+            # Anything recorded from here on may or may not make it into the snapshot.
             self._pending = []
             self._since_fit = 0
-            t0 = time.perf_counter()
-            model = await loop.run_in_executor(self._executor, self._fitter, snapshot, self.weights)
+            started = time.perf_counter()
+            try:
+                snapshot = await self._load(loop)
+                # Recorded while loading: perhaps in the snapshot. Recorded later: surely not.
+                during_load = list(self._pending)
+                model, duplicates = await loop.run_in_executor(
+                    self._executor, self._fit, snapshot, during_load
+                )
+            finally:
+                self._attempted.set()
             fresh = Recommender(model, self.weights)
             for it in self._pending:
-                fresh.record(it)
+                if _key(it) not in duplicates:
+                    fresh.record(it)
             self._current = fresh  # the swap: one reference assignment
             self.version += 1
-            self.last_fit_seconds = time.perf_counter() - t0
+            self._swapped.set()
+            self._swapped = asyncio.Event()
+            self.last_fit_seconds = time.perf_counter() - started
             self._last_refit = time.monotonic()
             self.last_error = None
             log.info("recommender refit %d in %.2fs", self.version, self.last_fit_seconds)
+
+    async def wait_for_version(self, version: int) -> None:
+        """Return once model ``version`` (or a later one) serves requests."""
+        while self.version < version:
+            await self._swapped.wait()
 
     def request_refit(self) -> None:
         """Ask for a refit soon (e.g. after sessions were published or edited)."""
@@ -128,15 +145,17 @@ class Engine:
 
     # -- real-time updates ----------------------------------------------------------------
     def record(self, interaction: Interaction) -> None:
-        """Apply an interaction now; schedules a refit after enough of them."""
+        """Apply an interaction now; schedules a refit after enough of them, or at once when
+        it names a session the model has not seen yet."""
         if len(self._pending) < MAX_PENDING:
             self._pending.append(interaction)
         cur = self._current
         if cur is not None:
             cur.record(interaction)
         self._since_fit += 1
-        if self._since_fit >= self.weights.refit_after_interactions:
-            self._wake.set()
+        unknown = cur is not None and interaction.session_id not in cur.model.catalog.session_index
+        if unknown or self._since_fit >= self.weights.refit_after_interactions:
+            self._wake.set()  # a session published since the fit: the model must learn it
 
     # -- requests (synchronous, fast) -----------------------------------------------------
     def recommend_sessions(
@@ -171,6 +190,12 @@ class Engine:
         return cur.trending(k, now, user_id) if cur else []
 
     # -- internals ------------------------------------------------------------------------
+    def _fit(
+        self, snapshot: Snapshot, during_load: list[Interaction]
+    ) -> tuple[FittedModel, set[tuple[int, str, str, datetime]]]:
+        """Worker thread: fit, and find which events recorded during the load it already has."""
+        return self._fitter(snapshot, self.weights), _recent_keys(snapshot, during_load)
+
     async def _load(self, loop: asyncio.AbstractEventLoop) -> Snapshot:
         if inspect.iscoroutinefunction(self._loader):
             return await self._loader()
@@ -195,3 +220,17 @@ class Engine:
             except Exception as exc:  # keep serving the old model; retry on the next tick
                 self.last_error = exc
                 log.exception("recommender refit failed")
+
+
+def _key(it: Interaction) -> tuple[int, str, str, datetime]:
+    return (it.user_id, it.session_id, it.kind, it.at)
+
+
+def _recent_keys(
+    snapshot: Snapshot, pending: list[Interaction]
+) -> set[tuple[int, str, str, datetime]]:
+    """Keys of snapshot interactions as recent as the oldest pending one (cheap dedupe)."""
+    if not pending:
+        return set()
+    oldest = min(it.at for it in pending)
+    return {_key(it) for it in snapshot.interactions if it.at >= oldest}

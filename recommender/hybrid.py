@@ -37,6 +37,8 @@ DOMINANT_SHARE = 0.6
 PAGE = 10  # the diversity cap applies per page of this many results
 #: popularity's share in every blend, far below any real signal: it only orders ties
 TIE_BREAK = 1e-3
+#: decayed popularity worth calling "trending": about one view today or a booking last week
+TRENDING_MIN = 1.0
 COMPONENTS = ("content", "collaborative", "popularity")
 
 
@@ -161,6 +163,7 @@ class _Scores:
     aff: np.ndarray
     collab_parts: dict[str, np.ndarray]  # mentor / skill / audience, unweighted
     profile: UserProfile | None
+    now_ts: float
 
 
 class Recommender:
@@ -226,15 +229,13 @@ class Recommender:
         # Own activity ranks first; the mentor's popularity only orders sessions with none yet.
         score = own + 1e-3 * mentor
         picked = _ranked(score, mask, cat.session_mentor, k, self.weights.max_per_mentor)
-        out = []
-        for i in picked:
-            if own[i] > 0:
-                reason = "trending this week"
-            else:
-                name = cat.mentors[cat.session_mentor[i]].username
-                reason = f"new session from {name}, popular this week"
-            out.append(Recommendation(cat.sessions[i].id, float(score[i]), reason, "popularity"))
-        return out
+        return [
+            Recommendation(
+                cat.sessions[i].id, float(score[i]), self._popularity_reason(i, now_ts),
+                "popularity",
+            )
+            for i in picked
+        ]
 
     # -- mentors --------------------------------------------------------------------------
     def recommend_mentors(
@@ -358,7 +359,7 @@ class Recommender:
         # popularity weight) still gets the most wanted sessions first, not catalogue order.
         total = sum(parts.values()) + TIE_BREAK * popularity
         collab_parts = {"mentor": mentor_part, "skill": skill_part, "audience": audience}
-        return _Scores(parts, total, user.vector, aff, collab_parts, user.profile)
+        return _Scores(parts, total, user.vector, aff, collab_parts, user.profile, now_ts)
 
     def _explain_session(self, i: int, sc: _Scores) -> Recommendation:
         cat = self.model.catalog
@@ -367,7 +368,8 @@ class Recommender:
         total = sum(max(0.0, v) for v in contrib.values())
         sid = cat.sessions[i].id
         if total <= 0:  # nothing personal and no popularity weight: ranked by the tie-break
-            return Recommendation(sid, float(sc.total[i]), self._popularity_reason(i), "popularity")
+            reason = self._popularity_reason(i, sc.now_ts)
+            return Recommendation(sid, float(sc.total[i]), reason, "popularity")
         first = ranked[0]
         reasons = [self._reason(first, i, sc)]
         source: Source = first  # type: ignore[assignment]
@@ -391,16 +393,16 @@ class Recommender:
             return f"learners like you are learning {skill}" if skill else (
                 "learners like you booked similar sessions"
             )
-        return self._popularity_reason(i)
+        return self._popularity_reason(i, sc.now_ts)
 
-    def _popularity_reason(self, i: int) -> str:
+    def _popularity_reason(self, i: int, now_ts: float) -> str:
         cat = self.model.catalog
         mentor_index = int(cat.session_mentor[i])
         mentor = cat.mentors[mentor_index]
-        if self.live.session_popularity.values[i] > 0:
+        if self.live.session_popularity.value(i, now_ts) >= TRENDING_MIN:
             return "trending this week"
-        if self.live.mentor_popularity.values[mentor_index] > 0:
-            return f"{mentor.username} is popular with learners this week"
+        if self.live.mentor_popularity.value(mentor_index, now_ts) >= TRENDING_MIN:
+            return f"new session from {mentor.username}, popular with learners this week"
         if mentor.rating is not None and mentor.rating_count >= 3 and mentor.rating >= 4:
             return f"{mentor.username} is highly rated ({mentor.rating:.1f} from " \
                 f"{mentor.rating_count} ratings)"

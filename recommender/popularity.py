@@ -47,6 +47,10 @@ class DecayedCounter:
         """Decayed values at ``now_ts`` (a new array)."""
         return self.values * 2.0 ** (-(now_ts - self.ref_ts) / self.half_life_s)
 
+    def value(self, idx: int, now_ts: float) -> float:
+        """Decayed value of one item at ``now_ts``."""
+        return float(self.values[idx] * 2.0 ** (-(now_ts - self.ref_ts) / self.half_life_s))
+
     def copy(self) -> DecayedCounter:
         out = DecayedCounter(0, self.half_life_s, self.ref_ts)
         out.values = self.values.copy()

@@ -131,9 +131,32 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_recommender_eval(args: argparse.Namespace, rest: list[str]) -> int:
+    """Offline evaluation with the configured blend; ``--database`` reads the real data."""
+    from control.platform import Platform
+    from recommender.data import Snapshot
     from recommender.evaluation import main as evaluation_main
+    from web.recommendations import load_snapshot, weights_from_settings
 
-    return evaluation_main(rest)
+    settings = _settings(args)
+
+    def database() -> Snapshot:
+        async def read() -> Snapshot:
+            platform = Platform(settings)
+            try:
+                await platform.db.require_migrated()
+                return await load_snapshot(platform)
+            finally:
+                await platform.close()
+
+        return asyncio.run(read())
+
+    try:
+        return evaluation_main(
+            rest, weights=weights_from_settings(settings.recommender), database=database
+        )
+    except DatabaseNotMigrated as exc:
+        print(f"peerlearn: {exc}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

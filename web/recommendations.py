@@ -1,7 +1,226 @@
-"""(being written)"""
+"""The recommender wired into the app: data in from the domain, ranked picks out.
+
+``RecommenderGateway`` (``app[RECOMMENDER]``) owns a ``recommender.engine.Engine``:
+
+* its loader reads the whole platform through ``InteractionService.export()``;
+* it listens to ``InteractionService`` so every view, booking, completion and rating reaches
+  the live model as it is committed (popularity moves at once; a refit follows on the
+  configured schedule, after ``refit_after_interactions`` new ones, or when an unknown
+  session shows up);
+* requests take the current profile, bookings and follows from the database, ask the engine
+  for a few more ids than needed and re-check each against the database, so a session
+  cancelled, filled or edited since the last fit is never offered.
+
+Fits run in the engine's worker thread; requests never wait for one. Until the first fit
+has finished (a fraction of a second after start-up on a small platform) answers are empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
+from config.settings import RecommenderSettings
+from control.errors import DomainError
+from control.models import Session, User
+from control.platform import Platform
+from recommender.data import Interaction, Recommendation, RecommenderWeights, Snapshot, UserProfile
+from recommender.engine import Engine
+from recommender.serialization import snapshot_from_dict
+from web.keys import PLATFORM, RECOMMENDER, SETTINGS
+
+log = logging.getLogger(__name__)
+
+#: ids asked of the engine per id shown: room for the ones the database re-check drops
+OVERFETCH = 2
+OVERFETCH_EXTRA = 5
+
+
+def weights_from_settings(cfg: RecommenderSettings) -> RecommenderWeights:
+    """The ``[recommender]`` config section as the recommender's own knobs."""
+    return RecommenderWeights(
+        content=cfg.content_weight,
+        collaborative=cfg.collaborative_weight,
+        popularity=cfg.popularity_weight,
+        collaborative_full_history=cfg.collaborative_full_history,
+        half_life_days=cfg.half_life_days,
+        max_per_mentor=cfg.max_per_mentor,
+        refit_interval_s=cfg.refit_interval_s,
+        refit_after_interactions=cfg.refit_after_interactions,
+    )
+
+
+async def load_snapshot(platform: Platform) -> Snapshot:
+    """Everything the recommender fits on, read from the database."""
+    return snapshot_from_dict(await platform.interactions.export())
+
+
+def profile_of(user: User) -> UserProfile:
+    """The user's current skills and interests (edits count before the next refit)."""
+    return UserProfile(user.id, user.role, tuple(user.skills or ()), tuple(user.interests or ()))
+
+
+def interaction_of(data: dict[str, Any]) -> Interaction:
+    """An ``InteractionService`` listener payload as the recommender's ``Interaction``."""
+    at = datetime.fromisoformat(str(data["at"]))
+    return Interaction(
+        user_id=int(data["user_id"]),
+        session_id=str(data["session_id"]),
+        mentor_id=int(data["mentor_id"]),
+        kind=data["kind"],
+        at=at if at.tzinfo else at.replace(tzinfo=UTC),
+        value=None if data.get("value") is None else float(data["value"]),
+    )
+
+
+@dataclass(frozen=True)
+class SessionPick:
+    recommendation: Recommendation
+    session: Session
+
+
+@dataclass(frozen=True)
+class MentorPick:
+    recommendation: Recommendation
+    mentor: User
+
+
+class RecommenderGateway:
+    """Recommendations for the API and the pages, backed by the live engine."""
+
+    def __init__(self, platform: Platform, weights: RecommenderWeights) -> None:
+        self.platform = platform
+        self.engine = Engine(self._load, weights)
+
+    async def _load(self) -> Snapshot:
+        return await load_snapshot(self.platform)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.platform.interactions.listeners.append(self.on_interaction)
+        await self.engine.start()
+
+    async def stop(self) -> None:
+        if self.on_interaction in self.platform.interactions.listeners:
+            self.platform.interactions.listeners.remove(self.on_interaction)
+        await self.engine.stop()
+
+    async def refresh(self) -> None:
+        """Refit now and return once the new model serves requests (CLI, tests, admin)."""
+        await self.engine.refresh_now()
+
+    def on_interaction(self, data: dict[str, Any]) -> None:
+        """InteractionService listener: runs on the loop right after the commit."""
+        try:
+            self.engine.record(interaction_of(data))
+        except (KeyError, TypeError, ValueError):
+            log.warning("ignoring malformed interaction for the recommender: %r", data)
+
+    @property
+    def model_version(self) -> int:
+        return self.engine.version
+
+    # -- picks with their database rows ---------------------------------------------------
+    async def session_picks(self, user: User, k: int = 10) -> list[SessionPick]:
+        """Bookable sessions for ``user``, best first, each with its reason."""
+        booked = await self._booked_ids(user.id)
+        recs = self.engine.recommend_sessions(
+            user.id, _ask(k), booked_ids=booked, profile=profile_of(user)
+        )
+        return await self._sessions(recs, k, user, booked)
+
+    async def trending_picks(self, user: User | None, k: int = 10) -> list[SessionPick]:
+        """Trending upcoming sessions (minus the viewer's own and booked ones)."""
+        booked = await self._booked_ids(user.id) if user else set()
+        recs = self.engine.trending(_ask(k), user_id=user.id if user else None)
+        return await self._sessions(recs, k, user, booked)
+
+    async def mentor_picks(self, user: User, k: int = 10) -> list[MentorPick]:
+        """Mentors ``user`` does not follow yet, best first."""
+        followed = {m.id for m in await self.platform.follows.following(user.id)}
+        recs = self.engine.recommend_mentors(
+            user.id, _ask(k), followed_ids=followed, profile=profile_of(user)
+        )
+        out: list[MentorPick] = []
+        for rec in recs:
+            mentor = await self.platform.accounts.get_user(int(rec.id))
+            if (
+                mentor is not None and mentor.is_active and mentor.role == "mentor"
+                and mentor.id != user.id and mentor.id not in followed
+            ):
+                out.append(MentorPick(rec, mentor))
+                if len(out) == k:
+                    break
+        return out
+
+    # -- the duck-typed interface web.pages.recommend calls -------------------------------
+    async def recommend_sessions(self, user_id: int, k: int = 10) -> list[Recommendation]:
+        user = await self.platform.accounts.get_user(user_id)
+        return [p.recommendation for p in await self.session_picks(user, k)] if user else []
+
+    async def recommend_mentors(self, user_id: int, k: int = 10) -> list[Recommendation]:
+        user = await self.platform.accounts.get_user(user_id)
+        return [p.recommendation for p in await self.mentor_picks(user, k)] if user else []
+
+    async def trending(self, k: int = 10) -> list[Recommendation]:
+        return [p.recommendation for p in await self.trending_picks(None, k)]
+
+    # -- internals ------------------------------------------------------------------------
+    async def _booked_ids(self, user_id: int) -> set[str]:
+        bookings = await self.platform.bookings.for_learner(user_id)
+        return {str(b.session_id) for b in bookings if b.holds_seat}
+
+    async def _sessions(
+        self, recs: Iterable[Recommendation], k: int, user: User | None, booked: set[str]
+    ) -> list[SessionPick]:
+        now = datetime.now(UTC)
+        out: list[SessionPick] = []
+        for rec in recs:
+            try:
+                session = await self.platform.sessions.get(str(rec.id))
+            except DomainError:  # deleted since the fit
+                continue
+            if _bookable_for(session, user, booked, now):
+                out.append(SessionPick(rec, session))
+                if len(out) == k:
+                    break
+        return out
+
+
+def _ask(k: int) -> int:
+    return OVERFETCH * k + OVERFETCH_EXTRA
+
+
+def _bookable_for(session: Session, user: User | None, booked: set[str], now: datetime) -> bool:
+    """The database's word on what the model believed at its last fit."""
+    return (
+        session.status == "scheduled"
+        and session.schedule > now
+        and session.seats_left > 0
+        and str(session.id) not in booked
+        and (user is None or session.mentor_id != user.id)
+    )
+
+
+def gateway_of(app: web.Application) -> RecommenderGateway:
+    gateway: RecommenderGateway = app[RECOMMENDER]
+    return gateway
+
+
+async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+    gateway = gateway_of(app)
+    await gateway.start()
+    yield
+    await gateway.stop()
+
 
 def setup(app: web.Application) -> None:
-    return None
+    """Create the gateway (started with the app, after the platform) and its lifecycle."""
+    weights = weights_from_settings(app[SETTINGS].recommender)
+    app[RECOMMENDER] = RecommenderGateway(app[PLATFORM], weights)
+    app.cleanup_ctx.append(_gateway_ctx)

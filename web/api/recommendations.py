@@ -1,5 +1,129 @@
-"""REST endpoints: recommendations (filled in by its owner)."""
+"""REST endpoints: recommended sessions and mentors for the signed-in user, trending sessions.
 
-from web.api.registry import ApiRegistry
+Each result carries the item, its blended score, a human reason ("matches your interest in
+Python", "learners like you booked with this mentor", "trending this week") and the
+component that produced it (``content``, ``collaborative``, ``popularity`` or ``hybrid`` when
+two contributed). ``model_version`` counts the refits since start-up (0 = no model yet).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from recommender.data import Recommendation
+from web.api.registry import ApiCall, ApiRegistry
+from web.api.schemas import UserPublic
+from web.api.sessions import SessionOut
+from web.recommendations import SessionPick, gateway_of
 
 api = ApiRegistry()
+TAGS = ["recommendations"]
+
+Source = Literal["content", "collaborative", "popularity", "hybrid"]
+
+
+class RecommendationQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=10, ge=1, le=50, description="how many results (1-50)")
+
+
+class Ranked(BaseModel):
+    score: float
+    reason: str
+    source: Source
+
+    @staticmethod
+    def fields(rec: Recommendation) -> dict[str, object]:
+        return {"score": round(rec.score, 6), "reason": rec.reason, "source": rec.source}
+
+
+class SessionRecommendationOut(Ranked):
+    session: SessionOut
+
+
+class MentorRecommendationOut(Ranked):
+    mentor: UserPublic
+
+
+class SessionRecommendationsOut(BaseModel):
+    results: list[SessionRecommendationOut]
+    model_version: int
+
+
+class MentorRecommendationsOut(BaseModel):
+    results: list[MentorRecommendationOut]
+    model_version: int
+
+
+def _sessions_out(picks: list[SessionPick], version: int) -> SessionRecommendationsOut:
+    return SessionRecommendationsOut(
+        results=[
+            SessionRecommendationOut(
+                session=SessionOut.of(p.session), **Ranked.fields(p.recommendation)
+            )
+            for p in picks
+        ],
+        model_version=version,
+    )
+
+
+@api.route(
+    "GET",
+    "/api/recommendations/sessions/",
+    query=RecommendationQuery,
+    response=SessionRecommendationsOut,
+    auth="user",
+    tags=TAGS,
+)
+async def recommended_sessions(
+    request: web.Request, call: ApiCall[None, RecommendationQuery]
+) -> SessionRecommendationsOut:
+    """Upcoming sessions picked for me (never my own, booked, full, past or cancelled ones)."""
+    gateway = gateway_of(request.app)
+    picks = await gateway.session_picks(call.me, call.query.limit)
+    return _sessions_out(picks, gateway.model_version)
+
+
+@api.route(
+    "GET",
+    "/api/recommendations/mentors/",
+    query=RecommendationQuery,
+    response=MentorRecommendationsOut,
+    auth="user",
+    tags=TAGS,
+)
+async def recommended_mentors(
+    request: web.Request, call: ApiCall[None, RecommendationQuery]
+) -> MentorRecommendationsOut:
+    """Mentors I might follow (never myself or mentors I already follow)."""
+    gateway = gateway_of(request.app)
+    picks = await gateway.mentor_picks(call.me, call.query.limit)
+    return MentorRecommendationsOut(
+        results=[
+            MentorRecommendationOut(
+                mentor=UserPublic.of(p.mentor), **Ranked.fields(p.recommendation)
+            )
+            for p in picks
+        ],
+        model_version=gateway.model_version,
+    )
+
+
+@api.route(
+    "GET",
+    "/api/recommendations/trending/",
+    query=RecommendationQuery,
+    response=SessionRecommendationsOut,
+    tags=TAGS,
+)
+async def trending_sessions(
+    request: web.Request, call: ApiCall[None, RecommendationQuery]
+) -> SessionRecommendationsOut:
+    """Upcoming sessions with the most recent views, bookings and good ratings (public)."""
+    gateway = gateway_of(request.app)
+    picks = await gateway.trending_picks(call.user, call.query.limit)
+    return _sessions_out(picks, gateway.model_version)
