@@ -103,6 +103,11 @@ class BookingService:
                 )
                 if taken.rowcount != 1:  # type: ignore[attr-defined]
                     raise await self._why_no_seat(db, session.id)
+                # Stable until commit: the UPDATE above holds the session row (see
+                # SessionService.send_due_reminders for the other half).
+                reminded = bool(
+                    await db.scalar(select(Session.reminder_sent).where(Session.id == session.id))
+                )
                 existing = await db.scalar(
                     select(Booking).where(
                         Booking.learner_id == learner.id, Booking.session_id == session.id
@@ -144,6 +149,8 @@ class BookingService:
             booking = await self._load(booking_id)
         await self.platform.interactions.record(learner.id, session.id, "booking", 1.0)
         await self._notify_booked(booking, paid)
+        if reminded and not paid:
+            await self.platform.sessions.remind_late_attendee(booking.session, learner.id)
         return booking, start
 
     @staticmethod
@@ -340,6 +347,14 @@ class BookingService:
         booking = await self.get(booking_id)
         self._require_payment_pending(booking)
         async with self.platform.db.transaction() as db:
+            # Lock the session row so the "starting soon" claim cannot interleave (see book).
+            reminded = bool(
+                await db.scalar(
+                    select(Session.reminder_sent)
+                    .where(Session.id == booking.session_id)
+                    .with_for_update()
+                )
+            )
             done = await db.execute(
                 update(Booking)
                 .where(
@@ -368,6 +383,8 @@ class BookingService:
             event="booking_confirmed",
             link=f"/sessions/{session.id}/",
         )
+        if reminded:
+            await self.platform.sessions.remind_late_attendee(session, booking.learner_id)
         return await self._load(booking.id)
 
     async def payment_failed(self, booking_id: int | str) -> bool:

@@ -449,24 +449,40 @@ class SessionService:
                     .where(Session.id == session.id, Session.reminder_sent.is_(False))
                     .values(reminder_sent=True)
                 )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                continue
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                # Read in the claiming transaction: a booking confirmed concurrently either
+                # commits first (and is listed here) or sees reminder_sent and reminds itself
+                # (BookingService), so every attendee hears it exactly once.
+                learners = (
+                    await db.scalars(
+                        select(Booking.learner_id).where(
+                            Booking.session_id == session.id, Booking.status == "confirmed"
+                        )
+                    )
+                ).all()
             sent += 1
-            minutes = max(1, int((session.schedule - now).total_seconds() // 60))
-            recipients = [
-                *await self._learner_ids(session.id, ("confirmed",)),
-                session.mentor_id,
-            ]
-            await notify_quietly(
-                self.platform,
-                recipients,
-                title="Starting soon",
-                message=f"“{session.title}” starts in {minutes} minutes.",
-                type="info",
-                event="session_reminder",
-                link=f"/sessions/{session.id}/",
-            )
+            await self._send_reminder(session, [*learners, session.mentor_id], now)
         return sent
+
+    async def _send_reminder(
+        self, session: Session, user_ids: list[int], now: datetime | None = None
+    ) -> None:
+        minutes = max(1, int((session.schedule - (now or utcnow())).total_seconds() // 60))
+        await notify_quietly(
+            self.platform,
+            user_ids,
+            title="Starting soon",
+            message=f"“{session.title}” starts in {minutes} minutes.",
+            type="info",
+            event="session_reminder",
+            link=f"/sessions/{session.id}/",
+        )
+
+    async def remind_late_attendee(self, session: Session, learner_id: int) -> None:
+        """A learner confirmed after the session's reminder went out gets it at once."""
+        if session.status == "scheduled" and session.schedule > utcnow():
+            await self._send_reminder(session, [learner_id])
 
     async def run_reminders(self) -> None:
         """Background loop: send due reminders every ``reminder_check_seconds``."""

@@ -85,6 +85,40 @@ async def test_reminders_sent_once_to_the_right_people(settings: Settings) -> No
         await platform.close()
 
 
+async def test_learners_confirmed_after_the_reminder_get_it_once(settings: Settings) -> None:
+    platform = await _platform(settings)
+    try:
+        mentor, early, late = await _users(platform)
+        payer = await platform.accounts.register(
+            username="payer_r", email="p@example.org", password="s3cret-pass!", role="learner"
+        )
+        now = datetime.now(UTC)
+        free, paid = [
+            await platform.sessions.create(
+                mentor,
+                title=title,
+                description="",
+                schedule=now + timedelta(minutes=10),
+                duration=30,
+                max_participants=3,
+                skills_required=["x"],
+                price=Decimal(price),
+            )
+            for title, price in (("Free soon", 0), ("Paid soon", 12))
+        ]
+        await platform.bookings.book(early, free.id)
+        pending = await platform.bookings.book(payer, paid.id)
+        assert await platform.sessions.send_due_reminders() == 2
+        # Booked (free) or paid (held seat settled) after the pass: reminded at once.
+        await platform.bookings.book(late, free.id)
+        await platform.bookings.settle_payment(pending.id, "pay-1")
+        assert await platform.sessions.send_due_reminders() == 0
+        reminded = [user for user, _ in await _reminders(platform)]
+        assert sorted(reminded) == sorted([mentor.id, mentor.id, early.id, late.id, payer.id])
+    finally:
+        await platform.close()
+
+
 async def test_reminders_skip_cancelled_and_past_sessions(settings: Settings) -> None:
     platform = await _platform(settings)
     try:
