@@ -288,16 +288,47 @@ async def test_error_page_for_html_requests(site: Site) -> None:
     assert status == 404 and "Page not found" in html
 
 
-async def test_rendered_attributes_stay_separate(site: Site) -> None:
-    """Template whitespace control must never glue two attributes (``required aria-...``)."""
+async def test_rendered_forms_are_well_formed(site: Site) -> None:
+    """Template whitespace control must never glue two attributes (``required aria-...``),
+    and every state-changing form carries the CSRF token."""
     glued = re.compile(r'=\"[^\"]*\"[A-Za-z]|\brequired[a-z]')
     sid = site.session.id
     pages = [("/auth/register/", None), ("/auth/login/", None), ("/profile/", "mentor"),
              ("/dashboard/?tab=create", "mentor"), (f"/sessions/{sid}/feedback/", "learner"),
              ("/dashboard/?tab=users", "admin")]
+    pages += [(f"/sessions/{sid}/", "learner"), (f"/sessions/{sid}/", "mentor"),
+              ("/dashboard/?tab=sessions", "admin"), ("/profile/ada/", "learner"),
+              ("/auth/password-reset/", None)]
     for path, who in pages:
         _, html, _ = await site.get(path, who)
         assert not glued.search(html), (path, glued.search(html))
+        # Every form that changes something carries the CSRF token.
+        for form in re.findall(r'<form[^>]*method="post".*?</form>', html, re.S):
+            assert f'name="csrf_token" value="{CSRF}"' in form, (path, form[:120])
     _, html, _ = await site.post("/dashboard/create-session/", "mentor", {"title": ""})
     assert not glued.search(html)
     assert ' aria-invalid="true" aria-describedby="err-title"' in html
+
+
+async def test_feedback_waits_for_the_end_of_the_session(site: Site) -> None:
+    path = f"/sessions/{site.session.id}/feedback/"
+    status, html, _ = await site.get(path, "learner")
+    assert status == 200 and "once the mentor has ended it" in html
+    assert 'name="rating"' not in html  # no form to fill in yet
+    status, html, _ = await site.post(path, "learner", {"rating": "5"})
+    assert status == 409 and "once the mentor has ended it" in html
+
+
+async def test_paid_booking_shows_how_to_pay(site: Site) -> None:
+    paid = await site.platform.sessions.create(
+        site.mentor, title="Paid clinic", description="", duration=60, price=12,
+        schedule=datetime.now(UTC) + timedelta(days=1), max_participants=3,
+        skills_required=["Python"])
+    status, _, resp = await site.post(f"/sessions/{paid.id}/book/", "learner")
+    assert status == 302
+    flash = resp.cookies["peerlearn_flash"].value
+    assert "Seat%20held" in flash and "12.00%20USD" in flash  # the provider's instructions
+    _, html, _ = await site.get(f"/sessions/{paid.id}/", "learner")
+    assert "Seat held — pay $12.00 to the mentor by" in html
+    _, html, _ = await site.get("/dashboard/?tab=requests", "mentor")
+    assert "Paid clinic" in html and "Mark paid" in html
