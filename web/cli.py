@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import logging
 import os
@@ -57,12 +58,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"peerlearn: {_database_problem(settings, exc)}", file=sys.stderr)
         return 2
     app = create_app(settings)
-    print(
+    listening = (
         f"PeerLearn ({settings.server.mode}) on http://{settings.server.host}:{settings.server.port}/"
-        f"  database: {settings.database_url.split('://', 1)[0]}",
-        flush=True,
+        f"  database: {settings.database_url.split('://', 1)[0]}"
     )
-    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None)
+    try:
+        web.run_app(
+            app,
+            host=settings.server.host,
+            port=settings.server.port,
+            print=lambda _aiohttp_banner: print(listening, flush=True),  # once bound
+        )
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        where = f"{settings.server.host}:{settings.server.port}"
+        print(f"peerlearn: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+        return 2
     return 0
 
 

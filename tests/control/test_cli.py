@@ -107,6 +107,20 @@ def test_serve_names_an_unreachable_database(tmp_path: Path) -> None:
     assert "hunter2-pw" not in result.stderr
 
 
+def test_serve_names_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run(tmp_path, "serve", "--port", str(port))
+    assert result.returncode == 2, result
+    # (The development start-up logs its migration before trying to listen.)
+    [line] = [line for line in _stderr_lines(result) if line.startswith("peerlearn: ")]
+    assert line.startswith(f"peerlearn: cannot listen on 127.0.0.1:{port}"), line
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""  # never claimed to be serving
+
+
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
