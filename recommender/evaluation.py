@@ -1,16 +1,21 @@
 """Offline evaluation: temporal split with new items, and a user cold-start split.
 
-Protocol (see docs/recommender.md):
+Protocol (docs/recommender.md has the details and the numbers):
 
 * cutoff = the ``--cutoff-quantile`` of interaction times. The model is fitted on interactions
   before the cutoff, with the catalogue as it stood then (seats taken, statuses, mentor ratings
   recomputed from training data only) plus the metadata of sessions published later.
-* temporal split: for every learner with training history, the ground truth is the sessions
-  published *after* the cutoff that they booked later; the ranking is over those new sessions.
+* temporal split: learners with training history; the ground truth is what they booked among
+  the sessions published *after* the cutoff (sessions the model has never seen used).
 * cold-start split: ``--cold-fraction`` of learners lose their whole training history (they
-  keep their declared skills/interests) and are ranked the same way.
-* weights: the defaults of ``RecommenderWeights``, or with ``--tune`` the best of a small grid
-  on a validation split cut from the training period only (never the test period).
+  keep their declared skills/interests; those who declared nothing are left out).
+* frozen protocol: one ranking per user at the cutoff over every new session.
+* live protocol: the events after the cutoff are replayed through ``record()`` as the app
+  records them (no refit), and each test booking is a query at its own time over the new
+  sessions open then; the booking's own visit is never replayed before its query.
+* methods: each component alone (its weight 1, the others 0) and the hybrid with the weights
+  given (the app's configuration through ``peerlearn recommender-eval``), or with ``--tune``
+  the best of a small grid on a validation split cut from the training period only.
 """
 
 from __future__ import annotations

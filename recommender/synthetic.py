@@ -1,27 +1,33 @@
 """A seeded synthetic population with latent interests, for evaluation and benchmarks.
 
-The generative story (all draws from one ``numpy`` generator seeded by ``seed``):
+The generative story (numpy generators seeded by ``seed``; docs/recommender.md has more):
 
-* ``topics`` topics, each with a pool of skills and a few topic words. The first 16 have
-  realistic names ("Python", "Pandas", ...); further ones are named ``topicN``.
-* Learners have latent topic preferences ``theta ~ Dirichlet(alpha)`` (a few favourite topics),
-  a hidden *style* vector (e.g. pace, level, teaching style; never written in any text) and an
-  activity level (log-normal, so there are heavy users). Most declare a few skills/interests,
-  drawn from their favourite topics, with ``profile_noise`` of them replaced by random ones and
-  ``empty_profile_rate`` declaring nothing.
-* Mentors teach one or two topics, have a hidden style vector, a quality and a productivity.
+* ``topics`` topics, each with a pool of six skills. The first 16 have realistic names
+  ("Python", "Pandas", ...); further ones are named ``topicN``.
+* Learners have latent topic preferences ``theta ~ Dirichlet(topic_alpha)`` (a few favourite
+  topics), a hidden *style* vector (how they like to be taught; never written anywhere), a
+  preferred *level* (beginner, intermediate, advanced; never declared) and an activity level
+  (log-normal, so there are heavy users). Most declare a few skills/interests drawn from their
+  favourite topics, ``profile_noise`` of them replaced by random ones; ``empty_profile_rate``
+  declare nothing.
+* Mentors teach one or two topics and have a hidden style vector, a quality and a
+  productivity (how many of the sessions they give).
 * Sessions belong to a mentor and one of the mentor's topics, carry 2-3 skills of that topic
-  (sometimes one from another topic), a title and a description mixing topic and filler words.
-  Each is published (``created_at``) at a uniform time and scheduled 1-14 days later.
-* Interactions are generated visit by visit over ``days`` days. A visiting learner sees the
-  sessions published and not yet started or full; their utility for a session is
-  ``4*theta[topic] + style_weight*<style_user, style_mentor> + 0.5*quality`` plus Gumbel noise
-  scaled by ``noise``. They view the top few (Gumbel top-k = sampling by ``exp(utility)``), book
-  the best one if it clears a threshold, complete it at its schedule (85 %) and rate it
-  (60 %, 1-5 from the noiseless utility plus noise).
+  (sometimes one from another topic) and a level. The title follows a template of that level
+  ("Intro to Python", "Practical Python", "Python deep dive"), the description mixes topic
+  words, a level phrase and neutral filler. Each is published (``created_at``) at a uniform
+  time and scheduled 1-14 days later; ``cancel_rate`` of them are cancelled.
+* Interactions are generated visit by visit over ``days`` days. A visiting learner looks at
+  the sessions published and not yet started; their utility for a session is
+  ``4*theta[topic] + style_weight*<style_user, style_mentor>/sqrt(dims)
+  + level_weight*(1 - |level_user - level_session|) + 0.5*quality`` plus Gumbel noise scaled
+  by ``noise``. They view the top few (Gumbel top-k = sampling by ``exp(utility)``), book the
+  best one if it clears a threshold and has a seat left, complete it at its schedule (85 %)
+  and rate it (60 %, 1-5 from the noiseless utility plus noise).
 
-Text sees topics; only behaviour sees styles and quality: that is what the collaborative and
-popularity components can add to the content model.
+Each part of the utility shows somewhere different: topics in text and behaviour, levels only
+in the text of the sessions a learner chose, mentor styles only in behaviour (whom they book
+with), quality in ratings and popularity. No single component sees everything.
 """
 
 from __future__ import annotations

@@ -105,3 +105,14 @@ def test_snapshot_json_round_trip(snapshot: Snapshot) -> None:
     assert tuple(again.interactions) == tuple(snapshot.interactions)
     assert tuple(again.users) == tuple(snapshot.users)
     assert tuple(again.mentors) == tuple(snapshot.mentors)
+
+
+def test_live_audience_of_a_new_session_reaches_look_alikes() -> None:
+    rec = Recommender(fit_model(_two_communities()), COLLAB_ONLY)
+    assert rec.recommend_sessions(16, k=2, now=NOW)[0].id == "y-new"
+    for u in range(10, 16):  # user 16's community starts looking at Z's new session
+        for _ in range(2):
+            rec.record(event(u, "z-new", Z, "view", 0))
+    top = rec.recommend_sessions(16, k=2, now=NOW)[0]
+    assert top.id == "z-new"
+    assert top.reason == "learners like you are looking at this session"

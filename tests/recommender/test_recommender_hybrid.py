@@ -135,3 +135,20 @@ def test_collaborative_weight_grows_with_history(snapshot: Snapshot) -> None:
     for _ in range(5):
         rec.record(event(777, "figma", BOB, "view", 0))
     assert w0 == 0.0 < w2 < rec._collab_weight(None, 777) == rec.weights.collaborative
+
+
+def test_recorded_views_move_the_content_profile_at_once(snapshot: Snapshot) -> None:
+    rec = Recommender(fit_model(snapshot), CONTENT_ONLY)
+    newcomer = 6000  # unknown at fit time, declared nothing
+    assert {r.source for r in rec.recommend_sessions(newcomer, now=NOW)} == {"popularity"}
+    rec.record(event(newcomer, "guitar", 102, "view", 0))
+    top = rec.recommend_sessions(newcomer, now=NOW)[0]
+    assert top.id == "guitar" and top.source == "content"
+    assert top.reason == "similar to Guitar sessions you explored"
+
+
+def test_reasons_use_the_users_own_spelling(snapshot: Snapshot) -> None:
+    rec = Recommender(fit_model(snapshot), CONTENT_ONLY)
+    fan = UserProfile(7000, "learner", (), ("ux RESEARCH",))
+    top = rec.recommend_sessions(7000, now=NOW, profile=fan)[0]
+    assert top.id == "figma" and top.reason == "matches your interest in ux RESEARCH"

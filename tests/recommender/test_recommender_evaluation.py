@@ -1,0 +1,100 @@
+"""The offline evaluation: a reproducible population, splits that cannot leak, the table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from recommender import evaluation
+from recommender.data import Interaction
+from recommender.evaluation import REPLAY_GUARD, evaluate_split, make_split
+from recommender.hybrid import LiveState
+from recommender.synthetic import PopulationParams, generate
+
+SMALL = PopulationParams(
+    seed=3, users=400, mentors=25, sessions=150, topics=6, interactions=6000, days=40
+)
+
+
+@pytest.fixture(scope="module")
+def population():  # type: ignore[no-untyped-def]
+    return generate(SMALL)
+
+
+def test_population_is_reproducible_and_seed_dependent(population) -> None:  # type: ignore[no-untyped-def]
+    again = generate(SMALL).snapshot
+    assert again.interactions == population.snapshot.interactions
+    assert again.sessions == population.snapshot.sessions
+    other = generate(replace(SMALL, seed=4)).snapshot
+    assert other.interactions != population.snapshot.interactions
+    kinds = {i.kind for i in population.snapshot.interactions}
+    assert kinds == {"view", "booking", "completion", "rating"}
+
+
+def test_split_trains_on_the_past_and_tests_on_new_sessions(population) -> None:  # type: ignore[no-untyped-def]
+    split = make_split(population.snapshot, 0.75, 0.15, seed=3)
+    assert split.warm and split.cold
+    assert all(i.at < split.cutoff for i in split.train.interactions)
+    trained_on = {i.session_id for i in split.train.interactions}
+    assert not trained_on & split.candidates  # test sessions did not exist in training
+    for relevant in (*split.warm.values(), *split.cold.values()):
+        assert relevant <= split.candidates
+    train_users = {i.user_id for i in split.train.interactions}
+    assert not train_users & set(split.cold)  # cold-start users lost their whole history
+    # Seats taken are those of the training period, not the final ones.
+    booked = Counter(i.session_id for i in split.train.interactions if i.kind == "booking")
+    cold_booked = Counter(
+        i.session_id for i in population.snapshot.interactions
+        if i.at < split.cutoff and i.kind == "booking" and i.user_id in split.cold_users
+    )
+    for s in split.train.sessions:
+        assert s.current_participants == booked[s.id] + cold_booked[s.id]
+
+
+def test_live_protocol_never_replays_the_visit_behind_a_query(
+    population, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    split = make_split(population.snapshot, 0.75, 0.15, seed=3)
+    replayed: list[Interaction] = []
+    original = LiveState.record
+
+    def spy(self: LiveState, model, it: Interaction) -> None:  # type: ignore[no-untyped-def]
+        replayed.append(it)
+        original(self, model, it)
+
+    asked: list[tuple[int, object]] = []
+    real = evaluation.Recommender.recommend_sessions
+
+    def ask(self, user_id, k=10, booked_ids=(), now=None, profile=None, candidate_ids=None):  # type: ignore[no-untyped-def]
+        asked.append((user_id, now, len(replayed)))
+        return real(self, user_id, k, booked_ids, now, profile, candidate_ids)
+
+    monkeypatch.setattr(LiveState, "record", spy)
+    monkeypatch.setattr(evaluation.Recommender, "recommend_sessions", ask)
+    results = evaluate_split(split, evaluation.RecommenderWeights(), protocols=("live",))
+    assert asked and {r.split for r in results} == {"temporal, live", "cold-start, live"}
+    for user_id, now, n_seen in asked:
+        seen = replayed[:n_seen]
+        assert all(it.at < now - REPLAY_GUARD for it in seen)
+        if user_id in split.cold:
+            assert not any(it.user_id == user_id for it in seen)
+    assert not any(it.user_id in split.cold_users for it in replayed)
+
+
+def test_cli_prints_the_table_for_every_method(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--seed", "3", "--users", "400", "--mentors", "25", "--sessions", "150",
+            "--topics", "6", "--interactions", "6000", "--days", "40"]
+    assert evaluation.main(argv) == 0
+    out = capsys.readouterr().out
+    for split in ("temporal", "cold-start", "temporal, live", "cold-start, live"):
+        for method in ("popularity", "content", "collaborative", "hybrid"):
+            assert f"| {split} | {method} |" in out
+    assert "NDCG@10" in out and "goals (frozen):" in out and "goals (live):" in out
+
+
+def test_database_option_needs_the_app(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        evaluation.main(["--database"])
+    assert "peerlearn recommender-eval" in capsys.readouterr().err
