@@ -89,6 +89,12 @@ class ContentModel:
             return 1.0
         return VIEW_WEIGHT if kind == "view" else 0.0
 
+    def history_of(self, sessions: dict[int, float]) -> np.ndarray:
+        """Dense history vector of sessions (index -> weight), e.g. recorded since the fit."""
+        idx = np.fromiter(sessions.keys(), np.int64, len(sessions))
+        weights = np.fromiter(sessions.values(), np.float64, len(sessions))
+        return (sp.csr_matrix(weights[None, :]) @ self.sessions[idx]).toarray().ravel()
+
     def user_vector(
         self,
         row: int | None,

@@ -100,7 +100,9 @@ class LiveState:
     booked: dict[int, set[int]] = field(default_factory=dict)  # user -> session indices
     history: dict[int, int] = field(default_factory=dict)  # user -> new interactions
     collab_extra: dict[int, dict[int, float]] = field(default_factory=dict)
-    content_extra: dict[int, np.ndarray] = field(default_factory=dict)  # user -> history add-on
+    #: user -> {session index: history weight} recorded since the fit (sparse: vocabularies
+    #: can be large and many users act between two refits)
+    content_extra: dict[int, dict[int, float]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, model: FittedModel) -> LiveState:
@@ -132,9 +134,8 @@ class LiveState:
         self.history[it.user_id] = self.history.get(it.user_id, 0) + 1
         hw = model.content.history_weight(it.kind, it.value)
         if hw > 0 and s is not None:
-            add = hw * model.content.sessions[s].toarray().ravel()
-            old = self.content_extra.get(it.user_id)
-            self.content_extra[it.user_id] = add if old is None else old + add
+            seen = self.content_extra.setdefault(it.user_id, {})
+            seen[s] = seen.get(s, 0.0) + hw
         iw = implicit_weight(it.kind, it.value)
         if iw > 0 and (s is not None or m is not None):
             extra = self.collab_extra.setdefault(it.user_id, {})
@@ -316,9 +317,8 @@ class Recommender:
         """The user's content vector and collaborative taste, live events included."""
         m = self.model
         row = m.catalog.user_index.get(user_id) if user_id is not None else None
-        vector = m.content.user_vector(
-            row, profile, self.live.content_extra.get(user_id) if user_id is not None else None
-        )
+        seen = self.live.content_extra.get(user_id) if user_id is not None else None
+        vector = m.content.user_vector(row, profile, m.content.history_of(seen) if seen else None)
         extra = self.live.collab_extra.get(user_id) if user_id is not None else None
         taste = m.collaborative.taste(m.collaborative.user_row(row, extra))
         if profile is None and row is not None:
