@@ -162,12 +162,14 @@ def cmd_recommender_eval(args: argparse.Namespace, rest: list[str]) -> int:
 
         return asyncio.run(read())
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         return evaluation_main(
             rest, weights=weights_from_settings(settings.recommender), database=database
         )
-    except DatabaseNotMigrated as exc:
-        print(f"peerlearn: {exc}", file=sys.stderr)
+    except (DatabaseNotMigrated, OSError, SQLAlchemyError) as exc:  # only --database reads it
+        print(f"peerlearn: {_database_problem(settings, exc)}", file=sys.stderr)
         return 2
 
 
