@@ -243,6 +243,19 @@ class BenchClient:
         return sum(n for mid, n in self.received.items()
                    if self.track_map.get(mid, (0, ""))[1] == "camera")
 
+    def video_from(self) -> dict[int, int]:
+        """Camera frames received so far, per publisher."""
+        out: dict[int, int] = {}
+        for mid, n in self.received.items():
+            uid, kind = self.track_map.get(mid, (0, ""))
+            if kind == "camera":
+                out[uid] = out.get(uid, 0) + n
+        return out
+
+    def missing(self, everyone: range) -> list[int]:
+        got = self.video_from()
+        return [uid for uid in everyone if uid != self.user_id and not got.get(uid)]
+
     async def query(self, kind: str) -> dict:
         await self.ws.send_json({"type": kind})
         return await asyncio.wait_for(self.replies.get(), 10)
@@ -278,13 +291,16 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
     try:
         for c in clients:
             await c.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not all(  # noqa: ASYNC110 - polling counters
-            sum(1 for _, k in c.track_map.values() if k == "camera") == n - 1
-            and c.video_received() > 0 for c in clients
-        ):
+        # Measure only a complete room: every subscriber gets video from every publisher.
+        everyone = range(1, n + 1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(c.missing(everyone) for c in clients):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
+        gaps = {c.user_id: c.missing(everyone) for c in clients if c.missing(everyone)}
+        if gaps:
+            raise RuntimeError(f"{mode} N={n}: no video after 60 s (subscriber: publishers) {gaps}")
         await asyncio.sleep(2.0)  # warm-up: keyframes, REMB, RTCP settle
+        before = {c.user_id: c.video_from() for c in clients}
         start = await clients[0].query("bench_reset")
         cpu0 = sum(server.cpu_times()[:2])
         me0 = sum(psutil.Process().cpu_times()[:2])
@@ -298,6 +314,12 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
         sent1 = sum(c.video.index for c in clients)
         recv1 = sum(c.video_received() for c in clients)
         end = await clients[0].query("bench_stats")
+        stalled = {
+            c.user_id: [uid for uid, k in c.video_from().items()
+                        if k == before[c.user_id].get(uid, 0)]
+            for c in clients
+        }
+        stalled = {k: v for k, v in stalled.items() if v}
     finally:
         for c in clients:
             await c.close()
@@ -321,6 +343,7 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
         "delivered": delivered / expected if expected else 0.0,
         "cpu_per_frame_us": 1e6 * cpu / delivered if delivered else float("inf"),
         "median_delay": statistics.median(delays) * 1000 if delays else None,
+        "stalled": stalled,
     }
 
 

@@ -33,8 +33,22 @@ class SfuConfig:
     turn_ttl_s: int = 3600
     stats_log_interval_s: float = 30.0
     use_ipv6: bool = False
-    max_message_bytes: int = 64 * 1024
     instrument_delay: bool = False
+
+    @property
+    def max_sdp_bytes(self) -> int:
+        """Largest SDP accepted: it grows with the room.
+
+        A subscribe SDP has 3 m-lines (audio, camera, screen) per other participant; with
+        one host candidate aiortc writes ~1.2 KB per m-line and browsers a little less
+        (36.6 KB for an 11-person room). 4 KiB per m-line leaves room for more candidates.
+        """
+        return 3 * max(1, self.max_room_size - 1) * 4096 + 16 * 1024
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Largest signaling message: an SDP plus its envelope."""
+        return self.max_sdp_bytes + 4096
 
     def __post_init__(self) -> None:
         if not (0 < self.udp_port_min <= self.udp_port_max <= 65535):

@@ -40,7 +40,9 @@ class DownTrack(MediaStreamTrack):
         self.forwarded = 0
         self.dropped = 0
         self.bytes_out = 0
+        # Benchmark only: frame complete on the receive leg -> its first packet sent.
         self.delays: deque[float] | None = deque(maxlen=20000) if instrument else None
+        self._sending_since: float | None = None
 
     def reset_source(self) -> None:
         """A new source follows: wait for its keyframe, rebase its timestamps."""
@@ -99,8 +101,14 @@ class DownTrack(MediaStreamTrack):
         self.bytes_out += packet.size
         self._last_pts = int(packet.pts) + self.pts_offset
         if self.delays is not None:
-            self.delays.append(time.perf_counter() - t_in)
+            self._sending_since = t_in
         return packet
+
+    def packet_sent(self) -> None:
+        """Instrumented legs: a packet of this track left; the first one ends the delay."""
+        if self._sending_since is not None and self.delays is not None:
+            self.delays.append(time.perf_counter() - self._sending_since)
+            self._sending_since = None
 
     def stop(self) -> None:
         super().stop()

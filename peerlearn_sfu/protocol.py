@@ -23,7 +23,6 @@ CLIENT_TYPES = frozenset(
 )
 MUTE_KINDS = ("audio", "video", "screen")
 MODERATE_ACTIONS = ("mute", "remove", "clear_hands")
-MAX_SDP_CHARS = 32 * 1024
 MAX_CANDIDATE_CHARS = 1024
 
 
@@ -61,10 +60,10 @@ def field(message: dict, name: str, kind: type | tuple[type, ...], optional: boo
     return value
 
 
-def sdp_field(message: dict) -> str:
+def sdp_field(message: dict, max_bytes: int) -> str:
     sdp = field(message, "sdp", str)
-    if len(sdp) > MAX_SDP_CHARS:
-        raise SfuError("SDP too large", code="invalid_sdp")
+    if len(sdp) > max_bytes:
+        raise SfuError(f"SDP larger than {max_bytes} bytes", code="invalid_sdp")
     if not sdp.startswith("v=0"):
         raise SfuError("not an SDP", code="invalid_sdp")
     return sdp

@@ -167,7 +167,7 @@ class Room:
 
     async def _on_offer(self, p: Participant, message: dict) -> None:
         protocol.pc_field(message, "publish")
-        sdp = protocol.sdp_field(message)
+        sdp = protocol.sdp_field(message, self.config.max_sdp_bytes)
         async with p.publish_lock:
             first = p.publish is None
             session = p.publish or p.new_publish_session(
@@ -192,7 +192,7 @@ class Room:
 
     async def _on_answer(self, p: Participant, message: dict) -> None:
         protocol.pc_field(message, "subscribe")
-        sdp = protocol.sdp_field(message)
+        sdp = protocol.sdp_field(message, self.config.max_sdp_bytes)
         try:
             await p.subscribe.apply_answer(sdp)
         except ValueError as exc:
@@ -331,7 +331,8 @@ class Room:
         try:
             if isinstance(data, bytes):
                 data = data.decode("utf-8", "replace")
-            if not isinstance(data, str) or len(data) > self.config.max_message_bytes:
+            # Bytes, not characters, bound the work; 4 bytes per character at most in UTF-8.
+            if not isinstance(data, str) or len(data) > 4 * self.config.chat_max_chars + 256:
                 raise SfuError("chat message too large", code="chat_too_long")
             text: object = data
             if data.startswith("{"):

@@ -92,6 +92,8 @@ class SubscribeSession:
         self._lock = asyncio.Lock()
         self._dirty = False
         self._closed = False
+        self._probed = False
+        self._track_by_ssrc: dict[int, DownTrack] = {}
 
     def _ensure_pc(self) -> RTCPeerConnection:
         if self.pc is None:
@@ -118,6 +120,7 @@ class SubscribeSession:
             transceiver.sender.replaceTrack(track)
             slot = Slot(transceiver, track)
             self.slots.append(slot)
+            self._track_by_ssrc[transceiver.sender._ssrc] = track
         slot.attach(publication)
         self.schedule_negotiation()
 
@@ -130,6 +133,11 @@ class SubscribeSession:
                 changed = True
         if changed:
             self.schedule_negotiation()
+
+    def _sent(self, ssrc: int) -> None:
+        track = self._track_by_ssrc.get(ssrc)
+        if track is not None:
+            track.packet_sent()
 
     def schedule_negotiation(self) -> None:
         if not self._closed:
@@ -167,6 +175,9 @@ class SubscribeSession:
             offer = await pc.createOffer()
             apply_ice_policy(pc, self._ice_policy)
             await pc.setLocalDescription(offer)
+            if self._instrument and not self._probed:
+                self._probed = True
+                taps.install_send_probe(self.slots[0].transceiver.sender.transport, self._sent)
             if self._closed:
                 return
             message = {

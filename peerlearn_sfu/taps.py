@@ -26,10 +26,11 @@ import aiortc
 import av
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci
 
 AIORTC_PINNED = "1.16."
 
@@ -74,6 +75,7 @@ def check_aiortc_version() -> None:
         (RTCRtpReceiver, "_send_rtcp_pli"),
         (RTCRtpSender, "_send_keyframe"),
         (RTCRtpSender, "_handle_rtcp_packet"),
+        (RTCDtlsTransport, "_send_rtp"),
     ):
         if not callable(getattr(cls, method, None)):
             raise RuntimeError(f"{cls.__name__}.{method} is gone")
@@ -219,6 +221,20 @@ def install_sender_hooks(
     if on_keyframe_request is not None:
         sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
     return packer
+
+
+def install_send_probe(transport: RTCDtlsTransport, on_sent: Callable[[int], None]) -> None:
+    """Benchmark instrumentation: ``on_sent(ssrc)`` once each RTP packet has left the
+    process (SRTP-protected and handed to ``sendto``). Every sender of a bundled peer
+    connection sends through this one transport. Not installed in normal operation."""
+    original = transport._send_rtp
+
+    async def send_rtp(data: bytes) -> None:
+        await original(data)
+        if len(data) >= 12 and not is_rtcp(data):
+            on_sent(int.from_bytes(data[8:12], "big"))
+
+    transport._send_rtp = send_rtp  # type: ignore[method-assign]
 
 
 def sender_rtt(sender: RTCRtpSender) -> float | None:

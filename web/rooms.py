@@ -25,10 +25,10 @@ from web.security import origin_allowed, resolve_user, user_from_token
 
 log = logging.getLogger(__name__)
 
-# A signaling message is an SDP or a small command; 64 KiB is generous for both. Bigger
-# frames up to the transport limit get a `message_too_large` error and the socket stays;
-# only a frame beyond the transport limit makes aiohttp drop the connection (1009).
-MAX_SIGNALING_BYTES = 64 * 1024
+# A signaling message is an SDP or a small command; the SFU sizes the limit from the room
+# (SfuConfig.max_message_bytes, ~140 KB for 11 people). Bigger frames up to the transport
+# limit get a `message_too_large` error and the socket stays; only a frame beyond the
+# transport limit makes aiohttp drop the connection (1009).
 MAX_FRAME_BYTES = 1024 * 1024
 CLOSE_FORBIDDEN = 4403
 CLOSE_ENDED = 4000
@@ -53,7 +53,6 @@ def sfu_config(settings: Settings) -> SfuConfig:
         turn_secret=ice.turn_secret,
         turn_ttl_s=ice.turn_ttl_s,
         stats_log_interval_s=sfu.stats_log_interval_s,
-        max_message_bytes=MAX_SIGNALING_BYTES,
     )
 
 
@@ -176,6 +175,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         return await refuse(exc.code, exc.message)
 
     directory = request.app[ROOMS]
+    limit = directory.sfu.config.max_message_bytes
     room_id = str(session_id)
     participant = None
     watcher: asyncio.Task[None] | None = None
@@ -192,9 +192,9 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                     await send({"type": "error", "code": "bad_request", "message": "text only"})
                     continue
                 break
-            if len(msg.data) > MAX_SIGNALING_BYTES:
+            if len(msg.data) > limit:
                 await send({"type": "error", "code": "message_too_large",
-                            "message": f"messages are limited to {MAX_SIGNALING_BYTES} bytes"})
+                            "message": f"messages are limited to {limit} bytes"})
                 continue
             message = _parse(msg.data)
             if message is None:

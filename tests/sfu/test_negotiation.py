@@ -112,3 +112,19 @@ async def test_joins_leaves_and_screen_share_at_the_same_time(make_client, clip)
         assert not c.of_type("error"), c.of_type("error")
         assert c.subscribe_pc.connectionState == "connected"
         assert c.publish_pc.connectionState == "connected"
+
+
+async def test_a_full_room_of_eleven_gets_every_track(make_client, server):
+    """The room's cap (mentor + 10 learners): 30 m-lines per subscribe SDP, ~37 KB."""
+    size = server.config.max_room_size
+    assert size == 11
+    clients = [make_client(i) for i in range(1, size + 1)]
+    for c in clients:
+        await c.join()
+        await c.publish()
+    ids = {c.identity.user_id for c in clients}
+    for c in clients:
+        for uid in ids - {c.identity.user_id}:
+            await c.wait_for(lambda c=c, u=uid: c.frames_from(u, "camera"), timeout=30)
+        assert not c.of_type("error"), c.of_type("error")
+        assert len(c.subscribe_pc.getTransceivers()) == 3 * (size - 1)

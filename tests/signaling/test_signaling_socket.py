@@ -66,7 +66,7 @@ async def test_hostile_frames_get_errors_and_the_socket_goes_on(world: World) ->
         ({"type": "moderate", "action": "remove", "target": 1}, "forbidden"),
         ({"type": "chat", "text": "hi", "session_id": "00000000-0000-0000-0000-000000000000"},
          "wrong_room"),
-        ({"type": "chat", "text": "y" * (100 * 1024)}, "message_too_large"),
+        ({"type": "chat", "text": "y" * (300 * 1024)}, "message_too_large"),
     ]
     for frame, code in hostile:
         if isinstance(frame, str):
