@@ -296,9 +296,9 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(c.missing(everyone) for c in clients):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
-        gaps = {c.user_id: c.missing(everyone) for c in clients if c.missing(everyone)}
-        if gaps:
-            raise RuntimeError(f"{mode} N={n}: no video after 60 s (subscriber: publishers) {gaps}")
+        # A relay that cannot keep up never completes the room: measured anyway, and the
+        # streams that never arrived are reported.
+        never = sum(len(c.missing(everyone)) for c in clients)
         await asyncio.sleep(2.0)  # warm-up: keyframes, REMB, RTCP settle
         before = {c.user_id: c.video_from() for c in clients}
         start = await clients[0].query("bench_reset")
@@ -307,6 +307,8 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
         t0 = time.monotonic()
         sent0 = sum(c.video.index for c in clients)
         recv0 = sum(c.video_received() for c in clients)
+        if os.environ.get("PEERLEARN_BENCH_PROFILE"):  # py-spy the server meanwhile
+            print(f"# profile: server pid {proc.pid}", flush=True)
         await asyncio.sleep(seconds)
         cpu1 = sum(server.cpu_times()[:2])
         me1 = sum(psutil.Process().cpu_times()[:2])
@@ -344,6 +346,7 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
         "cpu_per_frame_us": 1e6 * cpu / delivered if delivered else float("inf"),
         "median_delay": statistics.median(delays) * 1000 if delays else None,
         "stalled": stalled,
+        "never_started": never,
     }
 
 
@@ -359,6 +362,12 @@ async def main(sizes: list[int], seconds: float, with_relay: bool) -> None:
     for n in sizes:
         sfu = await run_one("sfu", n, seconds, clip)
         relay = await run_one("relay", n, seconds, clip) if with_relay else None
+        if relay is not None and relay["delivered"] == 0:
+            # aiortc's MediaRelay sometimes stalls for good at N >= 6 (idle process, no
+            # error): say so and measure it once more rather than report a dead run.
+            print(f"# N={n}: the relay delivered nothing (stalled); running it again", flush=True)
+            relay = await run_one("relay", n, seconds, clip)
+            relay["retried"] = True
         rows.append((sfu, relay))
         print(f"# N={n}: sfu {sfu}\n#      relay {relay}", flush=True)
     print()
@@ -370,10 +379,26 @@ async def main(sizes: list[int], seconds: float, with_relay: bool) -> None:
         print(
             f"| {sfu['n']} | {sfu['cpu_pct']:.1f} | {fmt(sfu['us_per_packet'], '.1f')} | "
             f"{fmt(sfu['delay_p50_ms'], '.2f')} / {fmt(sfu['delay_p95_ms'], '.2f')} | "
-            f"{100 * sfu['delivered']:.1f}% | {sfu['clients_cpu_pct']:.0f} | "
+            f"{delivered(sfu)} | {sfu['clients_cpu_pct']:.0f} | "
             f"{fmt(relay and relay['cpu_pct'], '.1f')} | "
-            f"{fmt(relay and 100 * relay['delivered'], '.1f')}% | {fmt(ratio, '.1f')}× |"
+            f"{delivered(relay) if relay else '–'} | {fmt(ratio, '.1f')}× |"
         )
+    print()
+    print("delivered = video frames received by all subscribers / frames sent x (N-1), in the "
+          "same window (frames in flight at its edges make it read 100.1% at times); streams "
+          "that never started or stalled during the window are named.")
+
+
+def delivered(run: dict) -> str:
+    text = f"{100 * run['delivered']:.1f}%"
+    if run["never_started"]:
+        text += f" ({run['never_started']} of {run['n'] * (run['n'] - 1)} streams never started)"
+    stalled = sum(len(v) for v in run["stalled"].values())
+    if stalled:
+        text += f" ({stalled} stalled)"
+    if run.get("retried"):
+        text += " (second run: the first stalled)"
+    return text
 
 
 if __name__ == "__main__":
