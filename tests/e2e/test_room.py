@@ -60,13 +60,20 @@ def test_three_browsers_decode_each_other_and_chat(
         assert bp.page.locator(".chat-list b").count() == 0
 
     # A raised hand shows in everyone's queue; the mentor lowers all hands.
+    hand_badges = "figure.tile .badge-hand:visible"
+    for bp in pages:
+        expect(bp.page.locator(hand_badges)).to_have_count(0)
     alan_page.page.get_by_role("button", name="Raise hand").click()
     for bp in pages:
         name = "Alan Kay (you)" if bp is alan_page else "Alan Kay"
         expect(bp.page.locator("[data-hands-list] li")).to_have_text([name])
+        expect(bp.page.locator(hand_badges)).to_have_count(1)
+        alan_tile = bp.page.locator(f'figure.tile[data-user-id="{alan.id}"]')
+        expect(alan_tile.locator(".badge-hand")).to_be_visible()
     mentor_page.page.get_by_role("button", name="Lower all hands").click()
     for bp in pages:
         expect(bp.page.locator("[data-hands-list] li")).to_have_count(0)
+        expect(bp.page.locator(hand_badges)).to_have_count(0)
 
     # Muting is shown to the others.
     ada_page.page.get_by_role("button", name="Mute").click()

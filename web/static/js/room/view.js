@@ -142,6 +142,7 @@ export class RoomView {
     this.clearHands = root.querySelector('[data-clear-hands]');
     this.toasts = root.querySelector('[data-toasts]');
     this.speaker = null;
+    this.handQueue = [];
   }
 
   q(selector) {
@@ -164,6 +165,7 @@ export class RoomView {
     let tile = this.tiles.get(participant.user_id);
     if (!tile) {
       tile = new Tile(this, participant, isSelf);
+      tile.handBadge.hidden = !this.handQueue.includes(participant.user_id);
       this.tiles.set(participant.user_id, tile);
       // The mentor first, then everyone in order of arrival; yourself right after the mentor.
       if (participant.role === 'mentor') this.grid.prepend(tile.root);
@@ -199,6 +201,7 @@ export class RoomView {
   }
 
   setHands(queue, nameOf) {
+    this.handQueue = queue;
     this.handsList.replaceChildren();
     for (const tile of this.tiles.values()) tile.handBadge.hidden = !queue.includes(tile.userId);
     queue.forEach((userId) => {
