@@ -116,6 +116,10 @@ class Room:
         )
         if hands_changed:
             await self.broadcast({"type": "hands", "queue": list(self.hands)})
+        if not self.participants and self._ticker is not None:
+            # Nobody left to speak, measure or cap: the next join starts it again.
+            self._ticker.cancel()
+            self._ticker = None
         await participant.close()
         await self._hook("on_left", participant.user_id)
 

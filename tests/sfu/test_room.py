@@ -193,3 +193,17 @@ def _sfu_udp_ports() -> list[int]:
         c.laddr.port for c in psutil.Process().net_connections(kind="udp")
         if low <= c.laddr.port <= high
     ]
+
+
+async def test_an_empty_room_stops_its_ticker_and_restarts_it(make_client, server):
+    alice = await make_client(1).join()
+    room = server.get_room("room")
+    ticker = room._ticker
+    assert ticker is not None and not ticker.done()
+    await alice.send({"type": "leave"})
+    await asyncio.sleep(0)
+    assert room._ticker is None and ticker.cancelled()
+    bob = await make_client(2).join()
+    assert room._ticker is not None and not room._ticker.done()
+    await bob.send({"type": "ping"})
+    await bob.wait_message("pong")
