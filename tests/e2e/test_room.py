@@ -101,7 +101,7 @@ def test_listener_without_devices_still_joins_and_chats(
     mentor, ada, _ = trio
     sid = live_session(live_server, mentor, [ada])
     teacher = new_page("mentor", user=mentor)
-    listener = new_page("listener", user=ada)
+    listener = new_page("listener", user=ada, phone=True)
     listener.page.add_init_script(DENY_MEDIA_JS)
     listener.goto(f"/sessions/{sid}/room")
     expect(listener.page.locator("[data-device-note]")).to_contain_text("join as a listener")
@@ -118,6 +118,10 @@ def test_listener_without_devices_still_joins_and_chats(
     expect(listener_tile.locator(".badge-mic")).to_be_visible()
     send_chat(listener, "I can only type today")
     expect(teacher.page.locator(".chat-text").last).to_have_text("I can only type today")
+    # At phone width the room still fits: no sideways scrolling.
+    assert listener.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    listener.page.evaluate("window.scrollTo(0, 0)")
+    listener.shot("phone")
 
 
 def test_mentor_removes_a_learner_who_cannot_come_back(
