@@ -74,6 +74,11 @@ class Engine:
         return self._current is not None
 
     @property
+    def refitting_in_background(self) -> bool:
+        """True while the refit loop started by ``start()`` runs."""
+        return self._task is not None
+
+    @property
     def model(self) -> FittedModel | None:
         cur = self._current
         return cur.model if cur else None

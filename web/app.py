@@ -13,7 +13,7 @@ from config.settings import Settings
 from control.db import DatabaseNotMigrated
 from control.platform import Platform
 from web.api.registry import ApiRegistry, build_openapi
-from web.keys import OPENAPI, PLATFORM, SETTINGS
+from web.keys import BACKGROUND, OPENAPI, PLATFORM, SETTINGS
 from web.middlewares import (
     csrf_middleware,
     error_middleware,
@@ -46,19 +46,16 @@ FEATURE_MODULES = (
 )
 
 
-def _platform_ctx(background: bool):  # type: ignore[no-untyped-def]
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        platform = app[PLATFORM]
-        try:
-            await platform.db.prepare(production=app[SETTINGS].is_production)
-        except DatabaseNotMigrated:
-            await platform.db.dispose()
-            raise
-        await platform.start(background=background)
-        yield
-        await platform.close()
-
-    return ctx
+async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
+    platform = app[PLATFORM]
+    try:
+        await platform.db.prepare(production=app[SETTINGS].is_production)
+    except DatabaseNotMigrated:
+        await platform.db.dispose()
+        raise
+    await platform.start(background=app[BACKGROUND])
+    yield
+    await platform.close()
 
 
 async def openapi_document(request: web.Request) -> web.Response:
@@ -81,14 +78,20 @@ async def health(request: web.Request) -> web.Response:
 def create_app(
     settings: Settings, *, platform: Platform | None = None, background: bool = True
 ) -> web.Application:
-    """Build the app.  ``background=False`` keeps reminder/refit loops off (tests drive them)."""
+    """Build the app.
+
+    ``background=False`` keeps every self-running loop off (reminders, payment holds, ending
+    overdue sessions, the recommender's fits): tests drive them. Feature modules read the
+    flag as ``app[BACKGROUND]``.
+    """
     app = web.Application(
         middlewares=[headers_middleware, error_middleware, identity_middleware, csrf_middleware],
         client_max_size=settings.uploads.max_image_bytes + 64 * 1024,
     )
     app[SETTINGS] = settings
     app[PLATFORM] = platform or Platform(settings)
-    app.cleanup_ctx.append(_platform_ctx(background))
+    app[BACKGROUND] = background
+    app.cleanup_ctx.append(_platform_ctx)
 
     combined = ApiRegistry()
     for name in API_MODULES:

@@ -18,5 +18,8 @@ SFU = web.AppKey("sfu", Any)  # peerlearn_sfu.SfuServer
 RECOMMENDER = web.AppKey("recommender", Any)  # web.recommendations.RecommenderGateway
 TEMPLATES = web.AppKey("templates", Any)  # jinja2.Environment
 OPENAPI = web.AppKey("openapi", dict)
+#: ``create_app(background=...)``: whether loops that run by themselves (reminders, payment
+#: holds, the recommender's fits) are started; tests turn them off and drive them directly.
+BACKGROUND = web.AppKey("background", bool)
 
-__all__ = ["OPENAPI", "PLATFORM", "RECOMMENDER", "SETTINGS", "SFU", "TEMPLATES", "jinja2"]
+__all__ = ["BACKGROUND", "OPENAPI", "PLATFORM", "RECOMMENDER", "SETTINGS", "SFU", "TEMPLATES", "jinja2"]

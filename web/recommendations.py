@@ -13,6 +13,8 @@
 
 Fits run in the engine's worker thread; requests never wait for one. Until the first fit
 has finished (a fraction of a second after start-up on a small platform) answers are empty.
+The refit loop (and so the first fit) only runs when the app was created with background
+loops on (``app[BACKGROUND]``); otherwise fits happen when ``refresh()`` is called.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from control.platform import Platform
 from recommender.data import Interaction, Recommendation, RecommenderWeights, Snapshot, UserProfile
 from recommender.engine import Engine
 from recommender.serialization import snapshot_from_dict
-from web.keys import PLATFORM, RECOMMENDER, SETTINGS
+from web.keys import BACKGROUND, PLATFORM, RECOMMENDER, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +103,12 @@ class RecommenderGateway:
         return await load_snapshot(self.platform)
 
     # -- lifecycle ------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, *, background: bool = True) -> None:
+        """Listen to the platform; with ``background`` also start the refit loop, whose first
+        fit begins at once. Without it (tests) nothing fits until ``refresh()``."""
         self.platform.interactions.listeners.append(self.on_interaction)
-        await self.engine.start()
+        if background:
+            await self.engine.start()
 
     async def stop(self) -> None:
         if self.on_interaction in self.platform.interactions.listeners:
@@ -214,7 +219,7 @@ def gateway_of(app: web.Application) -> RecommenderGateway:
 
 async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     gateway = gateway_of(app)
-    await gateway.start()
+    await gateway.start(background=app[BACKGROUND])
     yield
     await gateway.stop()
 

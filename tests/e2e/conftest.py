@@ -6,6 +6,8 @@ Fixtures other test modules reuse:
   on 127.0.0.1 in a background thread.  ``live_server.url`` is the base URL;
   ``live_server.call(fn, *args)`` runs ``await fn(platform, *args)`` on the server's loop
   (seed data, simulate room joins, read state); ``live_server.app`` is the aiohttp app.
+  Background loops are off (``create_app(background=False)``): ``refit_recommender()``
+  fits the recommender (``world`` does after seeding).
 - ``browser`` (package): Chromium launched with the project's flags; each page gets its
   own fresh context (no shared profile, cookies or storage).  Package scope, not session:
   sync Playwright keeps its event loop current in the main thread, so it must be gone
@@ -48,7 +50,7 @@ from playwright.sync_api import expect
 
 from config.settings import load_settings
 from control.platform import Platform
-from web.keys import PLATFORM
+from web.keys import PLATFORM, RECOMMENDER
 from web.security import SESSION_COOKIE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +111,12 @@ class LiveServer:
     @property
     def platform(self) -> Platform:
         return self.app[PLATFORM]
+
+    def refit_recommender(self) -> int:
+        """Fit the recommender now (the app runs without background loops); its version."""
+        gateway = self.app[RECOMMENDER]
+        self._run(gateway.refresh())
+        return int(gateway.model_version)
 
     def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         """Run ``await fn(platform, *args, **kwargs)`` on the server loop and return it."""
@@ -244,7 +252,9 @@ def world(live_server: LiveServer) -> dict[str, Any]:
     """A seeded world (``e2e.seed``) per test module, so modules never see each other's edits."""
     from e2e.seed import seed_world
 
-    return live_server.call(seed_world)
+    seeded = live_server.call(seed_world)
+    live_server.refit_recommender()  # no background fits in tests: recommendations need one
+    return seeded
 
 
 @pytest.fixture

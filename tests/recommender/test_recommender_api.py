@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -203,3 +204,23 @@ async def test_empty_platform_answers_empty_lists(sqlite_api: Any) -> None:
     for path in ("sessions", "mentors", "trending"):
         status, body = await sqlite_api.call("GET", f"/api/recommendations/{path}/", learner)
         assert status == 200 and body["results"] == [], path
+
+
+async def test_background_flag_keeps_the_refit_loop_off_until_asked(
+    app_factory: Any, sqlite_settings: Any
+) -> None:
+    """``create_app(background=False)`` (the tests' app): no fit runs by itself."""
+    client = await app_factory(sqlite_settings, background=False)
+    gateway = client.app[RECOMMENDER]
+    assert not gateway.engine.refitting_in_background
+    await asyncio.sleep(0.2)  # room for a first fit the flag failed to hold back
+    assert gateway.model_version == 0
+    await gateway.refresh()  # tests fit explicitly
+    assert gateway.model_version == 1
+
+
+async def test_background_app_fits_by_itself(app_factory: Any, sqlite_settings: Any) -> None:
+    client = await app_factory(sqlite_settings, background=True)
+    gateway = client.app[RECOMMENDER]
+    assert gateway.engine.refitting_in_background
+    await asyncio.wait_for(gateway.engine.wait_for_version(1), timeout=30)
