@@ -7,8 +7,9 @@ import asyncio
 from typing import Any
 
 import aiohttp
-from conftest import ApiDriver
 from sessions_helpers import create_session, iso_in
+
+from tests.conftest import ApiDriver
 
 WAIT_S = 10.0
 

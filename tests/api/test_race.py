@@ -7,11 +7,11 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import ApiDriver
 from sessions_helpers import create_session, iso_in, platform_of
 from sqlalchemy import func, select
 
 from control.models import Booking
+from tests.conftest import ApiDriver
 
 
 async def register_many(api: ApiDriver, n: int) -> list[dict[str, Any]]:

@@ -74,7 +74,7 @@ async def test_create_session_validation(sqlite_api: Any, override: dict, field:
 async def test_create_session_max_participants_follows_settings(
     app_factory: Any, make_settings: Any
 ) -> None:
-    from conftest import ApiDriver
+    from tests.conftest import ApiDriver
 
     api = ApiDriver(await app_factory(make_settings(sessions={"max_participants": 4})))
     mentor = await api.register("mentor")
