@@ -1,7 +1,8 @@
 """The event bus: in-memory for one process, Redis pub/sub when nodes share work.
 
 Channels are plain strings (``user:42`` for a user's live notifications, ``session:<uuid>``
-for a session's lifecycle).  Messages are JSON-serialisable dicts.
+for a session's lifecycle, ``catalog`` for changes to what can be booked).  Messages are
+JSON-serialisable dicts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+#: Catalogue changes every node follows (its recommender): ``{"type": ..., "session_id": ...}``
+#: with type ``session_created``, ``session_started``, ``session_ended``,
+#: ``session_cancelled``, or ``booking_cancelled`` (plus ``user_id``: the seat is free again).
+CATALOG_CHANNEL = "catalog"
 
 
 class EventBus(Protocol):

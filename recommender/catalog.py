@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,6 +78,38 @@ class Catalog:
         """Session indices a user row had booked at snapshot time."""
         return self.booked.indices[self.booked.indptr[row] : self.booked.indptr[row + 1]]
 
+    def with_session(self, item: SessionItem, mentor: MentorItem | None = None) -> Catalog:
+        """This catalogue plus one session published since the fit (appended, so every index
+        already handed out stays valid). Its mentor is appended too when new; ``mentor`` is
+        their profile (a placeholder without it)."""
+        mentors, mentor_index = self.mentors, self.mentor_index
+        if item.mentor_id not in mentor_index:
+            mentor_index = {**mentor_index, item.mentor_id: len(mentors)}
+            mentors = (*mentors, mentor or _placeholder_mentor(item.mentor_id))
+        n = self.n_sessions + 1
+        booked = sp.csr_matrix(
+            (self.booked.data, self.booked.indices, self.booked.indptr), shape=(self.n_users, n)
+        )
+        return replace(
+            self,
+            sessions=(*self.sessions, item),
+            session_index={**self.session_index, item.id: n - 1},
+            mentors=mentors,
+            mentor_index=mentor_index,
+            session_mentor=np.append(self.session_mentor, mentor_index[item.mentor_id]),
+            session_mentor_id=np.append(self.session_mentor_id, item.mentor_id),
+            session_ts=np.append(self.session_ts, item.schedule.timestamp()),
+            session_open=np.append(self.session_open, item.status in BOOKABLE_STATUSES),
+            session_capacity=np.append(self.session_capacity, item.max_participants),
+            session_taken=np.append(self.session_taken, item.current_participants),
+            booked=booked,
+        )
+
+
+def _placeholder_mentor(mentor_id: int) -> MentorItem:
+    """A mentor known only from their sessions (no profile in the snapshot)."""
+    return MentorItem(mentor_id, f"mentor {mentor_id}", (), "", None, 0)
+
 
 def build_catalog(snapshot: Snapshot) -> Catalog:
     """Index a snapshot. Users and mentors only seen in interactions/sessions are added."""
@@ -94,7 +126,7 @@ def build_catalog(snapshot: Snapshot) -> Catalog:
     for s in sessions:
         if s.mentor_id not in mentor_index:
             mentor_index[s.mentor_id] = len(mentors)
-            mentors.append(MentorItem(s.mentor_id, f"mentor {s.mentor_id}", (), "", None, 0))
+            mentors.append(_placeholder_mentor(s.mentor_id))
     session_index = {s.id: i for i, s in enumerate(sessions)}
 
     n = len(sessions)
@@ -106,10 +138,20 @@ def build_catalog(snapshot: Snapshot) -> Catalog:
     taken = np.fromiter((s.current_participants for s in sessions), np.int64, n)
 
     events = _event_arrays(snapshot.interactions, user_index, session_index, mentor_index)
-    booking = (events.kind == KIND_CODES["booking"]) & (events.session >= 0)
+    if snapshot.seats is None:
+        booking = (events.kind == KIND_CODES["booking"]) & (events.session >= 0)
+        booked_user, booked_session = events.user[booking], events.session[booking]
+    else:
+        # The source's word on who holds a seat now (cancelled bookings are not "booked").
+        held = [
+            (user_index[u], session_index[s])
+            for u, s in snapshot.seats
+            if u in user_index and s in session_index
+        ]
+        booked_user = np.fromiter((u for u, _ in held), np.int64, len(held))
+        booked_session = np.fromiter((s for _, s in held), np.int64, len(held))
     booked = sp.csr_matrix(
-        (np.ones(int(booking.sum())), (events.user[booking], events.session[booking])),
-        shape=(len(users), n),
+        (np.ones(len(booked_user)), (booked_user, booked_session)), shape=(len(users), n)
     )
     booked.sum_duplicates()
     history = np.bincount(events.user, minlength=len(users))

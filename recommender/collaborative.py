@@ -9,7 +9,7 @@ a (new) session is scored through its mentor and its skills.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,6 +42,9 @@ class CollaborativeModel:
     #: per session, the implicit-weighted sum of its audience's unit taste vectors (k wide)
     session_audience: np.ndarray
     audience_weight: np.ndarray  # per session, the summed implicit weights behind it
+    #: mentors added to the catalogue since the fit (after the fitted ones): they have no
+    #: column, so no collaborative affinity until the next refit
+    live_mentors: int = 0
 
     @classmethod
     def fit(cls, cat: Catalog, n_components: int = N_COMPONENTS) -> CollaborativeModel:
@@ -96,6 +99,29 @@ class CollaborativeModel:
             audience, weight,
         )
 
+    def with_session(self, skills: tuple[str, ...], mentor: int, new_mentor: bool) -> (
+        CollaborativeModel
+    ):
+        """This model plus one session published since the fit, taught by catalogue mentor
+        ``mentor``: scored through its mentor and the skills the fit knows, with no audience
+        yet."""
+        known = {name: i for i, name in enumerate(self.skill_names)}
+        cols = sorted({known[k] for x in skills if (k := normalize_skill(x)) in known})
+        row = sp.csr_matrix(
+            (np.full(len(cols), 1.0 / max(1, len(cols))), (np.zeros(len(cols), np.int64), cols)),
+            shape=(1, len(self.skill_names)),
+        )
+        return replace(
+            self,
+            session_skills=sp.vstack([self.session_skills, row]).tocsr(),
+            session_mentor=np.append(self.session_mentor, mentor),
+            session_audience=np.vstack(
+                [self.session_audience, np.zeros((1, self.session_audience.shape[1]))]
+            ),
+            audience_weight=np.append(self.audience_weight, 0.0),
+            live_mentors=self.live_mentors + int(new_mentor),
+        )
+
     def user_row(self, row: int | None, extra: dict[int, float] | None = None) -> np.ndarray:
         """Raw (mentor | skill) weights of a user, plus events recorded since the fit."""
         out = np.zeros(self.raw.shape[1])
@@ -131,12 +157,16 @@ class CollaborativeModel:
 
     def score_sessions(self, aff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-session (mentor part, skill part) of the collaborative score."""
-        mentor_part = aff[: self.n_mentors][self.session_mentor]
+        mentor_part = self.score_mentors(aff)[self.session_mentor]
         skill_part = SKILL_SCORE_WEIGHT * (self.session_skills @ aff[self.n_mentors :])
         return mentor_part, skill_part
 
     def score_mentors(self, aff: np.ndarray) -> np.ndarray:
-        return aff[: self.n_mentors]
+        """Affinity per catalogue mentor (0 for mentors added since the fit)."""
+        fitted = aff[: self.n_mentors]
+        return np.concatenate([fitted, np.zeros(self.live_mentors)]) if self.live_mentors else (
+            fitted
+        )
 
     def top_skill(self, session: int, aff: np.ndarray) -> str | None:
         """The session's skill with the highest collaborative affinity."""
@@ -158,7 +188,7 @@ class CollaborativeModel:
                     self.session_skills.indices[lo:hi], self.session_skills.data[lo:hi], strict=True
                 )
             )
-        if mentor is not None:
+        if mentor is not None and mentor < self.n_mentors:  # a mentor added live has no column
             out.append((mentor, 1.0))
         return out
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -10,7 +10,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from .catalog import KIND_CODES, Catalog, is_positive, positive_mask
-from .data import UserProfile
+from .data import MentorItem, SessionItem, UserProfile
 from .text import SKILL_PREFIX, analyze, display_names, normalize_skill, skill_token, words
 
 #: how much a mentor's general skills colour each of their sessions (own text/skills = 1)
@@ -77,11 +77,35 @@ class ContentModel:
         for skills in declared:
             for token, name in display_names(skills).items():
                 names.setdefault(token, name)
-        word_names = {
-            w[0]: name for name in names.values() if len(w := words(name)) == 1
-        }
         features = vec.get_feature_names_out()
-        return cls(vec, features, sessions, mentors, profiles, history, names, word_names)
+        return cls(
+            vec, features, sessions, mentors, profiles, history, names, _word_names(names)
+        )
+
+    def with_session(
+        self, item: SessionItem, mentor: MentorItem, new_mentor: bool
+    ) -> ContentModel:
+        """This model plus one session published since the fit (and its mentor when new),
+        projected on the fitted vocabulary: words and skills the vocabulary lacks only count
+        after the next refit."""
+        session_doc = (f"{item.title} {item.description}", item.skills)
+        row = _rows(self.vectorizer, [session_doc]) + MENTOR_SKILL_WEIGHT * _rows(
+            self.vectorizer, [("", mentor.skills)]
+        )
+        mentors = self.mentors
+        if new_mentor:
+            mentor_doc = (f"{mentor.bio} {item.title}", mentor.skills)
+            mentors = sp.vstack([mentors, _rows(self.vectorizer, [mentor_doc])]).tocsr()
+        names = dict(self.names)
+        for token, name in display_names((*item.skills, *mentor.skills)).items():
+            names.setdefault(token, name)
+        return replace(
+            self,
+            sessions=sp.vstack([self.sessions, normalize(row)]).tocsr(),
+            mentors=mentors,
+            names=names,
+            word_names=_word_names(names),
+        )
 
     def history_weight(self, kind: str, value: float | None) -> float:
         """How much one event moves the user's history vector (live updates)."""
@@ -154,6 +178,11 @@ class ContentModel:
             if name:
                 return f"builds on your {name} skills"
         return f"similar to {self.display(term)} sessions you explored"
+
+
+def _word_names(names: dict[str, str]) -> dict[str, str]:
+    """The word of each one-word skill -> its display name ("python" -> "Python")."""
+    return {w[0]: name for name in names.values() if len(w := words(name)) == 1}
 
 
 def _declared(term: str, declared: tuple[str, ...]) -> str | None:

@@ -14,8 +14,8 @@ from typing import Literal
 InteractionKind = Literal["view", "booking", "completion", "rating"]
 Source = Literal["content", "collaborative", "popularity", "hybrid"]
 
-#: Session statuses a learner can still book.
-BOOKABLE_STATUSES: frozenset[str] = frozenset({"scheduled", "active"})
+#: Session statuses a learner can still book (the platform refuses to book a started session).
+BOOKABLE_STATUSES: frozenset[str] = frozenset({"scheduled"})
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,19 @@ class Interaction:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything a refit needs, read from the database in one go."""
+    """Everything a refit needs, read from the database in one go.
+
+    ``seats`` lists ``(user id, session id)`` for every booking that holds a seat now, when
+    the source knows it (the platform's export): a booking cancelled since is then no longer
+    "booked". ``None`` derives the booked sessions from the booking interactions (synthetic
+    data and the offline evaluation, which have no cancellations).
+    """
 
     users: Sequence[UserProfile] = ()
     sessions: Sequence[SessionItem] = ()
     mentors: Sequence[MentorItem] = ()
     interactions: Sequence[Interaction] = ()
+    seats: Sequence[tuple[int, str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,13 @@
   loop, sync ones in the worker thread), the model is fitted in the worker thread, then the new
   ``Recommender`` replaces the old one with one reference assignment. Requests read that
   reference once, so they never wait for a refit and never see a half-built model.
-* Interactions recorded from the moment a snapshot starts loading are replayed onto the new
-  model before the swap (minus those the snapshot already holds), so nothing recorded during
-  a slow load or fit is lost or counted twice.
+* ``add_session()``, ``close_session()`` and ``unbook()`` apply catalogue changes (a session
+  published, cancelled, started or ended; a booking cancelled) to the current model at once,
+  so requests see them before any refit; a new session also asks for a refit, which learns
+  its words and skills properly.
+* Interactions and catalogue changes recorded from the moment a snapshot starts loading are
+  replayed onto the new model before the swap (minus interactions the snapshot already
+  holds), so nothing recorded during a slow load or fit is lost or counted twice.
 
 All public methods are meant to be called from the event loop thread.
 """
@@ -23,9 +27,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 
-from .data import Interaction, Recommendation, RecommenderWeights, Snapshot, UserProfile
+from .data import (
+    Interaction,
+    MentorItem,
+    Recommendation,
+    RecommenderWeights,
+    SessionItem,
+    Snapshot,
+    UserProfile,
+)
 from .hybrid import FittedModel, Recommender, fit_model
 
 log = logging.getLogger(__name__)
@@ -34,6 +47,38 @@ Loader = Callable[[], Awaitable[Snapshot]] | Callable[[], Snapshot]
 Fitter = Callable[[Snapshot, RecommenderWeights], FittedModel]
 #: bound on interactions kept for replay if refits keep failing
 MAX_PENDING = 200_000
+
+
+@dataclass(frozen=True)
+class SessionAdded:
+    item: SessionItem
+    mentor: MentorItem | None
+
+
+@dataclass(frozen=True)
+class SessionClosed:
+    session_id: str
+
+
+@dataclass(frozen=True)
+class Unbooked:
+    user_id: int
+    session_id: str
+
+
+#: what the engine replays onto a model fitted from a snapshot that may predate it
+Change = Interaction | SessionAdded | SessionClosed | Unbooked
+
+
+def _apply(recommender: Recommender, change: Change) -> None:
+    if isinstance(change, Interaction):
+        recommender.record(change)
+    elif isinstance(change, SessionAdded):
+        recommender.add_session(change.item, change.mentor)
+    elif isinstance(change, SessionClosed):
+        recommender.close_session(change.session_id)
+    else:
+        recommender.unbook(change.user_id, change.session_id)
 
 
 class Engine:
@@ -55,7 +100,7 @@ class Engine:
         self._own_executor = executor is None
         self._min_gap = min_refit_gap_s
         self._current: Recommender | None = None
-        self._pending: list[Interaction] = []  # recorded since the last snapshot was read
+        self._pending: list[Change] = []  # recorded since the last snapshot was read
         self._since_fit = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -120,16 +165,18 @@ class Engine:
             try:
                 snapshot = await self._load(loop)
                 # Recorded while loading: perhaps in the snapshot. Recorded later: surely not.
-                during_load = list(self._pending)
+                during_load = [c for c in self._pending if isinstance(c, Interaction)]
                 model, duplicates = await loop.run_in_executor(
                     self._executor, self._fit, snapshot, during_load
                 )
             finally:
                 self._attempted.set()
             fresh = Recommender(model, self.weights)
-            for it in self._pending:
-                if _key(it) not in duplicates:
-                    fresh.record(it)
+            # Catalogue changes replay safely either way: each is a no-op when the snapshot
+            # already shows it (session known, closed, or the booking already gone).
+            for change in self._pending:
+                if not isinstance(change, Interaction) or _key(change) not in duplicates:
+                    _apply(fresh, change)
             self._current = fresh  # the swap: one reference assignment
             self.version += 1
             self._swapped.set()
@@ -161,6 +208,26 @@ class Engine:
         unknown = cur is not None and interaction.session_id not in cur.model.catalog.session_index
         if unknown or self._since_fit >= self.weights.refit_after_interactions:
             self._wake.set()  # a session published since the fit: the model must learn it
+
+    def add_session(self, item: SessionItem, mentor: MentorItem | None = None) -> None:
+        """A session published since the fit: served at once, learnt by a refit soon."""
+        self._change(SessionAdded(item, mentor))
+        self._wake.set()
+
+    def close_session(self, session_id: str) -> None:
+        """A session cancelled, started or ended: never suggested again."""
+        self._change(SessionClosed(session_id))
+
+    def unbook(self, user_id: int, session_id: str) -> None:
+        """A booking cancelled (or a payment hold lapsed): the seat is free, and the session
+        may be suggested to that learner again."""
+        self._change(Unbooked(user_id, session_id))
+
+    def _change(self, change: SessionAdded | SessionClosed | Unbooked) -> None:
+        if len(self._pending) < MAX_PENDING:
+            self._pending.append(change)
+        if self._current is not None:
+            _apply(self._current, change)
 
     # -- requests (synchronous, fast) -----------------------------------------------------
     def recommend_sessions(

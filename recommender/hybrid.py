@@ -8,7 +8,7 @@ that ``record()`` updates between refits (popularity, seats taken, new bookings,
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,8 +18,10 @@ from .collaborative import AUDIENCE_WEIGHT, CollaborativeModel
 from .content import ContentModel
 from .data import (
     Interaction,
+    MentorItem,
     Recommendation,
     RecommenderWeights,
+    SessionItem,
     Snapshot,
     Source,
     UserProfile,
@@ -55,6 +57,29 @@ class FittedModel:
     fitted_at: datetime
     n_interactions: int
 
+    def with_session(self, item: SessionItem, mentor: MentorItem | None = None) -> FittedModel:
+        """This model plus one session published since the fit: a cheap live update (copies
+        of the per-session arrays, one TF-IDF row) that serves it at once; the next refit
+        learns it properly (new words and skills, its mentor's collaborative column)."""
+        cat = self.catalog.with_session(item, mentor)
+        new_mentor = cat.n_mentors > self.catalog.n_mentors
+        m = cat.mentor_index[item.mentor_id]
+        rating = self.mentor_rating
+        if new_mentor:
+            profile = cat.mentors[m]
+            rating = np.append(rating, _bayesian_rating(
+                (profile.rating or 0.0) * profile.rating_count, profile.rating_count
+            ))
+        return replace(
+            self,
+            catalog=cat,
+            content=self.content.with_session(item, cat.mentors[m], new_mentor),
+            collaborative=self.collaborative.with_session(item.skills, m, new_mentor),
+            session_popularity=self.session_popularity.grown(cat.n_sessions),
+            mentor_popularity=self.mentor_popularity.grown(cat.n_mentors),
+            mentor_rating=rating,
+        )
+
 
 def fit_model(snapshot: Snapshot, weights: RecommenderWeights | None = None) -> FittedModel:
     """Fit every component on a snapshot (CPU-bound: run it off the event loop)."""
@@ -85,7 +110,12 @@ def _mentor_ratings(cat: Catalog) -> np.ndarray:
     for i, m in enumerate(cat.mentors):
         if m.rating is not None and m.rating_count > 0:
             total[i], count[i] = m.rating * m.rating_count, m.rating_count
-    return (total + PRIOR_MEAN * PRIOR_COUNT) / (count + PRIOR_COUNT)
+    return _bayesian_rating(total, count)
+
+
+def _bayesian_rating(total: np.ndarray | float, count: np.ndarray | float) -> np.ndarray:
+    """Average rating shrunk towards ``PRIOR_MEAN`` by ``PRIOR_COUNT`` pseudo-ratings."""
+    return (np.asarray(total) + PRIOR_MEAN * PRIOR_COUNT) / (np.asarray(count) + PRIOR_COUNT)
 
 
 @dataclass
@@ -97,7 +127,10 @@ class LiveState:
     taken_extra: np.ndarray
     session_audience: np.ndarray
     audience_weight: np.ndarray
+    session_open: np.ndarray  # still bookable: the fit's statuses minus sessions closed since
     booked: dict[int, set[int]] = field(default_factory=dict)  # user -> session indices
+    #: user -> session indices of bookings (known to the fit) cancelled since
+    unbooked: dict[int, set[int]] = field(default_factory=dict)
     history: dict[int, int] = field(default_factory=dict)  # user -> new interactions
     collab_extra: dict[int, dict[int, float]] = field(default_factory=dict)
     #: user -> {session index: history weight} recorded since the fit (sparse: vocabularies
@@ -112,7 +145,46 @@ class LiveState:
             np.zeros(model.catalog.n_sessions, dtype=np.int64),
             model.collaborative.session_audience.copy(),
             model.collaborative.audience_weight.copy(),
+            model.catalog.session_open.copy(),
         )
+
+    def grow(self, model: FittedModel) -> None:
+        """Make room for the sessions and mentors ``model`` added to the one this state
+        followed (``FittedModel.with_session``); nothing recorded is lost."""
+        cat = model.catalog
+        extra = cat.n_sessions - len(self.taken_extra)
+        self.session_popularity = self.session_popularity.grown(cat.n_sessions)
+        self.mentor_popularity = self.mentor_popularity.grown(cat.n_mentors)
+        self.taken_extra = np.append(self.taken_extra, np.zeros(extra, dtype=np.int64))
+        self.session_audience = np.vstack(
+            [self.session_audience, np.zeros((extra, self.session_audience.shape[1]))]
+        )
+        self.audience_weight = np.append(self.audience_weight, np.zeros(extra))
+        added = cat.session_open[cat.n_sessions - extra :]
+        self.session_open = np.concatenate([self.session_open, added])
+
+    def is_booked(self, model: FittedModel, user_id: int, s: int) -> bool:
+        """Whether the user holds a seat in session ``s`` (fit, then live changes)."""
+        if s in self.booked.get(user_id, ()):
+            return True
+        row = model.catalog.user_index.get(user_id)
+        return (
+            row is not None
+            and s in model.catalog.booked_of(row)
+            and s not in self.unbooked.get(user_id, ())
+        )
+
+    def unbook(self, model: FittedModel, user_id: int, session_id: str) -> None:
+        """A booking was cancelled: the seat is free again and the session can be suggested
+        to that user again. A no-op when the model did not count the booking."""
+        s = model.catalog.session_index.get(session_id)
+        if s is None or not self.is_booked(model, user_id, s):
+            return
+        if s in self.booked.get(user_id, ()):
+            self.booked[user_id].discard(s)
+        else:
+            self.unbooked.setdefault(user_id, set()).add(s)
+        self.taken_extra[s] -= 1
 
     def record(self, model: FittedModel, it: Interaction) -> None:
         """Apply one interaction: O(number of the session's skills)."""
@@ -127,10 +199,13 @@ class LiveState:
                 m = int(cat.session_mentor[s])
         if m is not None:
             self.mentor_popularity.add(m, w, ts)
-        if it.kind == "booking" and s is not None:
-            if s not in self.booked.setdefault(it.user_id, set()):
-                self.booked[it.user_id].add(s)
-                self.taken_extra[s] += 1
+        if it.kind == "booking" and s is not None and not self.is_booked(model, it.user_id, s):
+            cancelled = self.unbooked.get(it.user_id)
+            if cancelled and s in cancelled:
+                cancelled.discard(s)  # booked again: the fit's booking counts once more
+            else:
+                self.booked.setdefault(it.user_id, set()).add(s)
+            self.taken_extra[s] += 1
         self.history[it.user_id] = self.history.get(it.user_id, 0) + 1
         hw = model.content.history_weight(it.kind, it.value)
         if hw > 0 and s is not None:
@@ -295,17 +370,36 @@ class Recommender:
     def record(self, it: Interaction) -> None:
         self.live.record(self.model, it)
 
+    def add_session(self, item: SessionItem, mentor: MentorItem | None = None) -> bool:
+        """Serve a session published since the fit at once; False if the model has it."""
+        if item.id in self.model.catalog.session_index:
+            return False
+        self.model = self.model.with_session(item, mentor)
+        self.live.grow(self.model)
+        return True
+
+    def close_session(self, session_id: str) -> None:
+        """The session can no longer be booked (cancelled, started or ended)."""
+        s = self.model.catalog.session_index.get(session_id)
+        if s is not None:
+            self.live.session_open[s] = False
+
+    def unbook(self, user_id: int, session_id: str) -> None:
+        """A booking was cancelled (or its payment hold lapsed)."""
+        self.live.unbook(self.model, user_id, session_id)
+
     # -- internals ------------------------------------------------------------------------
     def _bookable(self, now_ts: float) -> np.ndarray:
         cat = self.model.catalog
         seats = cat.session_taken + self.live.taken_extra < cat.session_capacity
-        return cat.session_open & (cat.session_ts >= now_ts) & seats
+        return self.live.session_open & (cat.session_ts >= now_ts) & seats
 
     def _drop_booked(self, mask: np.ndarray, user_id: int, booked_ids: Iterable[str]) -> None:
         cat = self.model.catalog
         row = cat.user_index.get(user_id)
         if row is not None:
-            mask[cat.booked_of(row)] = False
+            cancelled = self.live.unbooked.get(user_id, ())
+            mask[[s for s in cat.booked_of(row) if s not in cancelled]] = False
         for s in self.live.booked.get(user_id, ()):
             mask[s] = False
         for sid in booked_ids:

@@ -56,6 +56,12 @@ class DecayedCounter:
         out.values = self.values.copy()
         return out
 
+    def grown(self, size: int) -> DecayedCounter:
+        """A copy with room for ``size`` items (the new ones at zero)."""
+        out = DecayedCounter(size, self.half_life_s, self.ref_ts)
+        out.values[: len(self.values)] = self.values
+        return out
+
 
 def build_counters(
     session_idx: np.ndarray,

@@ -56,7 +56,27 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
             }
             for i in s.interactions
         ],
+        **({} if s.seats is None else {"seats": [[u, sid] for u, sid in s.seats]}),
     }
+
+
+def session_from_dict(x: dict[str, Any]) -> SessionItem:
+    """One entry of a snapshot's ``sessions``."""
+    return SessionItem(
+        id=str(x["id"]), mentor_id=int(x["mentor_id"]), title=x.get("title", ""),
+        description=x.get("description", ""), skills=tuple(x.get("skills") or ()),
+        schedule=_dt(x["schedule"]), status=x.get("status", "scheduled"),  # type: ignore[arg-type]
+        max_participants=int(x.get("max_participants", 10)),
+        current_participants=int(x.get("current_participants", 0)),
+        price=float(x.get("price", 0.0)), created_at=_dt(x.get("created_at")),
+    )
+
+
+def mentor_from_dict(m: dict[str, Any]) -> MentorItem:
+    """One entry of a snapshot's ``mentors``."""
+    return MentorItem(int(m["id"]), m.get("username", f"mentor {m['id']}"),
+                      tuple(m.get("skills") or ()), m.get("bio", ""), m.get("rating"),
+                      int(m.get("rating_count", 0)))
 
 
 def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
@@ -66,29 +86,16 @@ def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
                     tuple(u.get("interests") or ()))
         for u in d.get("users", [])
     ]
-    sessions = [
-        SessionItem(
-            id=str(x["id"]), mentor_id=int(x["mentor_id"]), title=x.get("title", ""),
-            description=x.get("description", ""), skills=tuple(x.get("skills") or ()),
-            schedule=_dt(x["schedule"]), status=x.get("status", "scheduled"),  # type: ignore[arg-type]
-            max_participants=int(x.get("max_participants", 10)),
-            current_participants=int(x.get("current_participants", 0)),
-            price=float(x.get("price", 0.0)), created_at=_dt(x.get("created_at")),
-        )
-        for x in d.get("sessions", [])
-    ]
-    mentors = [
-        MentorItem(int(m["id"]), m.get("username", f"mentor {m['id']}"),
-                   tuple(m.get("skills") or ()), m.get("bio", ""), m.get("rating"),
-                   int(m.get("rating_count", 0)))
-        for m in d.get("mentors", [])
-    ]
+    sessions = [session_from_dict(x) for x in d.get("sessions", [])]
+    mentors = [mentor_from_dict(m) for m in d.get("mentors", [])]
     interactions = [
         Interaction(int(i["user_id"]), str(i["session_id"]), int(i["mentor_id"]), i["kind"],
                     _dt(i["at"]), i.get("value"))  # type: ignore[arg-type]
         for i in d.get("interactions", [])
     ]
-    return Snapshot(users, sessions, mentors, interactions)
+    seats = d.get("seats")
+    held = None if seats is None else [(int(u), str(sid)) for u, sid in seats]
+    return Snapshot(users, sessions, mentors, interactions, held)
 
 
 def load_snapshot(path: str | Path) -> Snapshot:

@@ -22,4 +22,6 @@ OPENAPI = web.AppKey("openapi", dict)
 #: holds, the recommender's fits) are started; tests turn them off and drive them directly.
 BACKGROUND = web.AppKey("background", bool)
 
-__all__ = ["BACKGROUND", "OPENAPI", "PLATFORM", "RECOMMENDER", "SETTINGS", "SFU", "TEMPLATES", "jinja2"]
+__all__ = [
+    "BACKGROUND", "OPENAPI", "PLATFORM", "RECOMMENDER", "SETTINGS", "SFU", "TEMPLATES", "jinja2",
+]

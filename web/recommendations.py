@@ -7,6 +7,10 @@
   the live model as it is committed (popularity moves at once; a refit follows on the
   configured schedule, after ``refit_after_interactions`` new ones, or when an unknown
   session shows up);
+* it follows the bus's ``catalog`` channel (every node receives it with Redis): a session
+  published joins the live model at once (and asks for a refit, which learns its words); a
+  session cancelled, started or ended is closed; a booking cancelled (or a payment hold
+  released) frees its seat and lets that learner be offered the session again;
 * requests take the current profile, bookings and follows from the database, ask the engine
   for a few more ids than needed and re-check each against the database, so a session
   cancelled, filled or edited since the last fit is never offered.
@@ -20,7 +24,7 @@ loops on (``app[BACKGROUND]``); otherwise fits happen when ``refresh()`` is call
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,11 +33,13 @@ from aiohttp import web
 
 from config.settings import RecommenderSettings
 from control.errors import DomainError
+from control.events import CATALOG_CHANNEL
 from control.models import Session, User
 from control.platform import Platform
+from control.services.interactions import mentor_dict, session_dict
 from recommender.data import Interaction, Recommendation, RecommenderWeights, Snapshot, UserProfile
 from recommender.engine import Engine
-from recommender.serialization import snapshot_from_dict
+from recommender.serialization import mentor_from_dict, session_from_dict, snapshot_from_dict
 from web.keys import BACKGROUND, PLATFORM, RECOMMENDER, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,8 @@ log = logging.getLogger(__name__)
 #: ids asked of the engine per id shown: room for the ones the database re-check drops
 OVERFETCH = 2
 OVERFETCH_EXTRA = 5
+#: catalogue events after which a session can no longer be booked
+CLOSING_EVENTS = frozenset({"session_cancelled", "session_started", "session_ended"})
 
 
 def weights_from_settings(cfg: RecommenderSettings) -> RecommenderWeights:
@@ -98,6 +106,7 @@ class RecommenderGateway:
     def __init__(self, platform: Platform, weights: RecommenderWeights) -> None:
         self.platform = platform
         self.engine = Engine(self._load, weights)
+        self._unsubscribe: Callable[[], None] | None = None
 
     async def _load(self) -> Snapshot:
         return await load_snapshot(self.platform)
@@ -107,12 +116,16 @@ class RecommenderGateway:
         """Listen to the platform; with ``background`` also start the refit loop, whose first
         fit begins at once. Without it (tests) nothing fits until ``refresh()``."""
         self.platform.interactions.listeners.append(self.on_interaction)
+        self._unsubscribe = self.platform.bus.subscribe(CATALOG_CHANNEL, self.on_catalog_change)
         if background:
             await self.engine.start()
 
     async def stop(self) -> None:
         if self.on_interaction in self.platform.interactions.listeners:
             self.platform.interactions.listeners.remove(self.on_interaction)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         await self.engine.stop()
 
     async def refresh(self) -> None:
@@ -125,6 +138,23 @@ class RecommenderGateway:
             self.engine.record(interaction_of(data))
         except (KeyError, TypeError, ValueError):
             log.warning("ignoring malformed interaction for the recommender: %r", data)
+
+    async def on_catalog_change(self, message: dict[str, Any]) -> None:
+        """Bus handler of ``CATALOG_CHANNEL``: a live update, never a wait for a refit."""
+        event, session_id = message.get("type"), str(message.get("session_id"))
+        if event == "session_created":
+            try:
+                session = await self.platform.sessions.get(session_id)
+            except DomainError:  # deleted meanwhile
+                return
+            mentor = mentor_from_dict(mentor_dict(
+                session.mentor, *await self.platform.feedback.mentor_rating(session.mentor_id)
+            ))
+            self.engine.add_session(session_from_dict(session_dict(session)), mentor)
+        elif event in CLOSING_EVENTS:
+            self.engine.close_session(session_id)
+        elif event == "booking_cancelled" and isinstance(message.get("user_id"), int):
+            self.engine.unbook(message["user_id"], session_id)
 
     @property
     def model_version(self) -> int:

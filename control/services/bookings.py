@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from control.errors import Conflict, Forbidden, NotFound
 from control.models import Booking, RoomBan, Session, User, utcnow
 from control.services.payments import PaymentStart
-from control.services.sessions import notify_quietly, parse_session_id
+from control.services.sessions import announce, notify_quietly, parse_session_id
 
 if TYPE_CHECKING:
     from control.platform import Platform
@@ -242,6 +242,9 @@ class BookingService:
                 .values(current_participants=Session.current_participants - 1)
                 .execution_options(synchronize_session=False)
             )
+        await announce(
+            self.platform, "booking_cancelled", booking.session_id, user_id=booking.learner_id
+        )
         return True
 
     async def cancel(self, actor: User, booking_id: int | str) -> Booking:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from control.errors import ValidationFailed
-from control.models import Feedback, Interaction, Session, User, utcnow
+from control.models import Booking, Feedback, Interaction, Session, User, utcnow
 
 if TYPE_CHECKING:
     from control.platform import Platform
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KINDS = ("view", "booking", "completion", "rating")
+#: booking statuses that hold a seat (``Booking.holds_seat``)
+SEAT_HOLDING = ("pending", "confirmed", "completed")
 
 
 def interaction_dict(row: Interaction) -> dict[str, Any]:
@@ -28,6 +30,34 @@ def interaction_dict(row: Interaction) -> dict[str, Any]:
         "kind": row.kind,
         "value": row.value,
         "at": row.created_at.isoformat(),
+    }
+
+
+def session_dict(s: Session) -> dict[str, Any]:
+    """A session as the recommender's snapshot format describes it."""
+    return {
+        "id": str(s.id),
+        "mentor_id": s.mentor_id,
+        "title": s.title,
+        "description": s.description,
+        "skills": list(s.skills_required or []),
+        "schedule": s.schedule.isoformat(),
+        "status": s.status,
+        "max_participants": s.max_participants,
+        "current_participants": s.current_participants,
+        "price": float(s.price),
+    }
+
+
+def mentor_dict(u: User, rating: float | None, rating_count: int) -> dict[str, Any]:
+    """A mentor's public profile as the recommender's snapshot format describes it."""
+    return {
+        "id": u.id,
+        "username": u.username,
+        "skills": list(u.skills or []),
+        "bio": u.bio,
+        "rating": rating,
+        "rating_count": rating_count,
     }
 
 
@@ -65,7 +95,7 @@ class InteractionService:
                 log.exception("interaction listener failed")
         return data
 
-    async def export(self) -> dict[str, list[dict[str, Any]]]:
+    async def export(self) -> dict[str, list[Any]]:
         """Everything the recommender fits on, as plain dicts."""
         async with self.platform.db.session() as db:
             users = (await db.scalars(select(User).where(User.is_active.is_(True)))).all()
@@ -83,6 +113,13 @@ class InteractionService:
             interactions = (
                 await db.scalars(select(Interaction).order_by(Interaction.created_at))
             ).all()
+            seats = (
+                await db.execute(
+                    select(Booking.learner_id, Booking.session_id).where(
+                        Booking.status.in_(SEAT_HOLDING)
+                    )
+                )
+            ).all()
         return {
             "users": [
                 {
@@ -93,32 +130,11 @@ class InteractionService:
                 }
                 for u in users
             ],
-            "sessions": [
-                {
-                    "id": str(s.id),
-                    "mentor_id": s.mentor_id,
-                    "title": s.title,
-                    "description": s.description,
-                    "skills": list(s.skills_required or []),
-                    "schedule": s.schedule.isoformat(),
-                    "status": s.status,
-                    "max_participants": s.max_participants,
-                    "current_participants": s.current_participants,
-                    "price": float(s.price),
-                }
-                for s in sessions
-            ],
+            "sessions": [session_dict(s) for s in sessions],
             "mentors": [
-                {
-                    "id": u.id,
-                    "username": u.username,
-                    "skills": list(u.skills or []),
-                    "bio": u.bio,
-                    "rating": ratings.get(u.id, (None, 0))[0],
-                    "rating_count": ratings.get(u.id, (None, 0))[1],
-                }
-                for u in users
-                if u.role == "mentor"
+                mentor_dict(u, *ratings.get(u.id, (None, 0))) for u in users if u.role == "mentor"
             ],
             "interactions": [interaction_dict(i) for i in interactions],
+            # Who holds a seat now: a cancelled booking's event no longer means "booked".
+            "seats": [[learner_id, str(session_id)] for learner_id, session_id in seats],
         }

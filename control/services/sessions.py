@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, cast, func, or_, select, update
 
 from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from control.events import CATALOG_CHANNEL
 from control.models import Booking, Session, User, utcnow
 from control.services.common import Page, page_bounds
 
@@ -105,9 +106,27 @@ async def notify_quietly(platform: Platform, user_ids: Iterable[int], **kwargs: 
         log.exception("notification %s failed", kwargs.get("event"))
 
 
+async def announce(
+    platform: Platform, event: str, session_id: uuid.UUID | str, **fields: Any
+) -> None:
+    """Publish a catalogue change on ``CATALOG_CHANNEL`` once it is committed; like
+    ``notify_quietly``, a bus failure is only logged (the change itself stands)."""
+    try:
+        await platform.bus.publish(
+            CATALOG_CHANNEL, {"type": event, "session_id": str(session_id), **fields}
+        )
+    except Exception:
+        log.exception("could not announce %s of session %s", event, session_id)
+
+
 class SessionService:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
+
+    async def _lifecycle(self, session_id: uuid.UUID, event: str) -> None:
+        """Tell the session's room (``session:<id>``) and the catalogue's followers."""
+        await self.platform.bus.publish(f"session:{session_id}", {"type": event})
+        await announce(self.platform, event, session_id)
 
     # ------------------------------------------------------------------ create / read
 
@@ -178,6 +197,7 @@ class SessionService:
             )
             db.add(session)
         session.mentor = mentor
+        await announce(self.platform, "session_created", session.id)
         await self._notify_followers(mentor, session)
         return session
 
@@ -351,7 +371,7 @@ class SessionService:
                 f"the room opens {window} minutes before the scheduled time", code="too_early"
             )
         await self._transition(session.id, "scheduled", "active", started_at=utcnow())
-        await self.platform.bus.publish(f"session:{session.id}", {"type": "session_started"})
+        await self._lifecycle(session.id, "session_started")
         learners = await self._learner_ids(session.id, ("confirmed",))
         await notify_quietly(
             self.platform,
@@ -371,7 +391,7 @@ class SessionService:
         if session.status != "active":
             raise Conflict(f"a {session.status} session cannot be ended", code="invalid_state")
         await self._transition(session.id, "active", "completed", ended_at=utcnow())
-        await self.platform.bus.publish(f"session:{session.id}", {"type": "session_ended"})
+        await self._lifecycle(session.id, "session_ended")
         for learner_id in await self._learner_ids(session.id, ("completed",)):
             await self.platform.interactions.record(learner_id, session.id, "completion", 1.0)
         confirmed = await self._learner_ids(session.id, ("confirmed", "completed"))
@@ -394,7 +414,7 @@ class SessionService:
             raise Conflict(f"a {session.status} session cannot be cancelled", code="invalid_state")
         learners = await self._learner_ids(session.id, ("pending", "confirmed"))
         await self._transition(session.id, "scheduled", "cancelled")
-        await self.platform.bus.publish(f"session:{session.id}", {"type": "session_cancelled"})
+        await self._lifecycle(session.id, "session_cancelled")
         await notify_quietly(
             self.platform,
             learners,

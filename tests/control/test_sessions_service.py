@@ -10,6 +10,7 @@ import pytest
 
 from config.settings import Settings
 from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from control.events import CATALOG_CHANNEL
 from control.platform import Platform
 
 
@@ -105,6 +106,7 @@ async def test_interactions_export_and_listeners(platform: Platform) -> None:
         "rating_count": 0,
     }
     assert [i["kind"] for i in data["interactions"]] == ["view", "booking"]
+    assert data["seats"] == [[learner.id, str(s.id)]]  # who holds a seat now
     with pytest.raises(ValidationFailed):
         await platform.interactions.record(learner.id, s.id, "like")
 
@@ -146,3 +148,36 @@ async def test_feedback_aggregates_and_chat(platform: Platform) -> None:
     assert await platform.feedback.distribution(mentor.id) == {1: 0, 2: 0, 3: 1, 4: 0, 5: 0}
     assert [f.rating for f in await platform.feedback.for_mentor(mentor.id)] == [3]
     assert [m["text"] for m in await platform.chat.history(s.id)] == ["hi <there>"]
+
+
+async def test_catalogue_changes_are_announced_on_the_bus(platform: Platform) -> None:
+    """What every node's recommender follows: publication, lifecycle, freed seats."""
+    seen: list[dict[str, Any]] = []
+
+    async def on_change(message: dict[str, Any]) -> None:
+        seen.append(message)
+
+    platform.bus.subscribe(CATALOG_CHANNEL, on_change)
+    mentor = await _user(platform, "mia", "mentor")
+    ann, bob = await _user(platform, "ann", "learner"), await _user(platform, "bob", "learner")
+    soon = await platform.sessions.create(mentor, **_kw(schedule=datetime.now(UTC)
+                                                        + timedelta(minutes=5)))
+    paid = await platform.sessions.create(mentor, **_kw(price=Decimal("10")))
+    assert seen == [{"type": "session_created", "session_id": str(soon.id)},
+                    {"type": "session_created", "session_id": str(paid.id)}]
+    seen.clear()
+    booking = await platform.bookings.book(ann, soon.id)
+    await platform.bookings.cancel(ann, booking.id)
+    held = await platform.bookings.book(bob, paid.id)  # a payment hold...
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert await platform.bookings.release_expired_holds(later) == 1  # ... that lapses
+    assert seen == [
+        {"type": "booking_cancelled", "session_id": str(soon.id), "user_id": ann.id},
+        {"type": "booking_cancelled", "session_id": str(paid.id), "user_id": held.learner_id},
+    ]
+    seen.clear()
+    await platform.sessions.start(mentor, soon.id)
+    await platform.sessions.end(mentor, soon.id)
+    await platform.sessions.cancel(mentor, paid.id)
+    assert [m["type"] for m in seen] == ["session_started", "session_ended", "session_cancelled"]
+    assert {m["session_id"] for m in seen} == {str(soon.id), str(paid.id)}

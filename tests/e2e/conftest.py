@@ -7,7 +7,8 @@ Fixtures other test modules reuse:
   ``live_server.call(fn, *args)`` runs ``await fn(platform, *args)`` on the server's loop
   (seed data, simulate room joins, read state); ``live_server.app`` is the aiohttp app.
   Background loops are off (``create_app(background=False)``): ``refit_recommender()``
-  fits the recommender (``world`` does after seeding).
+  fits the recommender (``world`` does after seeding); ``recommended_to(username)`` is
+  what its model ranks for a user (no page fallback involved).
 - ``browser`` (package): Chromium launched with the project's flags; each page gets its
   own fresh context (no shared profile, cookies or storage).  Package scope, not session:
   sync Playwright keeps its event loop current in the main thread, so it must be gone
@@ -117,6 +118,17 @@ class LiveServer:
         gateway = self.app[RECOMMENDER]
         self._run(gateway.refresh())
         return int(gateway.model_version)
+
+    def recommended_to(self, username: str, k: int = 10) -> list[str]:
+        """Session ids the recommender's own model ranks for ``username`` (no fallback)."""
+
+        async def ask() -> list[str]:
+            user = await self.platform.accounts.get_by_username(username)
+            assert user is not None, username
+            engine = self.app[RECOMMENDER].engine
+            return [str(r.id) for r in engine.recommend_sessions(user.id, k)]
+
+        return list(self._run(ask()))
 
     def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         """Run ``await fn(platform, *args, **kwargs)`` on the server loop and return it."""

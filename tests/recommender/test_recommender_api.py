@@ -7,7 +7,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from web.keys import RECOMMENDER
+from tests.conftest import ApiDriver
+from web.keys import PLATFORM, RECOMMENDER
 
 SOURCES = {"content", "collaborative", "popularity", "hybrid"}
 
@@ -224,3 +225,97 @@ async def test_background_app_fits_by_itself(app_factory: Any, sqlite_settings: 
     gateway = client.app[RECOMMENDER]
     assert gateway.engine.refitting_in_background
     await asyncio.wait_for(gateway.engine.wait_for_version(1), timeout=30)
+
+
+def _engine_ids(api: Any, who: dict[str, Any]) -> list[str]:
+    """What the live model itself answers (before the gateway's database re-check)."""
+    engine = api.client.app[RECOMMENDER].engine
+    return [str(r.id) for r in engine.recommend_sessions(who["user"]["id"], 20)]
+
+
+async def test_a_new_session_is_recommended_at_once_without_a_refit(api: Any) -> None:
+    """On SQLite and PostgreSQL: published, it reaches the model over the bus at once."""
+    world = await _platform(api)
+    gateway = api.client.app[RECOMMENDER]
+    version = gateway.model_version
+    learner = await api.register("learner")
+    await _profile(api, learner, interests=["Figma"])
+    # A mentor who registered after the fit, so the model knows neither them nor the session.
+    newcomer = await api.register("mentor", username="dana_design")
+    await _profile(api, newcomer, skills=["Figma"], bio="Prototyping")
+    new_id = await _session(api, newcomer, "Figma prototyping", ["Figma"])
+    world["ids"]["figma-2"] = new_id
+    body = await _sessions_for(api, learner)
+    assert "figma-2" in _names(body, world["ids"])[:2]
+    assert body["model_version"] == version  # no refit ran, none was waited for
+    assert new_id in _engine_ids(api, learner)
+    status, mentors = await api.call("GET", "/api/recommendations/mentors/", learner)
+    assert status == 200 and "dana_design" in [r["mentor"]["username"] for r in mentors["results"]]
+
+
+async def test_cancelled_and_started_sessions_leave_the_model_at_once(sqlite_api: Any) -> None:
+    api = sqlite_api
+    world = await _platform(api)
+    ids = world["ids"]
+    learner = await api.register("learner")
+    await _profile(api, learner, interests=["Figma", "UX research"])
+    assert {ids["figma"], ids["ux"]} <= set(_engine_ids(api, learner))
+    status, _ = await api.call("POST", f"/api/sessions/{ids['figma']}/cancel/", world["bob"])
+    assert status == 200
+    assert ids["figma"] not in _engine_ids(api, learner)
+    platform = api.client.app[PLATFORM]
+    ux = await platform.sessions.get(ids["ux"])
+    async with platform.db.transaction() as db:  # due now, so the mentor may open the room
+        ux_row = await db.get(type(ux), ux.id)
+        ux_row.schedule = datetime.now(UTC) + timedelta(minutes=5)
+    status, _ = await api.call("POST", f"/api/sessions/{ids['ux']}/start/", world["bob"])
+    assert status == 200
+    assert ids["ux"] not in _engine_ids(api, learner)
+
+
+async def test_a_cancelled_booking_is_recommended_again_at_once(api: Any) -> None:
+    world = await _platform(api)
+    ids = world["ids"]
+    gateway = api.client.app[RECOMMENDER]
+    learner = await api.register("learner")
+    await _profile(api, learner, interests=["Guitar"])
+    status, booking = await api.call("POST", f"/api/sessions/{ids['guitar']}/book/", learner)
+    assert status == 201, booking
+    await gateway.refresh()  # the fit itself knows the booking
+    version = gateway.model_version
+    assert "guitar" not in _names(await _sessions_for(api, learner), ids)
+    status, _ = await api.call("POST", f"/api/bookings/{booking['id']}/cancel/", learner)
+    assert status == 200
+    body = await _sessions_for(api, learner)
+    assert _names(body, ids)[0] == "guitar"  # its only seat is free again, and it is theirs
+    assert body["model_version"] == version
+    # ... and a later refit agrees: the database says the seat is no longer held.
+    await gateway.refresh()
+    assert _names(await _sessions_for(api, learner), ids)[0] == "guitar"
+
+
+async def test_catalogue_changes_reach_every_node_over_redis(
+    app_factory: Any, make_settings: Any, postgres_database: str
+) -> None:
+    """Two nodes on one PostgreSQL and one Redis: a session published through node A is
+    recommended by node B's model, which never refitted."""
+    import os
+
+    redis_url = os.environ.get("PEERLEARN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    settings = make_settings(database={"url": postgres_database}, redis={"url": redis_url})
+    node_a, node_b = await app_factory(settings), await app_factory(settings)
+    gateway_b = node_b.app[RECOMMENDER]
+    await gateway_b.refresh()
+    api_a = ApiDriver(node_a)
+    mentor = await api_a.register("mentor")
+    learner = await api_a.register("learner")
+    await _profile(api_a, learner, interests=["Figma"])
+    new_id = await _session(api_a, mentor, "Figma prototyping", ["Figma"])
+    learner_id = learner["user"]["id"]
+    for _ in range(100):  # delivered asynchronously: up to 5 s
+        if new_id in [r.id for r in gateway_b.engine.recommend_sessions(learner_id, 5)]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("node B's recommender never heard of the new session")
+    assert gateway_b.model_version == 1

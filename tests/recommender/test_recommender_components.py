@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -105,6 +106,9 @@ def test_snapshot_json_round_trip(snapshot: Snapshot) -> None:
     assert tuple(again.interactions) == tuple(snapshot.interactions)
     assert tuple(again.users) == tuple(snapshot.users)
     assert tuple(again.mentors) == tuple(snapshot.mentors)
+    assert again.seats is None  # unknown stays unknown (booking events stand for seats)
+    held = replace(snapshot, seats=[(1, "py-booked")])
+    assert snapshot_from_dict(snapshot_to_dict(held)).seats == [(1, "py-booked")]
 
 
 def test_live_audience_of_a_new_session_reaches_look_alikes() -> None:
