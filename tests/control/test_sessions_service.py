@@ -12,6 +12,7 @@ from config.settings import Settings
 from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from control.events import CATALOG_CHANNEL
 from control.platform import Platform
+from recommender.serialization import snapshot_from_dict
 
 
 @pytest.fixture
@@ -96,6 +97,8 @@ async def test_interactions_export_and_listeners(platform: Platform) -> None:
         sess["id"] == str(s.id) and sess["skills"] == ["Go"] and sess["current_participants"] == 1
     )
     assert sess["price"] == 0.0 and isinstance(sess["schedule"], str)
+    # Publication time: the offline evaluation's temporal split needs it.
+    assert datetime.fromisoformat(sess["created_at"]) == s.created_at
     [m] = data["mentors"]
     assert m == {
         "id": mentor.id,
@@ -181,3 +184,18 @@ async def test_catalogue_changes_are_announced_on_the_bus(platform: Platform) ->
     await platform.sessions.cancel(mentor, paid.id)
     assert [m["type"] for m in seen] == ["session_started", "session_ended", "session_cancelled"]
     assert {m["session_id"] for m in seen} == {str(soon.id), str(paid.id)}
+
+
+async def test_export_keeps_the_newest_interactions_when_bounded(platform: Platform) -> None:
+    mentor = await _user(platform, "mia", "mentor")
+    learner = await _user(platform, "leo", "learner")
+    sessions = [await platform.sessions.create(mentor, **_kw(title=f"Go {i}")) for i in range(4)]
+    for s in sessions:
+        await platform.interactions.record(learner.id, s.id, "view")
+    everything = (await platform.interactions.export())["interactions"]
+    assert [i["session_id"] for i in everything] == [str(s.id) for s in sessions]
+    bounded = (await platform.interactions.export(max_interactions=2))["interactions"]
+    assert bounded == everything[2:]  # the newest two, still oldest first
+    assert (await platform.interactions.export(max_interactions=0))["interactions"] == []
+    snapshot = snapshot_from_dict(await platform.interactions.export())
+    assert [x.created_at for x in snapshot.sessions] == [s.created_at for s in sessions]
