@@ -47,7 +47,8 @@ class SessionItem:
 
 @dataclass(frozen=True)
 class MentorItem:
-    """A mentor's public profile."""
+    """A mentor's public profile. ``display_name`` is the name the pages show (first and last
+    name); reasons quote it, or the username when there is none."""
 
     id: int
     username: str
@@ -55,6 +56,12 @@ class MentorItem:
     bio: str
     rating: float | None
     rating_count: int
+    display_name: str = ""
+
+    @property
+    def name(self) -> str:
+        """How reasons name the mentor."""
+        return self.display_name or self.username
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from .data import Interaction, MentorItem, RecommenderWeights, SessionItem, Snapshot
+from .data import Interaction, RecommenderWeights, SessionItem, Snapshot
 from .hybrid import FittedModel, LiveState, Recommender, fit_model
 from .metrics import coverage, ndcg_at_k, precision_at_k, recall_at_k
 from .serialization import load_snapshot
@@ -141,9 +141,8 @@ def as_of(
         if i.kind == "rating" and i.value is not None:
             ratings[i.mentor_id].append(i.value)
     mentors = [
-        MentorItem(m.id, m.username, m.skills, m.bio,
-                   float(np.mean(ratings[m.id])) if ratings.get(m.id) else None,
-                   len(ratings.get(m.id, ())))
+        replace(m, rating=float(np.mean(ratings[m.id])) if ratings.get(m.id) else None,
+                rating_count=len(ratings.get(m.id, ())))
         for m in snapshot.mentors
     ]
     kept = [i for i in past if i.user_id not in drop_users]

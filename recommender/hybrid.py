@@ -496,9 +496,9 @@ class Recommender:
         if self.live.session_popularity.value(i, now_ts) >= TRENDING_MIN:
             return "trending this week"
         if self.live.mentor_popularity.value(mentor_index, now_ts) >= TRENDING_MIN:
-            return f"new session from {mentor.username}, popular with learners this week"
+            return f"new session from {mentor.name}, popular with learners this week"
         if mentor.rating is not None and mentor.rating_count >= 3 and mentor.rating >= 4:
-            return f"{mentor.username} is highly rated ({mentor.rating:.1f} from " \
+            return f"{mentor.name} is highly rated ({mentor.rating:.1f} from " \
                 f"{mentor.rating_count} ratings)"
         return "new upcoming session"
 

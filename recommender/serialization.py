@@ -44,8 +44,9 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
         ],
         "mentors": [
             {
-                "id": m.id, "username": m.username, "skills": list(m.skills), "bio": m.bio,
-                "rating": m.rating, "rating_count": m.rating_count,
+                "id": m.id, "username": m.username, "display_name": m.display_name,
+                "skills": list(m.skills), "bio": m.bio, "rating": m.rating,
+                "rating_count": m.rating_count,
             }
             for m in s.mentors
         ],
@@ -76,7 +77,7 @@ def mentor_from_dict(m: dict[str, Any]) -> MentorItem:
     """One entry of a snapshot's ``mentors``."""
     return MentorItem(int(m["id"]), m.get("username", f"mentor {m['id']}"),
                       tuple(m.get("skills") or ()), m.get("bio", ""), m.get("rating"),
-                      int(m.get("rating_count", 0)))
+                      int(m.get("rating_count", 0)), m.get("display_name") or "")
 
 
 def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:

@@ -32,7 +32,7 @@ with), quality in ratings and popularity. No single component sees everything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -281,5 +281,5 @@ def _with_ratings(mentors: list[MentorItem], events: list[Interaction]) -> list[
     for m in mentors:
         r = sums.get(m.id, [])
         rating = round(sum(r) / len(r), 2) if r else None
-        out.append(MentorItem(m.id, m.username, m.skills, m.bio, rating, len(r)))
+        out.append(replace(m, rating=rating, rating_count=len(r)))
     return out

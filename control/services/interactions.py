@@ -62,6 +62,7 @@ def mentor_dict(u: User, rating: float | None, rating_count: int) -> dict[str, A
     return {
         "id": u.id,
         "username": u.username,
+        "display_name": u.display_name,
         "skills": list(u.skills or []),
         "bio": u.bio,
         "rating": rating,

@@ -103,6 +103,7 @@ async def test_interactions_export_and_listeners(platform: Platform) -> None:
     assert m == {
         "id": mentor.id,
         "username": "mia",
+        "display_name": "mia",  # no first or last name given
         "skills": ["Go"],
         "bio": "gopher",
         "rating": None,

@@ -319,3 +319,21 @@ async def test_catalogue_changes_reach_every_node_over_redis(
     else:
         raise AssertionError("node B's recommender never heard of the new session")
     assert gateway_b.model_version == 1
+
+
+async def test_reasons_name_mentors_as_the_pages_do(sqlite_api: Any) -> None:
+    api = sqlite_api
+    ada = await api.register("mentor", username="ada_928e54", first_name="Ada",
+                             last_name="Lovelace")
+    booked = await _session(api, ada, "Analytical engines", ["Mathematics"])
+    fresh = await _session(api, ada, "Notes on the engine", ["Mathematics"], days=3)
+    learner = await api.register("learner")
+    status, _ = await api.call("POST", f"/api/sessions/{booked}/book/", learner)
+    assert status == 201
+    await api.client.app[RECOMMENDER].refresh()
+    api.client.session.cookie_jar.clear()
+    status, body = await api.call("GET", "/api/recommendations/trending/")
+    assert status == 200, body
+    reasons = {r["session"]["id"]: r["reason"] for r in body["results"]}
+    assert reasons[fresh] == "new session from Ada Lovelace, popular with learners this week"
+    assert "ada_928e54" not in " ".join(reasons.values())

@@ -152,3 +152,16 @@ def test_reasons_use_the_users_own_spelling(snapshot: Snapshot) -> None:
     fan = UserProfile(7000, "learner", (), ("ux RESEARCH",))
     top = rec.recommend_sessions(7000, now=NOW, profile=fan)[0]
     assert top.id == "figma" and top.reason == "matches your interest in ux RESEARCH"
+
+
+def test_popularity_reasons_name_the_mentor_as_the_pages_do(snapshot: Snapshot) -> None:
+    """The display name ("Alice Liddell"), not the username; the username when there is none."""
+    named = [replace(m, display_name="Alice Liddell") if m.id == ALICE else m
+             for m in snapshot.mentors]
+    quiet = replace(snapshot, mentors=named, interactions=())
+    reasons = {r.id: r.reason for r in Recommender(fit_model(quiet)).trending(now=NOW)}
+    assert reasons["py-intro"] == "Alice Liddell is highly rated (4.8 from 20 ratings)"
+    assert reasons["figma"] == "bob is highly rated (4.2 from 5 ratings)"
+    busy = replace(snapshot, mentors=named)  # Alice's booked session makes her popular
+    reasons = {r.id: r.reason for r in Recommender(fit_model(busy)).trending(now=NOW)}
+    assert reasons["py-intro"] == "new session from Alice Liddell, popular with learners this week"
