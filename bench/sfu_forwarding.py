@@ -1,12 +1,18 @@
 """Forwarding benchmark: peerlearn_sfu (frame-level forwarding) vs aiortc MediaRelay.
 
     python bench/sfu_forwarding.py [--sizes 2,4,6,8,10] [--seconds 20] [--no-relay]
+                                   [--aiortc-send-loop]
 
 The server runs in its own process (this file with ``--serve``) behind a tiny aiohttp
 WebSocket; N headless aiortc participants run in this process, publishing pre-encoded
 VP8 (640x360, 20 fps, ~400 kb/s) + Opus and counting received frames without decoding.
 Clients and server share the machine's cores: read the server CPU column as an upper
 bound on what the forwarding costs alone.
+
+The SFU is measured twice per N: CPU, cost per packet and delivery without any
+instrumentation, then the forwarding delay in a shorter second run with a probe on every
+subscriber leg (the probe costs CPU of its own). ``--aiortc-send-loop`` makes the SFU's
+forwarding senders use aiortc's own RTP loop instead of ``taps.forward_rtp``, to compare.
 """
 
 from __future__ import annotations
@@ -113,10 +119,10 @@ class RelayRoom:
             await pc.close()
 
 
-async def serve(mode: str, port: int, expected: int) -> None:
+async def serve(mode: str, port: int, expected: int, instrument: bool, lean: bool) -> None:
     sfu = SfuServer(
         SfuConfig(udp_port_min=44000, udp_port_max=44999, interfaces=("127.0.0.1",),
-                  instrument_delay=True, max_room_size=32)
+                  instrument_delay=instrument, lean_send_loop=lean, max_room_size=32)
     )
     room = sfu.open_room("bench", RoomHooks())
     relay = RelayRoom(expected)
@@ -186,6 +192,9 @@ class BenchClient:
         self.video = PacedVideoTrack(clip)
         self.audio = PacedAudioTrack(clip.audio)
         self.received: dict[str, int] = {}
+        # Frames seen per mid while ``collecting`` (the measured window plus a settle).
+        self.seen: dict[str, set[bytes]] = {}
+        self.collecting = False
         self.track_map: dict[str, tuple[int, str]] = {}
         self.pub = _pc()
         self.sub: RTCPeerConnection | None = None
@@ -231,6 +240,8 @@ class BenchClient:
 
                 def sink(codec: Any, frame: Any, mid: str = t.mid) -> None:
                     self.received[mid] += 1
+                    if self.collecting:
+                        self.seen.setdefault(mid, set()).add(frame.data)
 
                 taps.install_receiver_tap(t.receiver, sink)
         self.track_map = {x["mid"]: (x["user_id"], x["kind"]) for x in m["tracks"]}
@@ -278,10 +289,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
+async def run_one(
+    mode: str, n: int, seconds: float, clip: Clip, *, instrument: bool = False, lean: bool = True
+) -> dict:
     port = _free_port()
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once per run, before timing
-        [sys.executable, __file__, "--serve", mode, "--port", str(port), "--expected", str(n)],
+        [sys.executable, __file__, "--serve", mode, "--port", str(port), "--expected", str(n),
+         *(["--instrument"] if instrument else []), *([] if lean else ["--aiortc-send-loop"])],
         stdout=subprocess.PIPE, cwd=ROOT,
     )
     assert proc.stdout is not None
@@ -305,17 +319,25 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
         cpu0 = sum(server.cpu_times()[:2])
         me0 = sum(psutil.Process().cpu_times()[:2])
         t0 = time.monotonic()
-        sent0 = sum(c.video.index for c in clients)
-        recv0 = sum(c.video_received() for c in clients)
+        for c in clients:  # which frames each publisher sends in the window, by content
+            c.video.sent.clear()
+            c.video.record = c.collecting = True
         if os.environ.get("PEERLEARN_BENCH_PROFILE"):  # py-spy the server meanwhile
             print(f"# profile: server pid {proc.pid}", flush=True)
         await asyncio.sleep(seconds)
         cpu1 = sum(server.cpu_times()[:2])
         me1 = sum(psutil.Process().cpu_times()[:2])
         t1 = time.monotonic()
-        sent1 = sum(c.video.index for c in clients)
-        recv1 = sum(c.video_received() for c in clients)
+        for c in clients:
+            c.video.record = False
+            # Counting (relay) stops with the window; matching by content (SFU) may wait
+            # for the window's last frames.
+            c.collecting = mode == "sfu"
         end = await clients[0].query("bench_stats")
+        await asyncio.sleep(1.0)  # frames of the window still in flight
+        for c in clients:
+            c.collecting = False
+        expected, delivered = window_delivery(clients, by_content=mode == "sfu")
         stalled = {
             c.user_id: [uid for uid, k in c.video_from().items()
                         if k == before[c.user_id].get(uid, 0)]
@@ -328,8 +350,6 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
         proc.terminate()
         proc.wait()
     cpu = cpu1 - cpu0
-    delivered = recv1 - recv0
-    expected = (sent1 - sent0) * (n - 1)
     packets = end["packets"] - start["packets"]
     delays = sorted(end["delays"])
 
@@ -350,17 +370,40 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip) -> dict:
     }
 
 
+def window_delivery(clients: list[BenchClient], by_content: bool) -> tuple[int, int]:
+    """(frames expected, frames delivered): each camera frame a publisher sent in the window
+    counts once per other participant. Forwarded frames are matched by content (the clip
+    does not repeat within a window, so a frame's bytes identify it); the relay re-encodes,
+    so for it the distinct frames each subscriber received are counted instead."""
+    sent = {c.user_id: set(c.video.sent) for c in clients}
+    expected = delivered = 0
+    for sub in clients:
+        got: dict[int, set[bytes]] = {}
+        for mid, frames in sub.seen.items():
+            uid, kind = sub.track_map.get(mid, (0, ""))
+            if kind == "camera":
+                got.setdefault(uid, set()).update(frames)
+        for uid, frames in sent.items():
+            if uid != sub.user_id:
+                expected += len(frames)
+                received = got.get(uid, set())
+                delivered += len(frames & received) if by_content else len(received)
+    return expected, delivered
+
+
 def fmt(v: float | None, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
-async def main(sizes: list[int], seconds: float, with_relay: bool) -> None:
+async def main(sizes: list[int], seconds: float, with_relay: bool, lean: bool) -> None:
     print(f"# encoding the clip (640x360, 20 fps, ~400 kb/s VP8 + Opus) on {os.cpu_count()} "
           "cores; clients and server share them", flush=True)
     clip = make_clip(seconds=max(20.0, seconds + 10), width=640, height=360, bitrate=400_000)
     rows = []
     for n in sizes:
-        sfu = await run_one("sfu", n, seconds, clip)
+        sfu = await run_one("sfu", n, seconds, clip, lean=lean)
+        probed = await run_one("sfu", n, max(5.0, seconds / 2), clip, instrument=True, lean=lean)
+        sfu.update(delay_p50_ms=probed["delay_p50_ms"], delay_p95_ms=probed["delay_p95_ms"])
         relay = await run_one("relay", n, seconds, clip) if with_relay else None
         if relay is not None and relay["delivered"] == 0:
             # aiortc's MediaRelay sometimes stalls for good at N >= 6 (idle process, no
@@ -384,9 +427,10 @@ async def main(sizes: list[int], seconds: float, with_relay: bool) -> None:
             f"{delivered(relay) if relay else '–'} | {fmt(ratio, '.1f')}× |"
         )
     print()
-    print("delivered = video frames received by all subscribers / frames sent x (N-1), in the "
-          "same window (frames in flight at its edges make it read 100.1% at times); streams "
-          "that never started or stalled during the window are named.")
+    print("delivered = of the camera frames each publisher sent in the window, the share each "
+          "other participant received, after a 1 s settle: matched by content for the SFU, "
+          "counted for the relay (it re-encodes); streams that never started or stalled during "
+          "the window are named.")
 
 
 def delivered(run: dict) -> str:
@@ -409,12 +453,15 @@ if __name__ == "__main__":
     parser.add_argument("--serve", choices=("sfu", "relay"))
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--expected", type=int, default=0)
+    parser.add_argument("--instrument", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--aiortc-send-loop", action="store_true")
     args = parser.parse_args()
+    lean = not args.aiortc_send_loop
     if args.serve:
         try:
-            asyncio.run(serve(args.serve, args.port, args.expected))
+            asyncio.run(serve(args.serve, args.port, args.expected, args.instrument, lean))
         except KeyboardInterrupt:
             pass
     else:
         sizes = [int(x) for x in args.sizes.split(",") if x]
-        asyncio.run(main(sizes, args.seconds, not args.no_relay))
+        asyncio.run(main(sizes, args.seconds, not args.no_relay, lean))

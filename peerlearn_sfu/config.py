@@ -34,6 +34,9 @@ class SfuConfig:
     stats_log_interval_s: float = 30.0
     use_ipv6: bool = False
     instrument_delay: bool = False
+    # Forwarding senders use taps.forward_rtp instead of aiortc's RTP loop (same wire
+    # behaviour, less CPU per packet); False only to compare the two in the benchmark.
+    lean_send_loop: bool = True
 
     @property
     def max_sdp_bytes(self) -> int:

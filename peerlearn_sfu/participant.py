@@ -63,7 +63,11 @@ class Participant:
         self.chat_channel: RTCDataChannel | None = None
         self.publish: PublishSession | None = None
         self.subscribe = SubscribeSession(
-            self.send, ice_policy, self.tasks, instrument=config.instrument_delay
+            self.send,
+            ice_policy,
+            self.tasks,
+            instrument=config.instrument_delay,
+            lean_loop=config.lean_send_loop,
         )
         self.left = False
         self.closed = asyncio.Event()

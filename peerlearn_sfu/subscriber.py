@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 class Slot:
     """A sendonly transceiver of the subscribe leg and the DownTrack feeding it."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver, track: DownTrack) -> None:
+    def __init__(
+        self, transceiver: RTCRtpTransceiver, track: DownTrack, lean_loop: bool = True
+    ) -> None:
         self.transceiver = transceiver
         self.track = track
         self.publication: Publication | None = None
@@ -38,6 +40,7 @@ class Slot:
             transceiver.sender,
             on_keyframe_request=self._on_subscriber_pli,
             on_remb=self._on_subscriber_remb,
+            lean_loop=lean_loop,
         )
         self.packer.offset_source = track
         self.keyframe_requests = 0
@@ -82,11 +85,13 @@ class SubscribeSession:
         ice_policy: IcePolicy,
         tasks: TaskSet,
         instrument: bool = False,
+        lean_loop: bool = True,
     ) -> None:
         self._send = send
         self._ice_policy = ice_policy
         self._tasks = tasks
         self._instrument = instrument
+        self._lean_loop = lean_loop
         self.pc: RTCPeerConnection | None = None
         self.slots: list[Slot] = []
         self._lock = asyncio.Lock()
@@ -118,7 +123,7 @@ class SubscribeSession:
             pin_codecs(transceiver)
             track = DownTrack(publication.media_kind, instrument=self._instrument)
             transceiver.sender.replaceTrack(track)
-            slot = Slot(transceiver, track)
+            slot = Slot(transceiver, track, self._lean_loop)
             self.slots.append(slot)
             self._track_by_ssrc[transceiver.sender._ssrc] = track
         slot.attach(publication)
