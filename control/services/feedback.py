@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from control.errors import Conflict, Forbidden, ValidationFailed
-from control.models import Feedback, Session, User, utcnow
+from control.models import Booking, Feedback, Session, User, utcnow
 
 if TYPE_CHECKING:
     from control.platform import Platform
@@ -29,6 +29,16 @@ ATTENDEE_BOOKING_STATUSES = ("confirmed", "completed")
 def accepts_feedback(session: Session) -> bool:
     """Whether attendees may rate this session now (pages use it to show the form)."""
     return session.status in OPEN_STATUSES
+
+
+def is_attendee(booking: Booking | None) -> bool:
+    """Whether this booking makes its learner an attendee, who may rate the session."""
+    return booking is not None and booking.status in ATTENDEE_BOOKING_STATUSES
+
+
+def may_rate(session: Session, booking: Booking | None) -> bool:
+    """The whole rule ``submit`` applies (bar "once"): what the pages offer a "Rate" for."""
+    return is_attendee(booking) and accepts_feedback(session)
 
 
 class FeedbackService:
@@ -46,7 +56,7 @@ class FeedbackService:
             )
         session = await self.platform.sessions.get(session_id)
         booking = await self.platform.bookings.booking_of(user.id, session.id)
-        if booking is None or booking.status not in ATTENDEE_BOOKING_STATUSES:
+        if not is_attendee(booking):
             raise Forbidden("only attendees of this session can rate it")
         if not accepts_feedback(session):
             raise Conflict(

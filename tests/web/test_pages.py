@@ -310,13 +310,60 @@ async def test_rendered_forms_are_well_formed(site: Site) -> None:
     assert ' aria-invalid="true" aria-describedby="err-title"' in html
 
 
-async def test_feedback_waits_for_the_end_of_the_session(site: Site) -> None:
-    path = f"/sessions/{site.session.id}/feedback/"
-    status, html, _ = await site.get(path, "learner")
-    assert status == 200 and "once the mentor has ended it" in html
-    assert 'name="rating"' not in html  # no form to fill in yet
-    status, html, _ = await site.post(path, "learner", {"rating": "5"})
-    assert status == 409 and "once the mentor has ended it" in html
+async def test_pages_and_api_agree_on_when_feedback_opens(site: Site) -> None:
+    """One rule (``accepts_feedback``): attendees rate from the start of the session."""
+    for name in ("max", "kim", "eve"):  # two more attendees, and eve who never booked
+        user = await site.platform.accounts.register(
+            username=name, email=f"{name}@example.org", password="s3cret-pass!", role="learner")
+        if name != "eve":
+            await site.platform.bookings.book(user, site.session.id)
+        site.tokens[name] = site.platform.tokens.issue(user.id, user.role)
+    sid = site.session.id
+    feedback, detail = f"/sessions/{sid}/feedback/", f"/sessions/{sid}/"
+    rate_link = f'href="/sessions/{sid}/feedback/"'
+
+    async def api_rates(who: str, rating: int) -> tuple[int, Any]:
+        resp = await site.client.post(
+            f"/api/sessions/{sid}/feedback/", json={"rating": rating},
+            headers={"Authorization": f"Bearer {site.tokens[who]}"})
+        return resp.status, await resp.json()
+
+    # Scheduled: no form, no "Rate" anywhere, and both the page and the API refuse.
+    status, html, _ = await site.get(feedback, "learner")
+    assert status == 200 and "once the mentor has started it" in html
+    assert 'name="rating"' not in html
+    assert rate_link not in (await site.get(detail, "learner"))[1]
+    assert rate_link not in (await site.get("/dashboard/?tab=bookings", "learner"))[1]
+    status, html, _ = await site.post(feedback, "learner", {"rating": "5"})
+    assert status == 409 and "once the mentor has started it" in html
+    status, body = await api_rates("learner", 5)
+    assert status == 409 and body["error"]["code"] == "invalid_state"
+
+    # Active: the pages offer it (beside "Join room") and the API takes it.
+    await site.platform.sessions.start(site.mentor, sid)
+    _, html, _ = await site.get(feedback, "learner")
+    assert 'name="rating"' in html
+    assert rate_link in (await site.get(detail, "learner"))[1]
+    assert rate_link in (await site.get("/dashboard/?tab=bookings", "learner"))[1]
+    status, _, resp = await site.post(feedback, "learner", {"rating": "4"})
+    assert status == 302 and resp.headers["Location"] == "/dashboard/?tab=bookings"
+    status, body = await api_rates("max", 5)
+    assert status == 201, body
+    _, html, _ = await site.get("/dashboard/?tab=bookings", "learner")
+    assert "Rated ✓" in html and rate_link not in html
+    status, body = await api_rates("learner", 3)  # once
+    assert status == 409 and body["error"]["code"] == "already_rated"
+    assert (await site.get(feedback, "eve"))[0] == 403  # not an attendee: page and API
+    assert (await api_rates("eve", 5))[0] == 403
+
+    # Completed: still open to attendees who have not rated, and "Rate" is featured.
+    await site.platform.sessions.end(site.mentor, sid)
+    _, html, _ = await site.get(detail, "kim")
+    assert f'class="btn btn-primary btn-block" {rate_link}' in html
+    assert f'class="btn btn-primary btn-sm" {rate_link}' in (
+        await site.get("/dashboard/?tab=bookings", "kim"))[1]
+    status, _, _ = await site.post(feedback, "kim", {"rating": "5"})
+    assert status == 302
 
 
 async def test_paid_booking_shows_how_to_pay(site: Site) -> None:

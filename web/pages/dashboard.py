@@ -16,6 +16,7 @@ from aiohttp import web
 
 from control.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from control.models import Booking, Session, User
+from control.services.feedback import may_rate
 from control.services.sessions import SessionFilters
 from web.keys import SETTINGS, SFU
 from web.pages import charts
@@ -120,13 +121,11 @@ async def learner_browse(request: web.Request, user: User) -> Ctx:
 async def learner_bookings(request: web.Request, user: User) -> Ctx:
     platform = platform_of(request)
     upcoming, past = split_bookings(await platform.bookings.for_learner(user.id))
-    rated = set()
-    for b in past:
-        if b.session.status == "completed" and await platform.feedback.has_rated(
-            user.id, b.session_id
-        ):
-            rated.add(b.id)
-    return {"upcoming": upcoming, "past": past, "rated": rated}
+    # The API's rule: from the start of the session (the UI features "Rate" once it ended).
+    rateable = {b.id for b in [*upcoming, *past] if may_rate(b.session, b)}
+    rated = {b.id for b in [*upcoming, *past]
+             if b.id in rateable and await platform.feedback.has_rated(user.id, b.session_id)}
+    return {"upcoming": upcoming, "past": past, "rateable": rateable, "rated": rated}
 
 
 async def learner_recommendations(request: web.Request, user: User) -> Ctx:

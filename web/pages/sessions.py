@@ -11,6 +11,7 @@ from aiohttp import web
 
 from control.errors import DomainError, Forbidden
 from control.models import Session, User
+from control.services.feedback import accepts_feedback, is_attendee, may_rate
 from control.services.sessions import SessionFilters
 from web.keys import SETTINGS
 from web.pages.common import (
@@ -113,6 +114,7 @@ async def details(request: web.Request) -> web.StreamResponse:
         session) else set()
     return await render(request, "sessions/detail.html", {
         "session": session, "booking": booking, "rating": avg, "rating_count": count,
+        "can_rate": may_rate(session, booking),
         "can_manage": manage, "bookings": bookings, "reviews": reviews,
         "startable": startable, "start_window": request.app[SETTINGS].sessions.start_window_minutes,
     })
@@ -203,11 +205,11 @@ async def _feedback_context(request: web.Request, user: User) -> dict[str, Any]:
     session_id = parse_uuid(request.match_info["id"])
     session = await platform.sessions.get(session_id)
     booking = await platform.bookings.booking_of(user.id, session_id)
-    if booking is None or booking.status not in ("confirmed", "completed"):
+    if not is_attendee(booking):  # the API's rule (FeedbackService.submit)
         raise Forbidden("only learners who attended this session can rate it")
     mine = [f for f in await platform.feedback.for_session(session_id) if f.user_id == user.id]
     return {"session": session, "existing": mine[0] if mine else None,
-            "open": session.status == "completed"}
+            "open": accepts_feedback(session)}
 
 
 @routes.view("/sessions/{id}/feedback/")
