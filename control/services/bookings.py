@@ -17,7 +17,7 @@ import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_ID = 2**63 - 1
+RoomRole = Literal["mentor", "admin", "learner"]
 HOLD_CHECK_SECONDS = 30.0
 SEAT_STATUSES = ("pending", "confirmed")
 
@@ -456,26 +457,37 @@ class BookingService:
 
     # ------------------------------------------------------------------ the room
 
-    async def room_access(self, user: User, session_id: uuid.UUID | str) -> str:
-        """``"mentor"``, ``"admin"`` or ``"learner"`` for who may enter the live room.
+    async def room_role(self, user: User, session_id: uuid.UUID | str) -> RoomRole:
+        """Who ``user`` is in the session's room, whether or not it is open: ``"mentor"``
+        (the session's), ``"admin"``, or ``"learner"`` (a confirmed or completed booking).
 
-        Raises NotFound (no session), Conflict ``session_not_active`` (not live) or Forbidden.
+        The room page, the chat history and (through ``room_access``) the signaling socket
+        all ask this. Raises NotFound (no session) or Forbidden: code ``removed`` for someone
+        a moderator removed from the room (they never come back), ``forbidden`` otherwise.
         """
+        return await self._role_in(user, await self.platform.sessions.get(session_id))
+
+    async def room_access(self, user: User, session_id: uuid.UUID | str) -> RoomRole:
+        """``room_role``, for entering the live room now: also raises Conflict
+        ``session_not_active`` unless the session is active."""
         session = await self.platform.sessions.get(session_id)
-        if user.id == session.mentor_id:
-            role = "mentor"
-        elif user.is_admin:
-            role = "admin"
-        else:
-            booking = await self.booking_of(user.id, session.id)
-            if booking is None or booking.status not in ("confirmed", "completed"):
-                raise Forbidden("only learners with a confirmed booking can join")
-            if await self.is_banned(session.id, user.id):
-                raise Forbidden("the mentor removed you from this session")
-            role = "learner"
+        role = await self._role_in(user, session)
         if session.status != "active":
             raise Conflict(f"the session is {session.status}", code="session_not_active")
         return role
+
+    async def _role_in(self, user: User, session: Session) -> RoomRole:
+        if await self.is_banned(session.id, user.id):
+            raise Forbidden("the mentor removed you from this session", code="removed")
+        if user.id == session.mentor_id:
+            return "mentor"
+        if user.is_admin:
+            return "admin"
+        booking = await self.booking_of(user.id, session.id)
+        if booking is None or booking.status not in ("confirmed", "completed"):
+            raise Forbidden("only the mentor, learners with a confirmed booking and admins "
+                            "may enter this session's room")
+        return "learner"
 
     async def record_join(self, session_id: uuid.UUID | str, user_id: int) -> None:
         sid = parse_session_id(session_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 from sessions_helpers import anon, create_session, notifications_of, platform_of
 
@@ -12,7 +13,8 @@ async def admin_of(api: Any, name: str = "root") -> dict[str, Any]:
     resp = await api.client.post(
         "/api/auth/login/", json={"username": name, "password": "s3cret-pass!"}
     )
-    return {"headers": {"Authorization": f"Bearer {(await resp.json())['token']}"}}
+    data = await resp.json()
+    return {"user": data["user"], "headers": {"Authorization": f"Bearer {data['token']}"}}
 
 
 async def test_book_free_session_confirms_at_once(api: Any) -> None:
@@ -116,7 +118,8 @@ async def test_my_bookings_and_attendee_list(api: Any) -> None:
     assert (await api.call("GET", f"/api/sessions/{s1['id']}/bookings/", admin))[0] == 200
 
 
-async def test_room_access_rules(api: Any) -> None:
+async def test_room_role_and_room_access(api: Any) -> None:
+    """room_role: who one is in the room, open or not; room_access adds "is it open"."""
     import pytest
 
     from control.errors import Conflict, Forbidden
@@ -124,22 +127,55 @@ async def test_room_access_rules(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     stranger = await api.register("learner")
+    admin = await admin_of(api)
     s = await create_session(api, mentor, schedule=__import__("sessions_helpers").iso_in(5))
     await api.call("POST", f"/api/sessions/{s['id']}/book/", learner)
     platform = platform_of(api)
     users = {
         k: await platform.accounts.get_user(v["user"]["id"])
-        for k, v in (("m", mentor), ("l", learner), ("s", stranger))
+        for k, v in (("m", mentor), ("l", learner), ("s", stranger), ("a", admin))
     }
-    with pytest.raises(Conflict):
-        await platform.bookings.room_access(users["l"], s["id"])
+    bookings = platform.bookings
+    roles = {"m": "mentor", "l": "learner", "a": "admin"}
+    for who, role in roles.items():  # before the start: a role, but the room is closed
+        assert await bookings.room_role(users[who], s["id"]) == role
+        with pytest.raises(Conflict) as closed:
+            await bookings.room_access(users[who], s["id"])
+        assert closed.value.code == "session_not_active"
+    for ask in (bookings.room_role, bookings.room_access):
+        with pytest.raises(Forbidden) as err:
+            await ask(users["s"], s["id"])
+        assert err.value.code == "forbidden"
     await api.call("POST", f"/api/sessions/{s['id']}/start/", mentor)
-    assert await platform.bookings.room_access(users["m"], s["id"]) == "mentor"
-    assert await platform.bookings.room_access(users["l"], s["id"]) == "learner"
-    with pytest.raises(Forbidden):
-        await platform.bookings.room_access(users["s"], s["id"])
-    await platform.bookings.ban(s["id"], learner["user"]["id"])
-    await platform.bookings.ban(s["id"], learner["user"]["id"])  # idempotent
-    assert await platform.bookings.is_banned(s["id"], learner["user"]["id"])
-    with pytest.raises(Forbidden):
-        await platform.bookings.room_access(users["l"], s["id"])
+    for who, role in roles.items():
+        assert await bookings.room_access(users[who], s["id"]) == role
+    await bookings.ban(s["id"], learner["user"]["id"])
+    await bookings.ban(s["id"], learner["user"]["id"])  # idempotent
+    assert await bookings.is_banned(s["id"], learner["user"]["id"])
+    for ask in (bookings.room_role, bookings.room_access):
+        with pytest.raises(Forbidden) as err:
+            await ask(users["l"], s["id"])
+        assert err.value.code == "removed"  # what the signaling socket reports
+    await api.call("POST", f"/api/sessions/{s['id']}/end/", mentor)
+    assert await bookings.room_role(users["m"], s["id"]) == "mentor"  # the end screen
+
+
+async def test_chat_history_follows_the_room_rule(api: Any) -> None:
+    mentor = await api.register("mentor")
+    learner = await api.register("learner")
+    removed = await api.register("learner")
+    stranger = await api.register("learner")
+    s = await create_session(api, mentor, schedule=__import__("sessions_helpers").iso_in(5))
+    for who in (learner, removed):
+        await api.call("POST", f"/api/sessions/{s['id']}/book/", who)
+    await platform_of(api).bookings.ban(s["id"], removed["user"]["id"])
+    path = f"/api/sessions/{s['id']}/chat/"
+    for who in (mentor, learner, await admin_of(api)):  # readable before the start too
+        status, body = await api.call("GET", path, who)
+        assert status == 200 and body == [], body
+    status, body = await api.call("GET", path, removed)
+    assert status == 403 and body["error"]["code"] == "removed"
+    status, body = await api.call("GET", path, stranger)
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    status, body = await api.call("GET", f"/api/sessions/{uuid4()}/chat/", mentor)
+    assert status == 404

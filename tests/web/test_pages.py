@@ -379,3 +379,27 @@ async def test_paid_booking_shows_how_to_pay(site: Site) -> None:
     assert "Seat held — pay $12.00 to the mentor by" in html
     _, html, _ = await site.get("/dashboard/?tab=requests", "mentor")
     assert "Paid clinic" in html and "Mark paid" in html
+
+
+async def test_room_page_roles_in_every_state(site: Site) -> None:
+    """The room page asks ``room_role``: who may be there, whether or not it is open."""
+    room = f"/sessions/{site.session.id}/room"
+    stranger = await site.platform.accounts.register(
+        username="eve", email="eve@example.org", password="s3cret-pass!", role="learner")
+    site.tokens["stranger"] = site.platform.tokens.issue(stranger.id, stranger.role)
+    expected = {"mentor": "mentor", "learner": "learner", "admin": "admin"}
+    for state, advance in (("waiting", None), ("live", site.platform.sessions.start),
+                           ("ended", site.platform.sessions.end)):
+        if advance is not None:
+            await advance(site.mentor, site.session.id)
+        for who, role in expected.items():
+            status, html, _ = await site.get(room, who)
+            assert status == 200, (state, who)
+            assert f'data-role="{role}"' in html and f'data-state="{state}"' in html, (state, who)
+        status, html, _ = await site.get(room, "stranger")
+        assert status == 403 and "confirmed booking" in html, state
+        if state == "live":
+            await site.platform.bookings.ban(site.session.id, site.learner.id)
+            status, html, _ = await site.get(room, "learner")
+            assert status == 403 and "removed you" in html
+            del expected["learner"]

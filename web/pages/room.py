@@ -11,7 +11,6 @@ from typing import Any
 
 from aiohttp import web
 
-from control.errors import Conflict
 from web.keys import SETTINGS
 from web.pages.common import parse_uuid, platform_of, require_user
 from web.pages.render import render
@@ -33,11 +32,7 @@ async def room_page(request: web.Request) -> web.Response:
     platform = platform_of(request)
     session_id = parse_uuid(request.match_info["session_id"])
     session = await platform.sessions.get(session_id)
-    try:
-        role = await platform.bookings.room_access(user, session_id)
-    except Conflict:
-        # Allowed in, but the room is not open: room_access checks permission first.
-        role = _role_without_room(user, session)
+    role = await platform.bookings.room_role(user, session_id)  # open or not
     settings = request.app[SETTINGS]
     context: dict[str, Any] = {
         "session": session,
@@ -54,9 +49,3 @@ async def room_page(request: web.Request) -> web.Response:
 @routes.get("/sessions/{session_id}/room/")
 async def room_page_slash(request: web.Request) -> web.Response:
     raise web.HTTPMovedPermanently(f"/sessions/{request.match_info['session_id']}/room")
-
-
-def _role_without_room(user: Any, session: Any) -> str:
-    if user.id == session.mentor_id:
-        return "mentor"
-    return "admin" if user.is_admin else "learner"
