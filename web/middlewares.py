@@ -21,6 +21,7 @@ from web.security import (
     origin_allowed,
     resolve_user,
 )
+from web.uploads import leading_field
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -120,7 +121,10 @@ async def identity_middleware(request: web.Request, handler: Handler) -> web.Str
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Double-submit CSRF for cookie-authenticated and form requests; Origin must be ours.
 
-    Bearer-token requests are exempt: browsers never attach that header by themselves.
+    The token comes in the ``X-CSRF-Token`` header, else in the form's ``csrf_token`` field:
+    the parsed body of a urlencoded form, the first part of a multipart one (read alone, so
+    an upload is not buffered here; see ``web.uploads``). Bearer-token requests are exempt:
+    browsers never attach that header by themselves.
     """
     if request.method not in SAFE_METHODS and not bearer_token(request):
         settings = request.app[SETTINGS]
@@ -133,8 +137,13 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
             submitted = request.headers.get(CSRF_HEADER)
             if submitted is None and ctype == "application/x-www-form-urlencoded":
                 submitted = (await request.post()).get(CSRF_FIELD)  # type: ignore[assignment]
+            elif submitted is None and ctype == "multipart/form-data":
+                submitted = await leading_field(request, CSRF_FIELD)
             if not csrf_valid(request, submitted if isinstance(submitted, str) else None):
-                raise CsrfFailed("missing or invalid CSRF token; reload the page and try again")
+                raise CsrfFailed(
+                    "missing or invalid CSRF token (the X-CSRF-Token header, or the first field "
+                    "of the form); reload the page and try again"
+                )
     response = await handler(request)
     return response
 

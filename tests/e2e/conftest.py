@@ -17,7 +17,8 @@ Fixtures other test modules reuse:
   ``e2e.seed.as_user(world, "lin")`` gives a signed-in ``TestUser``.
 - ``make_user(role, **profile)``: creates an account through the services and returns a
   ``TestUser`` (username, password, id, role, email).
-- ``new_page(name="main", *, user=None, phone=False, allow_http_errors=False)``: a
+- ``new_page(name="main", *, user=None, phone=False, allow_http_errors=False,
+  javascript=True)``: a
   ``BrowserPage`` (``.page`` is the Playwright page) that records console errors, page
   errors and every request URL.  With ``user`` the context already carries that user's
   session cookie.  At teardown the harness asserts no page requested anything from another
@@ -313,12 +314,14 @@ def new_page(
         user: TestUser | None = None,
         phone: bool = False,
         allow_http_errors: bool = False,
+        javascript: bool = True,
     ) -> BrowserPage:
         context = browser.new_context(
             base_url=live_server.url,
             viewport=PHONE if phone else DESKTOP,
             timezone_id="UTC",
             locale="en-GB",
+            java_script_enabled=javascript,
         )
         context.set_default_timeout(10_000)
         if user is not None:

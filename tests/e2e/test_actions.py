@@ -177,6 +177,23 @@ def test_profile_picture_and_following(world: dict[str, Any], tmp_path: Path,
     expect(page.locator(".card", has_text="Ada Lovelace")).to_have_count(0)
 
 
+def test_profile_picture_upload_without_javascript(
+    world: dict[str, Any], tmp_path: Path, new_page: Callable[..., BrowserPage]
+) -> None:
+    """The plain form posts the file with its CSRF field; no script is needed."""
+    bp = new_page("lin", user=as_user(world, "lin"), javascript=False)
+    page = bp.page
+    bp.goto("/profile/")
+    page.get_by_label("Choose an image").set_input_files(
+        str(tiny_png(tmp_path / "plain.png", (16, 185, 129))))
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url("**/profile/")
+    expect(page.locator("[data-flash]")).to_have_text("Profile picture updated.")
+    expect(page.locator(".avatar-preview img.avatar")).to_have_attribute(
+        "src", re.compile(r"^/media/avatars/.+\.png$"))
+    bp.shot("uploaded-without-javascript")
+
+
 def test_admin_manages_users_and_sessions(world: dict[str, Any],
                                           new_page: Callable[..., BrowserPage]) -> None:
     admin = new_page("admin", user=as_user(world, "admin"))

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
 from web.keys import PLATFORM
@@ -403,3 +404,72 @@ async def test_room_page_roles_in_every_state(site: Site) -> None:
             status, html, _ = await site.get(room, "learner")
             assert status == 403 and "removed you" in html
             del expected["learner"]
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def upload_form(*fields: tuple[str, bytes | str]) -> aiohttp.FormData:
+    """A multipart body with ``fields`` in this order (bytes are files)."""
+    form = aiohttp.FormData()
+    for name, value in fields:
+        if isinstance(value, bytes):
+            form.add_field(name, value, filename="me.png", content_type="image/png")
+        else:
+            form.add_field(name, value)
+    return form
+
+
+async def test_profile_picture_form_works_without_javascript(site: Site) -> None:
+    """The CSRF token as the first field of the multipart form, as a browser sends it."""
+    _, html, _ = await site.get("/profile/", "learner")
+    form = re.search(r'<form[^>]*action="/profile/image/".*?</form>', html, re.S)
+    assert form is not None
+    assert re.search(r'<form[^>]*>\s*<input type="hidden" name="csrf_token"', form.group(0))
+    assert "disabled" not in form.group(0) and "needs JavaScript" not in html
+
+    async def upload(*fields: tuple[str, bytes | str], **headers: str) -> Any:
+        return await site.client.post("/profile/image/", data=upload_form(*fields),
+                                      headers={**site.headers("learner"), **headers},
+                                      allow_redirects=False)
+
+    resp = await upload(("csrf_token", CSRF), ("image", PNG))
+    assert resp.status == 302 and resp.headers["Location"] == "/profile/"
+    assert "Profile%20picture%20updated" in resp.cookies["peerlearn_flash"].value
+    learner = await site.platform.accounts.get_user(site.learner.id)
+    assert learner.profile_image and learner.profile_image.endswith(".png")
+    # The script's way still works: the header, and the field too.
+    resp = await upload(("csrf_token", CSRF), ("image", PNG), **{"X-CSRF-Token": CSRF})
+    assert resp.status == 302
+    for fields in (
+        [("image", PNG)],  # no token
+        [("csrf_token", "x" * 43), ("image", PNG)],  # not this browser's token
+        [("image", PNG), ("csrf_token", CSRF)],  # after the file: it would have to be buffered
+        [("csrf_token", CSRF * 10), ("image", PNG)],  # far too long to be a token
+    ):
+        resp = await upload(*fields)
+        assert resp.status == 403, fields
+        assert "CSRF" in await resp.text()
+    resp = await upload(("csrf_token", CSRF), ("image", b""))  # sent with no file chosen
+    assert "Choose%20an%20image" in resp.cookies["peerlearn_flash"].value
+
+
+async def test_profile_picture_form_keeps_the_size_limit(
+    app_factory: Any, make_settings: Any
+) -> None:
+    site = Site(await app_factory(make_settings(uploads={"max_image_bytes": 2048})))
+    await site.seed()
+    resp = await site.client.post(
+        "/profile/image/", data=upload_form(("csrf_token", CSRF), ("image", PNG + bytes(4096))),
+        headers=site.headers("learner"), allow_redirects=False)
+    assert resp.status == 302
+    assert "at%20most%202048%20bytes" in resp.cookies["peerlearn_flash"].value
+    assert (await site.platform.accounts.get_user(site.learner.id)).profile_image is None
+
+
+async def test_api_upload_accepts_the_csrf_field_with_a_cookie(site: Site) -> None:
+    resp = await site.client.post(
+        "/api/users/profile/image/", data=upload_form(("csrf_token", CSRF), ("image", PNG)),
+        headers={"Cookie": site.headers("learner")["Cookie"]})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["profile_image"].endswith(".png")

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from control.errors import NotFound, ValidationFailed
+from control.errors import NotFound
 from control.models import User
-from control.services.accounts import MAX_DB_ID, USERNAME_MAX, PayloadTooLarge
+from control.services.accounts import MAX_DB_ID, USERNAME_MAX
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import PageOut, UserOut, UserPublic
 from web.keys import PLATFORM, SETTINGS
+from web.uploads import read_image
 
 api = ApiRegistry()
 TAGS = ["users"]
-# Multipart framing and headers around the image, beyond the image bytes themselves.
-MULTIPART_OVERHEAD = 64 * 1024
 
 # Coarse caps; the service trims, de-duplicates and gives precise per-field messages.
 Tag = Annotated[str, Field(max_length=200)]
@@ -102,41 +100,6 @@ async def update_profile(request: web.Request, call: ApiCall[ProfileUpdateIn, No
     return await _profile(request, user)
 
 
-async def _read_image(request: web.Request, limit: int) -> tuple[bytes, str | None]:
-    """The bytes of the multipart field ``image`` (at most ``limit`` + 1 are read)."""
-    if not request.content_type.startswith("multipart/"):
-        raise ValidationFailed(
-            "send the image as multipart/form-data field 'image'",
-            code="expected_multipart",
-            fields={"image": "required"},
-        )
-    if request.content_length and request.content_length > limit + MULTIPART_OVERHEAD:
-        raise PayloadTooLarge(
-            f"the image is larger than {limit} bytes", fields={"image": f"at most {limit} bytes"}
-        )
-    try:
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader) or part.name != "image":
-                continue
-            data = bytearray()
-            while chunk := await part.read_chunk(64 * 1024):
-                data.extend(chunk)
-                if len(data) > limit:
-                    raise PayloadTooLarge(
-                        f"the image is larger than {limit} bytes",
-                        fields={"image": f"at most {limit} bytes"},
-                    )
-            return bytes(data), part.headers.get("Content-Type")
-    except (ValueError, AssertionError, RuntimeError, HttpProcessingError):
-        # HttpProcessingError: a part's headers do not parse (aiohttp's InvalidHeader).
-        raise ValidationFailed("malformed multipart body", code="invalid_multipart") from None
-    raise ValidationFailed("no image uploaded", code="image_missing", fields={"image": "required"})
-
-
 @api.route(
     "POST",
     "/api/users/profile/image/",
@@ -154,7 +117,7 @@ async def _read_image(request: web.Request, limit: int) -> tuple[bytes, str | No
 async def upload_image(request: web.Request, call: ApiCall[None, None]) -> ProfileOut:
     """Upload a profile picture (PNG, JPEG, GIF or WEBP) as multipart field ``image``."""
     limit = request.app[SETTINGS].uploads.max_image_bytes
-    data, content_type = await _read_image(request, limit)
+    data, content_type = await read_image(request, limit)
     user = await request.app[PLATFORM].accounts.set_profile_image(call.me, data, content_type)
     return await _profile(request, user)
 

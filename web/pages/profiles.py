@@ -20,6 +20,7 @@ from web.pages.common import (
     split_list,
 )
 from web.pages.render import render
+from web.uploads import read_image
 
 routes = web.RouteTableDef()
 
@@ -80,16 +81,18 @@ class OwnProfileView(web.View):
 
 @routes.post("/profile/image/")
 async def upload_image(request: web.Request) -> web.StreamResponse:
-    """Multipart upload; always redirects back so the page's script can just follow it."""
+    """Multipart upload, from the plain form or the page's script (which sends the CSRF
+    header); always redirects back to the profile with the outcome as a flash message."""
     user = require_user(request)
-    data = await request.post()
-    part = data.get("image")
-    if part is None or isinstance(part, str):
-        raise redirect("/profile/", ("error", "Choose an image file to upload."))
-    content = part.file.read()
+    limit = request.app[SETTINGS].uploads.max_image_bytes
     try:
-        await platform_of(request).accounts.set_profile_image(user, content, part.content_type)
+        content, content_type = await read_image(request, limit)
+        if not content:  # the form was sent with no file chosen
+            raise ValidationFailed("no image uploaded", code="image_missing")
+        await platform_of(request).accounts.set_profile_image(user, content, content_type)
     except DomainError as exc:
+        if exc.code == "image_missing":
+            raise redirect("/profile/", ("error", "Choose an image file to upload.")) from None
         detail = exc.fields.get("image") if exc.fields else None
         raise redirect("/profile/", ("error", f"Image not saved: {detail or exc.message}.")
                        ) from None

@@ -39,11 +39,9 @@ function setupTimezoneForms() {
 
 function setupUploads() {
   document.querySelectorAll('form[data-upload-form]').forEach((form) => {
+    // Without this script the form posts as it is (its first field carries the CSRF token);
+    // with it, a failure is shown next to the field instead of on a new page.
     const problem = form.querySelector('[data-upload-error]');
-    const submit = form.querySelector('button[type="submit"]');
-    // The template renders the button disabled: a click before this handler exists would
-    // post the file without the CSRF header and be refused.
-    if (submit) submit.disabled = false;
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       const button = form.querySelector('button[type="submit"]');
