@@ -21,6 +21,12 @@ POSTGRES_ADMIN_URL = os.environ.get(
 DATABASE_KINDS = ("sqlite", "postgres")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Per-request values go through typed keys (web.RequestKey) and their accessors
+    # (web.security.current_user, ...): a plain string key anywhere fails the test using it.
+    config.addinivalue_line("filterwarnings", "error::aiohttp.web.NotAppKeyWarning")
+
+
 def _pg_url(database: str) -> str:
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     return base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + database

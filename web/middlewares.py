@@ -13,11 +13,12 @@ from web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
     CSRF_HEADER,
-    NEW_CSRF_COOKIE_KEY,
     SAFE_METHODS,
     SESSION_COOKIE,
+    USER_KEY,
     bearer_token,
     csrf_valid,
+    new_csrf_cookie,
     origin_allowed,
     resolve_user,
 )
@@ -113,7 +114,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["user"] = await resolve_user(request)
+    request[USER_KEY] = await resolve_user(request)
     return await handler(request)
 
 
@@ -151,7 +152,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 @web.middleware
 async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
-    new_csrf = request.get(NEW_CSRF_COOKIE_KEY)
+    new_csrf = new_csrf_cookie(request)
     if new_csrf and not response.prepared:
         settings = request.app[SETTINGS]
         response.set_cookie(

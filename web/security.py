@@ -17,9 +17,22 @@ CSRF_COOKIE = "peerlearn_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Per-request storage: this request's CSRF token, and a new one to set as a cookie.
+# Per-request storage: who is signed in (set by the identity middleware, None when nobody
+# is), this request's CSRF token, and a new one to set as a cookie. Read them through the
+# accessors below.
+USER_KEY: web.RequestKey[User | None] = web.RequestKey("user")
 CSRF_TOKEN_KEY = web.RequestKey("csrf_token", str)
 NEW_CSRF_COOKIE_KEY = web.RequestKey("csrf_set", str)
+
+
+def current_user(request: web.Request) -> User | None:
+    """The signed-in user of this request, or None (anonymous, or before identity ran)."""
+    return request.get(USER_KEY)
+
+
+def new_csrf_cookie(request: web.Request) -> str | None:
+    """The CSRF token this request created, which the response must set as a cookie."""
+    return request.get(NEW_CSRF_COOKIE_KEY)
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from control.errors import Forbidden, NotAuthenticated, ValidationFailed
 from control.models import User
+from web.security import current_user
 
 Auth = Literal[None, "user", "learner", "mentor", "admin"]
 B = TypeVar("B", bound=BaseModel | None)
@@ -196,7 +197,7 @@ class ApiRegistry:
     @staticmethod
     def _wrap(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
-            user: User | None = request.get("user")
+            user: User | None = current_user(request)
             _check_auth(user, endpoint.auth)
             body = None
             if endpoint.body is not None:

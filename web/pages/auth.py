@@ -11,7 +11,7 @@ from control.models import User
 from web.keys import SETTINGS
 from web.pages.common import field_errors, form_data, platform_of, redirect, safe_next
 from web.pages.render import render
-from web.security import clear_session_cookie, set_session_cookie
+from web.security import clear_session_cookie, current_user, set_session_cookie
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -45,7 +45,7 @@ def signed_in(request: web.Request, user: User, location: str) -> web.HTTPFound:
 @routes.view("/auth/login/")
 class LoginView(web.View):
     async def get(self) -> web.StreamResponse:
-        if self.request.get("user") is not None:
+        if current_user(self.request) is not None:
             raise redirect(safe_next(self.request.query.get("next")))
         return await render(
             self.request, "auth/login.html",

@@ -13,6 +13,7 @@ from control.models import User
 from control.platform import Platform
 from web.keys import PLATFORM
 from web.pages.render import set_flash
+from web.security import current_user
 
 
 def platform_of(request: web.Request) -> Platform:
@@ -30,7 +31,7 @@ def require_user(request: web.Request, *roles: str) -> User:
     Admins pass every role check only when ``"admin"`` is listed: admin pages and the
     learner/mentor ones are different views, not a hierarchy.
     """
-    user: User | None = request.get("user")
+    user: User | None = current_user(request)
     if user is None:
         login_redirect(request)
     if roles and user.role not in roles:

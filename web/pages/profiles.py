@@ -20,6 +20,7 @@ from web.pages.common import (
     split_list,
 )
 from web.pages.render import render
+from web.security import current_user
 from web.uploads import read_image
 
 routes = web.RouteTableDef()
@@ -124,7 +125,7 @@ async def _public_user(request: web.Request) -> User:
 async def public_profile(request: web.Request) -> web.StreamResponse:
     platform = platform_of(request)
     person = await _public_user(request)
-    viewer: User | None = request.get("user")
+    viewer: User | None = current_user(request)
     followers, following = await platform.follows.counts(person.id)
     ctx: dict[str, Any] = {"person": person, "followers_count": followers,
                            "following_count": following, "is_self": viewer and

@@ -19,7 +19,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from web.keys import PLATFORM, SETTINGS, TEMPLATES
-from web.security import csrf_token
+from web.security import csrf_token, current_user
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ async def _unread(request: web.Request, user: Any) -> tuple[int, list[Any]]:
 
 
 async def page_context(request: web.Request, context: dict[str, Any]) -> dict[str, Any]:
-    user = request.get("user")
+    user = current_user(request)
     unread, latest = await _unread(request, user)
     settings = request.app.get(SETTINGS)
     base = {

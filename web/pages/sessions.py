@@ -26,6 +26,7 @@ from web.pages.common import (
     safe_next,
 )
 from web.pages.render import render
+from web.security import current_user
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -98,7 +99,7 @@ async def details(request: web.Request) -> web.StreamResponse:
     platform = platform_of(request)
     session_id = parse_uuid(request.match_info["id"])
     session = await platform.sessions.get(session_id)
-    user: User | None = request.get("user")
+    user: User | None = current_user(request)
     booking = None
     if user is not None and user.role == "learner":
         booking = await platform.bookings.booking_of(user.id, session_id)
