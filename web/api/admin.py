@@ -56,13 +56,7 @@ async def list_users(request: web.Request, call: ApiCall[None, UsersQuery]) -> P
     page = await request.app[PLATFORM].accounts.list_users(
         q=q.q, role=q.role, active=q.active, page=q.page, per_page=q.per_page
     )
-    return PageOut[UserOut](
-        items=[UserOut.of(u) for u in page.items],
-        total=page.total,
-        page=page.page,
-        per_page=page.per_page,
-        pages=page.pages,
-    )
+    return PageOut[UserOut].of(page, UserOut.of)
 
 
 @api.route(

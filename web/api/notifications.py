@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from control.services.accounts import MAX_DB_ID
 from control.services.notifications import notification_dict
 from web.api.registry import ApiCall, ApiRegistry
+from web.api.schemas import PageOut
 from web.keys import PLATFORM
 
 api = ApiRegistry()
@@ -27,12 +28,7 @@ class NotificationOut(BaseModel):
     created_at: datetime
 
 
-class NotificationPageOut(BaseModel):
-    items: list[NotificationOut]
-    total: int
-    page: int
-    per_page: int
-    pages: int
+class NotificationPageOut(PageOut[NotificationOut]):
     unread: int
 
 
@@ -87,12 +83,9 @@ async def list_notifications(
     page = await service.list(
         call.me.id, unread_only=q.unread_only, page=q.page, per_page=q.per_page
     )
-    return NotificationPageOut(
-        items=[NotificationOut(**notification_dict(n)) for n in page.items],
-        total=page.total,
-        page=page.page,
-        per_page=page.per_page,
-        pages=page.pages,
+    return NotificationPageOut.of(
+        page,
+        lambda n: NotificationOut(**notification_dict(n)),
         unread=await service.unread_count(call.me.id),
     )
 

@@ -8,13 +8,14 @@ two contributed). ``model_version`` counts the refits since start-up (0 = no mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from recommender.data import Recommendation
-from web.api.registry import ApiCall, ApiRegistry
+from web.api.registry import ApiCall, ApiRegistry, Auth, Handler
 from web.api.schemas import UserPublic
 from web.api.sessions import SessionOut
 from web.recommendations import SessionPick, gateway_of
@@ -71,14 +72,19 @@ def _sessions_out(picks: list[SessionPick], version: int) -> SessionRecommendati
     )
 
 
-@api.route(
-    "GET",
-    "/api/recommendations/sessions/",
-    query=RecommendationQuery,
-    response=SessionRecommendationsOut,
-    auth="user",
-    tags=TAGS,
-)
+def _get(kind: str, response: type[BaseModel], auth: Auth = "user") -> Callable[[Handler], Handler]:
+    """``GET /api/recommendations/<kind>/``, taking the shared ``limit`` query."""
+    return api.route(
+        "GET",
+        f"/api/recommendations/{kind}/",
+        query=RecommendationQuery,
+        response=response,
+        auth=auth,
+        tags=TAGS,
+    )
+
+
+@_get("sessions", SessionRecommendationsOut)
 async def recommended_sessions(
     request: web.Request, call: ApiCall[None, RecommendationQuery]
 ) -> SessionRecommendationsOut:
@@ -88,14 +94,7 @@ async def recommended_sessions(
     return _sessions_out(picks, gateway.model_version)
 
 
-@api.route(
-    "GET",
-    "/api/recommendations/mentors/",
-    query=RecommendationQuery,
-    response=MentorRecommendationsOut,
-    auth="user",
-    tags=TAGS,
-)
+@_get("mentors", MentorRecommendationsOut)
 async def recommended_mentors(
     request: web.Request, call: ApiCall[None, RecommendationQuery]
 ) -> MentorRecommendationsOut:
@@ -113,13 +112,7 @@ async def recommended_mentors(
     )
 
 
-@api.route(
-    "GET",
-    "/api/recommendations/trending/",
-    query=RecommendationQuery,
-    response=SessionRecommendationsOut,
-    tags=TAGS,
-)
+@_get("trending", SessionRecommendationsOut, auth=None)
 async def trending_sessions(
     request: web.Request, call: ApiCall[None, RecommendationQuery]
 ) -> SessionRecommendationsOut:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from control.models import User
+from control.services.common import Page
 
 T = TypeVar("T")
 
@@ -74,6 +76,19 @@ class PageOut(BaseModel, Generic[T]):
     page: int
     per_page: int
     pages: int
+
+    @classmethod
+    def of(cls, page: Page[Any], item: Callable[[Any], T], **extra: Any) -> Self:
+        """A service's ``Page`` with each row turned into ``item(row)`` (``extra``: the
+        fields a subclass adds)."""
+        return cls(
+            items=[item(row) for row in page.items],
+            total=page.total,
+            page=page.page,
+            per_page=page.per_page,
+            pages=page.pages,
+            **extra,
+        )
 
 
 class Message(BaseModel):

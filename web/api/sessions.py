@@ -432,16 +432,6 @@ async def _detail(request: web.Request, session: Session, viewer: User | None) -
     )
 
 
-def _page(page: Any) -> SessionPage:
-    return SessionPage(
-        items=[SessionOut.of(s) for s in page.items],
-        total=page.total,
-        page=page.page,
-        per_page=page.per_page,
-        pages=page.pages,
-    )
-
-
 # --------------------------------------------------------------------------- sessions
 
 
@@ -450,7 +440,7 @@ async def list_sessions(request: web.Request, call: ApiCall[None, SessionListQue
     """Search sessions (cancelled ones only when asked for by status)."""
     q = call.query
     page = await request.app[PLATFORM].sessions.list(q.filters(), page=q.page, per_page=q.per_page)
-    return _page(page)
+    return SessionPage.of(page, SessionOut.of)
 
 
 @api.route(
@@ -784,6 +774,6 @@ async def admin_sessions(
     page = await request.app[PLATFORM].sessions.list(
         q.filters(include_cancelled=True), page=q.page, per_page=q.per_page
     )
-    return _page(page)
+    return SessionPage.of(page, SessionOut.of)
 
 

@@ -131,13 +131,7 @@ async def mentors(request: web.Request, call: ApiCall[None, MentorsQuery]) -> Pa
     page = await request.app[PLATFORM].accounts.list_mentors(
         skill=q.skill, q=q.q, page=q.page, per_page=q.per_page
     )
-    return PageOut[UserPublic](
-        items=[UserPublic.of(u) for u in page.items],
-        total=page.total,
-        page=page.page,
-        per_page=page.per_page,
-        pages=page.pages,
-    )
+    return PageOut[UserPublic].of(page, UserPublic.of)
 
 
 @api.route(
