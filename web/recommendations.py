@@ -160,7 +160,7 @@ class RecommenderGateway:
     def model_version(self) -> int:
         return self.engine.version
 
-    # -- picks with their database rows ---------------------------------------------------
+    # -- picks with their database rows: what the API and the pages ask -------------------
     async def session_picks(self, user: User, k: int = 10) -> list[SessionPick]:
         """Bookable sessions for ``user``, best first, each with its reason."""
         booked = await self._booked_ids(user.id)
@@ -192,18 +192,6 @@ class RecommenderGateway:
                 if len(out) == k:
                     break
         return out
-
-    # -- the duck-typed interface web.pages.recommend calls -------------------------------
-    async def recommend_sessions(self, user_id: int, k: int = 10) -> list[Recommendation]:
-        user = await self.platform.accounts.get_user(user_id)
-        return [p.recommendation for p in await self.session_picks(user, k)] if user else []
-
-    async def recommend_mentors(self, user_id: int, k: int = 10) -> list[Recommendation]:
-        user = await self.platform.accounts.get_user(user_id)
-        return [p.recommendation for p in await self.mentor_picks(user, k)] if user else []
-
-    async def trending(self, k: int = 10) -> list[Recommendation]:
-        return [p.recommendation for p in await self.trending_picks(None, k)]
 
     # -- internals ------------------------------------------------------------------------
     async def _booked_ids(self, user_id: int) -> set[str]:

@@ -180,3 +180,17 @@ async def test_pages_show_what_the_wired_recommender_picks(
     html = await page(client, w["learner"], "/recommendations/")
     shown = cards(html.split('id="rec-mentors"')[0])
     assert shown == [(p.session.title, p.recommendation.reason) for p in picks]
+
+
+def test_the_stand_in_answers_exactly_what_the_gateway_offers() -> None:
+    """The pages and the API ask the gateway for picks only; the stand-in mimics that."""
+    from web.recommendations import RecommenderGateway
+
+    def asks(cls: type) -> set[str]:
+        return {name for name in vars(cls) if name.endswith("_picks")}
+
+    offered = {name for name in vars(RecommenderGateway)
+               if not name.startswith("_") and callable(getattr(RecommenderGateway, name))}
+    lifecycle = {"start", "stop", "refresh", "on_interaction", "on_catalog_change"}
+    assert offered - lifecycle == asks(RecommenderGateway) == asks(StandIn) == {
+        "session_picks", "mentor_picks", "trending_picks"}
