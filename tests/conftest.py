@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import event
 
 from config.settings import Settings, load_settings
 
@@ -168,6 +169,24 @@ def api(client: Any) -> ApiDriver:
 @pytest.fixture
 def sqlite_api(sqlite_client: Any) -> ApiDriver:
     return ApiDriver(sqlite_client)
+
+
+class StatementCounter:
+    """Counts the SQL statements the platform's engine runs inside a ``with`` block."""
+
+    def __init__(self, platform: Any) -> None:
+        self.engine = platform.db.engine.sync_engine
+        self.count = 0
+
+    def _seen(self, *_args: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> StatementCounter:
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
 
 
 def run_concurrently(*coros: Awaitable[Any]) -> Awaitable[list[Any]]:

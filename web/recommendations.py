@@ -201,14 +201,16 @@ class RecommenderGateway:
     async def _sessions(
         self, recs: Iterable[Recommendation], k: int, user: User | None, booked: set[str]
     ) -> list[SessionPick]:
+        recs = list(recs)
         now = datetime.now(UTC)
+        # One query for every candidate row (2k + 5 of them); a session deleted since the
+        # fit is simply not there.
+        found = await self.platform.sessions.get_many(str(r.id) for r in recs)
+        rows = {str(s.id): s for s in found}
         out: list[SessionPick] = []
         for rec in recs:
-            try:
-                session = await self.platform.sessions.get(str(rec.id))
-            except DomainError:  # deleted since the fit
-                continue
-            if _bookable_for(session, user, booked, now):
+            session = rows.get(str(rec.id))
+            if session is not None and _bookable_for(session, user, booked, now):
                 out.append(SessionPick(rec, session))
                 if len(out) == k:
                     break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from control.events import CATALOG_CHANNEL
 from control.platform import Platform
 from recommender.serialization import snapshot_from_dict
+from tests.conftest import StatementCounter
 
 
 @pytest.fixture
@@ -200,3 +202,18 @@ async def test_export_keeps_the_newest_interactions_when_bounded(platform: Platf
     assert (await platform.interactions.export(max_interactions=0))["interactions"] == []
     snapshot = snapshot_from_dict(await platform.interactions.export())
     assert [x.created_at for x in snapshot.sessions] == [s.created_at for s in sessions]
+
+
+async def test_get_many_reads_sessions_in_one_query(platform: Platform) -> None:
+    mentor = await _user(platform, "mia", "mentor")
+    made = [await platform.sessions.create(mentor, **_kw(title=f"Go {i}")) for i in range(25)]
+    asked = [str(s.id) for s in reversed(made)]
+    with StatementCounter(platform) as statements:
+        got = await platform.sessions.get_many(asked)
+    assert [str(s.id) for s in got] == asked  # in the order asked
+    assert statements.count == 1
+    assert got[0].mentor.username == "mia"  # the mentor comes along (joined), no extra read
+    unknown, malformed = str(uuid.uuid4()), "not-a-uuid"
+    again = await platform.sessions.get_many([unknown, made[3].id, malformed, str(made[3].id)])
+    assert [s.id for s in again] == [made[3].id]  # unknown, malformed and repeats left out
+    assert await platform.sessions.get_many([]) == []

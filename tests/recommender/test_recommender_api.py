@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import ApiDriver
+from tests.conftest import ApiDriver, StatementCounter
 from web.keys import PLATFORM, RECOMMENDER
 
 SOURCES = {"content", "collaborative", "popularity", "hybrid"}
@@ -337,3 +337,20 @@ async def test_reasons_name_mentors_as_the_pages_do(sqlite_api: Any) -> None:
     reasons = {r["session"]["id"]: r["reason"] for r in body["results"]}
     assert reasons[fresh] == "new session from Ada Lovelace, popular with learners this week"
     assert "ada_928e54" not in " ".join(reasons.values())
+
+
+async def test_picks_read_their_rows_in_one_query_whatever_the_count(sqlite_api: Any) -> None:
+    api = sqlite_api
+    await _platform(api)
+    learner = await api.register("learner")
+    await _profile(api, learner, interests=["Python"])
+    gateway = api.client.app[RECOMMENDER]
+    user = await api.client.app[PLATFORM].accounts.get_user(learner["user"]["id"])
+    counts = {}
+    for k in (1, 3, 10):
+        with StatementCounter(api.client.app[PLATFORM]) as statements:
+            picks = await gateway.session_picks(user, k)
+        assert len(picks) == min(k, 6)  # 3 of Alice's 5 (the diversity cap), 2 + 1 others
+        counts[k] = statements.count
+    # The learner's bookings, then every candidate session at once: no read per session.
+    assert counts == {1: 2, 3: 2, 10: 2}
