@@ -1,0 +1,52 @@
+"""docs/services.md documents every public method of every service on ``Platform``."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+from control.services.accounts import AccountService
+from control.services.bookings import BookingService
+from control.services.chat import ChatService
+from control.services.feedback import FeedbackService
+from control.services.follows import FollowService
+from control.services.interactions import InteractionService
+from control.services.notifications import NotificationService
+from control.services.sessions import SessionService
+from control.services.stats import StatsService
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "services.md"
+SERVICES = {
+    "accounts": AccountService,
+    "follows": FollowService,
+    "notifications": NotificationService,
+    "sessions": SessionService,
+    "bookings": BookingService,
+    "feedback": FeedbackService,
+    "chat": ChatService,
+    "interactions": InteractionService,
+    "stats": StatsService,
+}
+
+
+def _rows() -> dict[str, str]:
+    rows = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\| `platform\.(\w+)` \(`\w+\.py`\) \| (.*) \|$", line)
+        if match:
+            rows[match.group(1)] = match.group(2)
+    return rows
+
+
+def test_every_public_service_method_is_documented() -> None:
+    rows = _rows()
+    missing = []
+    for attribute, cls in SERVICES.items():
+        row = rows.get(attribute, "")
+        for name, member in vars(cls).items():
+            if name.startswith("_") or not inspect.isfunction(member):
+                continue
+            if f"`{name}(" not in row:
+                missing.append(f"platform.{attribute}.{name}")
+    assert not missing, f"not in docs/services.md: {missing}"
