@@ -168,9 +168,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     # status from a failed WebSocket upgrade, and the room page shows the reason.
     try:
         user = await _authenticate(request)
-        if await platform.bookings.is_banned(session_id, user.id):
-            raise Forbidden("the mentor removed you from this session", code="removed")
-        role = await platform.bookings.room_access(user, session_id)
+        role = await platform.bookings.room_access(user, session_id)  # bans: code "removed"
     except DomainError as exc:
         return await refuse(exc.code, exc.message)
 
