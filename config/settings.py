@@ -152,6 +152,8 @@ class SessionSettings(_Section):
     start_window_minutes: int = Field(default=30, ge=0, le=24 * 60)
     reminder_minutes: int = Field(default=15, ge=1, le=24 * 60)
     reminder_check_seconds: float = Field(default=30.0, gt=0, le=3600)
+    #: a live session nobody ended is ended this long after its planned end
+    auto_end_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)
 
 
 class PaymentSettings(_Section):

@@ -66,10 +66,16 @@ class Platform:
         if background:
             self.spawn("session-reminders", self.sessions.run_reminders)
             self.spawn("payment-holds", self.bookings.run_hold_expiry)
+            self.spawn("session-auto-end", self.sessions.run_auto_end)
 
     def spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         """Run a long-lived background loop until close()."""
         self._background.append(asyncio.create_task(loop(), name=name))
+
+    @property
+    def background_jobs(self) -> list[str]:
+        """Names of the background loops running (none when started without them)."""
+        return [task.get_name() for task in self._background if not task.done()]
 
     async def close(self) -> None:
         for task in self._background:

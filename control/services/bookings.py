@@ -13,7 +13,6 @@ re-check the WHERE clause); SQLite has a single writer.  A duplicate booking hit
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from control.errors import Conflict, Forbidden, NotFound
 from control.models import Booking, RoomBan, Session, User, utcnow
 from control.services.payments import PaymentStart
-from control.services.sessions import announce, notify_quietly, parse_session_id
+from control.services.sessions import announce, notify_quietly, parse_session_id, run_every
 
 if TYPE_CHECKING:
     from control.platform import Platform
@@ -446,14 +445,7 @@ class BookingService:
 
     async def run_hold_expiry(self) -> None:
         """Background loop releasing expired payment holds."""
-        while True:
-            try:
-                await self.release_expired_holds()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("payment hold expiry pass failed")
-            await asyncio.sleep(HOLD_CHECK_SECONDS)
+        await run_every(HOLD_CHECK_SECONDS, self.release_expired_holds, "releasing payment holds")
 
     # ------------------------------------------------------------------ the room
 

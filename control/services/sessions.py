@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -36,6 +36,8 @@ MAX_SCHEDULE_AHEAD = timedelta(days=2 * 365)
 TITLE_MIN, TITLE_MAX = 3, 200
 DESCRIPTION_MAX = 10000
 SKILLS_MAX, SKILL_MAX_CHARS = 20, 50
+#: how often the background job looks for live sessions nobody ended
+AUTO_END_CHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -406,6 +408,13 @@ class SessionService:
             raise Forbidden("only the session's mentor can end it")
         if session.status != "active":
             raise Conflict(f"a {session.status} session cannot be ended", code="invalid_state")
+        await self._complete(session)
+        return await self.get(session.id)
+
+    async def _complete(self, session: Session) -> None:
+        """active → completed, and everything that follows: the room closes (the bus's
+        ``session_ended``), attendees' bookings complete, learners are asked to rate.
+        Conflict ``invalid_state`` when it was no longer active (ended meanwhile)."""
         await self._transition(session.id, "active", "completed", ended_at=utcnow())
         await self._lifecycle(session.id, "session_ended")
         for learner_id in await self._learner_ids(session.id, ("completed",)):
@@ -420,7 +429,49 @@ class SessionService:
             event="session_ended",
             link=f"/sessions/{session.id}/feedback/",
         )
-        return await self.get(session.id)
+
+    def overdue_at(self, session: Session) -> datetime:
+        """When a live session nobody ended is ended for them: its planned end (from the
+        schedule, or from the start if the mentor started late) plus
+        ``[sessions] auto_end_grace_minutes``."""
+        began = max(session.schedule, session.started_at or session.schedule)
+        grace = self.platform.settings.sessions.auto_end_grace_minutes
+        return began + timedelta(minutes=session.duration + grace)
+
+    async def end_overdue(self, now: datetime | None = None) -> int:
+        """End every active session past ``overdue_at`` exactly as its mentor would (one
+        pass of the background job); returns how many this call ended. The conditional
+        transition makes a session end once, whoever else (its mentor, another node) races
+        for it."""
+        now = now or utcnow()
+        async with self.platform.db.session() as db:
+            active = (await db.scalars(select(Session).where(Session.status == "active"))).unique()
+            overdue = [s for s in active.all() if self.overdue_at(s) <= now]
+        ended = 0
+        for session in overdue:
+            try:
+                await self._complete(session)
+            except Conflict:  # ended meanwhile
+                continue
+            ended += 1
+            log.info("ended session %s, still live %s after its planned end", session.id,
+                     self.platform.settings.sessions.auto_end_grace_minutes)
+            await notify_quietly(
+                self.platform,
+                [session.mentor_id],
+                title="Session ended automatically",
+                message=f"“{session.title}” was still live "
+                f"{self.platform.settings.sessions.auto_end_grace_minutes} minutes after its "
+                "planned end, so PeerLearn closed the room.",
+                type="warning",
+                event="session_ended",
+                link=f"/sessions/{session.id}/",
+            )
+        return ended
+
+    async def run_auto_end(self) -> None:
+        """Background loop: end overdue live sessions every ``AUTO_END_CHECK_SECONDS``."""
+        await run_every(AUTO_END_CHECK_SECONDS, self.end_overdue, "ending overdue sessions")
 
     async def cancel(self, actor: User, session_id: uuid.UUID | str) -> Session:
         session = await self.get(session_id)
@@ -523,11 +574,17 @@ class SessionService:
     async def run_reminders(self) -> None:
         """Background loop: send due reminders every ``reminder_check_seconds``."""
         interval = self.platform.settings.sessions.reminder_check_seconds
-        while True:
-            try:
-                await self.send_due_reminders()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reminder pass failed")
-            await asyncio.sleep(interval)
+        await run_every(interval, self.send_due_reminders, "sending reminders")
+
+
+async def run_every(seconds: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``job`` now and then every ``seconds`` until cancelled; a failed pass is logged
+    and the next one runs on time."""
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background pass failed: %s", what)
+        await asyncio.sleep(seconds)

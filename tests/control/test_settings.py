@@ -44,6 +44,9 @@ def _error(tmp_path: Path, **kwargs) -> str:
         ({"toml": '[server]\npublic_url = "learn.example.org"\n'}, "server.public_url"),
         ({"env": {"PEERLEARN_SERVER__PUBLIC_URL": "ftp://x"}}, "server.public_url"),
         ({"toml": "[sessions]\nmax_participants = 11\n"}, "sessions.max_participants"),
+        ({"toml": "[sessions]\nauto_end_grace_minutes = -5\n"}, "sessions.auto_end_grace_minutes"),
+        ({"env": {"PEERLEARN_SESSIONS__AUTO_END_GRACE_MINUTES": "soon"}},
+         "sessions.auto_end_grace_minutes"),
         ({"toml": '[server]\nmode = "production"\n'}, "server.secret_key"),
         ({"toml": '[server]\nsecret_key = "short"\n'}, "server.secret_key"),
         ({"toml": "[server\nport = 1"}, "conf.toml"),
@@ -116,6 +119,22 @@ def test_defaults(tmp_path: Path):
     assert settings.server.port == 8080 and settings.server.host == "127.0.0.1"
     assert settings.database_url.startswith("sqlite+aiosqlite:///")
     assert settings.redis.url is None and settings.email.backend == "console"
+
+
+def test_auto_end_grace_is_read_from_the_shipped_files_and_overridable(tmp_path: Path):
+    assert _load(tmp_path).sessions.auto_end_grace_minutes == 30  # config/default.toml
+    env = {"PEERLEARN_SESSIONS__AUTO_END_GRACE_MINUTES": "0"}
+    assert _load(tmp_path, env=env).sessions.auto_end_grace_minutes == 0
+    from config.settings import SHIPPED_DIR
+
+    example = (SHIPPED_DIR / "production.toml.example").read_text()
+    assert "\nauto_end_grace_minutes = 30 " in example  # under [sessions], commented
+    settings = _load(tmp_path, toml=example.replace("auto_end_grace_minutes = 30",
+                                                    "auto_end_grace_minutes = 45"),
+                     env={"PEERLEARN_SERVER__SECRET_KEY": "s" * 64,
+                          "PEERLEARN_ICE__TURN_SECRET": "t" * 32,
+                          "PEERLEARN_EMAIL__SMTP_PASSWORD": "p" * 16})
+    assert settings.sessions.auto_end_grace_minutes == 45
 
 
 def test_errors_never_echo_secrets(tmp_path: Path):
