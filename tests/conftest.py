@@ -98,6 +98,19 @@ def sqlite_settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
 
 
+@pytest.fixture
+async def platform(settings: Settings) -> AsyncIterator[Any]:
+    """The service layer without HTTP: a migrated ``control.platform.Platform`` without
+    background loops (tests drive them), on SQLite and on PostgreSQL."""
+    from control.platform import Platform
+
+    p = Platform(settings)
+    await p.db.migrate()
+    await p.start(background=False)
+    yield p
+    await p.close()
+
+
 class ApiDriver:
     """Registers users and calls the API with their tokens (Bearer auth)."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,15 +16,6 @@ from control.security import hash_opaque_token
 from control.services.accounts import image_extension, normalise_tags
 
 PASSWORD = "correct-horse-1"
-
-
-@pytest.fixture
-async def platform(settings: Any) -> AsyncIterator[Platform]:
-    platform = Platform(settings)
-    await platform.db.migrate()
-    await platform.start(background=False)
-    yield platform
-    await platform.close()
 
 
 async def test_register_validates_and_normalises(platform: Platform):

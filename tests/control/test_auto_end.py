@@ -4,12 +4,10 @@ end them: on SQLite and PostgreSQL, the job function driven directly."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from config.settings import Settings
@@ -18,15 +16,6 @@ from control.models import Notification
 from control.platform import Platform
 
 GRACE = 30  # [sessions] auto_end_grace_minutes, the default
-
-
-@pytest.fixture
-async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    p = Platform(settings)
-    await p.db.migrate()
-    await p.start(background=False)
-    yield p
-    await p.close()
 
 
 async def _user(p: Platform, name: str, role: str) -> Any:

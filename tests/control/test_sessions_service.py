@@ -9,22 +9,11 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings
 from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from control.events import CATALOG_CHANNEL
 from control.platform import Platform
 from recommender.serialization import snapshot_from_dict
 from tests.conftest import StatementCounter
-
-
-@pytest.fixture
-async def platform(settings: Settings) -> Any:
-    """The service layer without HTTP, on SQLite and on PostgreSQL."""
-    p = Platform(settings)
-    await p.db.migrate()
-    await p.start(background=False)
-    yield p
-    await p.close()
 
 
 async def _user(p: Platform, name: str, role: str) -> Any:
