@@ -7,11 +7,11 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from conftest import BLANK, BOB, DESIGNER, NOW, PY_LOVER, event
 
 from recommender.data import RecommenderWeights, Snapshot
 from recommender.engine import Engine
 from recommender.hybrid import FittedModel, Recommender, fit_model
+from tests.recommender.conftest import BLANK, BOB, DESIGNER, NOW, PY_LOVER, event
 
 FAST = RecommenderWeights(refit_after_interactions=3, refit_interval_s=3600)
 TIMEOUT = 10

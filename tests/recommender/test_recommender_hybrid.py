@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from conftest import ALICE, BLANK, BOB, DESIGNER, MENTORS, NOW, PY_LOVER, USERS, event, session
-
 from recommender.data import RecommenderWeights, Snapshot, UserProfile
 from recommender.hybrid import Recommender, fit_model
+from tests.recommender.conftest import (
+    ALICE,
+    BLANK,
+    BOB,
+    DESIGNER,
+    MENTORS,
+    NOW,
+    PY_LOVER,
+    USERS,
+    event,
+    session,
+)
 
 CONTENT_ONLY = RecommenderWeights(content=1.0, collaborative=0.0, popularity=0.0)
 

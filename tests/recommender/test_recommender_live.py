@@ -6,11 +6,20 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from conftest import ALICE, BLANK, BOB, DAVE, DESIGNER, NOW, PY_LOVER, event, session
-
 from recommender.data import MentorItem, RecommenderWeights, Snapshot, UserProfile
 from recommender.engine import Engine
 from recommender.hybrid import Recommender, fit_model
+from tests.recommender.conftest import (
+    ALICE,
+    BLANK,
+    BOB,
+    DAVE,
+    DESIGNER,
+    NOW,
+    PY_LOVER,
+    event,
+    session,
+)
 
 CONTENT_ONLY = RecommenderWeights(content=1.0, collaborative=0.0, popularity=0.0)
 NEWCOMER = 500  # a mentor who registered after the fit

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import ApiDriver
 
 from config.settings import Settings
 from signaling.support import World, make_world
+from tests.conftest import ApiDriver
 
 
 @pytest.fixture
