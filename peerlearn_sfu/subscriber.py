@@ -30,9 +30,7 @@ logger = logging.getLogger(__name__)
 class Slot:
     """A sendonly transceiver of the subscribe leg and the DownTrack feeding it."""
 
-    def __init__(
-        self, transceiver: RTCRtpTransceiver, track: DownTrack, lean_loop: bool = True
-    ) -> None:
+    def __init__(self, transceiver: RTCRtpTransceiver, track: DownTrack, lean_loop: bool) -> None:
         self.transceiver = transceiver
         self.track = track
         self.publication: Publication | None = None
@@ -84,8 +82,9 @@ class SubscribeSession:
         send: Callable[[dict], Awaitable[None]],
         ice_policy: IcePolicy,
         tasks: TaskSet,
-        instrument: bool = False,
-        lean_loop: bool = True,
+        *,
+        instrument: bool,
+        lean_loop: bool,
     ) -> None:
         self._send = send
         self._ice_policy = ice_policy

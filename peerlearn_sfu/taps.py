@@ -263,7 +263,7 @@ async def forward_rtp(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> Non
     the history for NACK/RTX, the SR counters kept up to date, the same shutdown. Leaner:
     the track's ``av.Packet`` goes straight to the :class:`Packer` (no encoder dispatch,
     no ``RTCEncodedFrame``), and the clock and counters are handled once per frame
-    instead of once per packet. Measured in bench/sfu_forwarding.py (``--aiortc-loop``).
+    instead of once per packet. Measured in bench/sfu_forwarding.py (``--aiortc-send-loop``).
     """
     sender._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
     history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]

@@ -153,14 +153,14 @@ class RoomClient {
       onMessage: (message) => {
         if (signaling === this.signaling) this.onMessage(message);
       },
-      onClose: (event) => {
-        if (signaling === this.signaling) this.onClosed(event);
+      onClose: () => {
+        if (signaling === this.signaling) this.onClosed();
       },
     });
     this.signaling = signaling;
   }
 
-  onClosed(event) {
+  onClosed() {
     this.teardown();
     if (this.phase === 'ended' || this.phase === 'left') return;
     const final = FINAL_ERRORS[this.lastError];
@@ -176,7 +176,6 @@ class RoomClient {
     setTimeout(() => {
       if (this.phase === 'reconnecting') this.connect();
     }, delay);
-    void event;
   }
 
   /** Drop both peer connections (a fresh join re-creates them); local media is kept. */
