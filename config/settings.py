@@ -69,8 +69,40 @@ class ServerSettings(_Section):
     secret_key: str | None = None
     public_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    #: extra Host names served besides public_url's (production answers others with 400)
+    allowed_hosts: tuple[str, ...] = ()
     cookie_secure: bool = False
+    #: addresses/CIDRs of reverse proxies whose X-Forwarded-For / -Proto are believed
+    trusted_proxies: tuple[str, ...] = ()
+    #: legacy switch: true with no trusted_proxies trusts a proxy on loopback only
     trust_proxy_headers: bool = False
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        hosts = tuple(h.strip().lower() for h in v if h.strip())
+        for host in hosts:
+            if "/" in host or " " in host or "@" in host:
+                raise ValueError(f"not a host name: {host!r} (give names like learn.example.org)")
+        return hosts
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR: {item!r}") from None
+        return tuple(item.strip() for item in v)
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The trusted proxies as networks (loopback for the legacy switch alone)."""
+        items = self.trusted_proxies or (
+            ("127.0.0.0/8", "::1/128") if self.trust_proxy_headers else ()
+        )
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
     @field_validator("public_url")
     @classmethod
@@ -124,13 +156,20 @@ class RedisSettings(_Section):
 
 
 class AuthSettings(_Section):
-    token_ttl_minutes: int = Field(default=60 * 24, ge=5, le=60 * 24 * 30)
+    token_ttl_minutes: int = Field(default=60 * 12, ge=5, le=60 * 24 * 30)
+    #: failed logins for one account from one source (address, or IPv6 /64) per window
     login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
     login_max_attempts_per_ip: int = Field(default=30, ge=1, le=100000)
     login_window_seconds: int = Field(default=300, ge=10, le=86400)
+    register_max_per_ip_per_hour: int = Field(default=10, ge=1, le=100000)
+    mail_max_per_ip_per_hour: int = Field(default=10, ge=1, le=100000)
     email_token_ttl_minutes: int = Field(default=60 * 24, ge=5, le=60 * 24 * 14)
     reset_token_ttl_minutes: int = Field(default=60, ge=5, le=60 * 24)
-    min_password_length: int = Field(default=8, ge=6, le=128)
+    min_password_length: int = Field(default=12, ge=8, le=128)
+    #: zxcvbn score (0-4) a new password must reach
+    min_password_score: int = Field(default=3, ge=0, le=4)
+    #: unverified accounts may browse but not book or rate; unset = on in production only
+    require_verified_email: bool | None = None
 
 
 class EmailSettings(_Section):
@@ -154,6 +193,8 @@ class SessionSettings(_Section):
     reminder_check_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: a live session nobody ended is ended this long after its planned end
     auto_end_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)
+    #: live sessions (open rooms) one mentor may hold at once
+    max_live_per_mentor: int = Field(default=2, ge=1, le=100)
 
 
 class PaymentSettings(_Section):
@@ -167,8 +208,14 @@ class UploadSettings(_Section):
 
 
 class SfuSettings(_Section):
+    #: single-port mode: all media of the node on this UDP port (0 = range mode below)
+    udp_port: int = Field(default=40000, ge=0, le=65535)
     udp_port_min: Port = 40000
     udp_port_max: Port = 40199
+    #: range mode only: UDP sockets one room / the whole server may hold (0 = a full
+    #: room's need / the whole range)
+    max_ports_per_room: int = Field(default=0, ge=0, le=65535)
+    max_ports_per_server: int = Field(default=0, ge=0, le=65535)
     announced_ip: str | None = None
     interfaces: tuple[str, ...] = ()
     max_room_size: int = Field(default=11, ge=2, le=12)
@@ -179,6 +226,12 @@ class SfuSettings(_Section):
     chat_rate_window_s: float = Field(default=5.0, gt=0, le=3600)
     active_speaker_interval_ms: int = Field(default=300, ge=300, le=10000)
     stats_log_interval_s: float = Field(default=30.0, gt=0)
+    #: quotas and bounds against hostile clients (docs/sfu.md, "Limits")
+    max_participants_per_server: int = Field(default=200, ge=1, le=100_000)
+    max_rooms_per_user: int = Field(default=2, ge=1, le=100)
+    outbox_max_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+    outbox_max_stall_s: float = Field(default=10.0, gt=0, le=300)
+    state_update_interval_ms: int = Field(default=250, ge=0, le=10_000)
 
     @field_validator("announced_ip")
     @classmethod
@@ -254,6 +307,11 @@ class Settings(_Section):
     @property
     def is_production(self) -> bool:
         return self.server.mode == "production"
+
+    @property
+    def require_verified_email(self) -> bool:
+        configured = self.auth.require_verified_email
+        return self.is_production if configured is None else configured
 
     @property
     def database_url(self) -> str:
@@ -421,3 +479,86 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_first_error(exc)) from None
     return _ensure_secret(settings)
+
+
+# --------------------------------------------------------------------------- deployment checks
+
+#: a secret with fewer distinct characters than this is a typed-in word, not a random key
+SECRET_MIN_DISTINCT = 12
+
+
+class DeployCheck(BaseModel):
+    """One finding of ``deploy_checks``: an error refuses a production start."""
+
+    model_config = ConfigDict(frozen=True)
+
+    level: Literal["error", "warning"]
+    key: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.level}: {self.key}: {self.message}"
+
+
+def deploy_checks(settings: Settings) -> list[DeployCheck]:
+    """What ``peerlearn check --deploy`` reports (errors first); ``serve`` in production
+    refuses to start on any error."""
+    found: list[DeployCheck] = []
+
+    def error(key: str, message: str) -> None:
+        found.append(DeployCheck(level="error", key=key, message=message))
+
+    def warning(key: str, message: str) -> None:
+        found.append(DeployCheck(level="warning", key=key, message=message))
+
+    server = settings.server
+    if not settings.is_production:
+        warning(
+            "server.mode",
+            "development mode: migrations run by themselves, mail goes to "
+            'the console, verification is optional; set mode = "production"',
+        )
+    secret = server.secret_key or ""
+    if len(set(secret)) < SECRET_MIN_DISTINCT:
+        error(
+            "server.secret_key",
+            "too weak (a repeated or typed-in value); generate one with "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'",
+        )
+    if not server.cookie_secure:
+        error("server.cookie_secure", "must be true: cookies would travel over plain HTTP")
+    if not server.public_url:
+        error(
+            "server.public_url",
+            "required: links in mails and the allowed Host and Origin "
+            "come from it (e.g. https://learn.example.org)",
+        )
+    elif not server.public_url.startswith("https://"):
+        error("server.public_url", "must be an https:// URL in production")
+    if settings.email.backend == "console":
+        error("email.backend", "console mail only prints messages; use smtp")
+    elif settings.email.backend == "file":
+        warning("email.backend", "file mail is written to disk, never delivered; use smtp")
+    if PLACEHOLDER_MARK in (settings.email.smtp_password or ""):
+        error("email.smtp_password", f"still the example's {PLACEHOLDER_MARK} placeholder")
+    if settings.database_url.startswith("sqlite"):
+        warning(
+            "database.url",
+            "SQLite in production: one process only, no shared nodes; use PostgreSQL",
+        )
+    if not settings.redis.url:
+        warning(
+            "redis.url",
+            "without Redis, login limits, tickets and session revocation are "
+            "per process: fine for one node only",
+        )
+    if server.trust_proxy_headers and not server.trusted_proxies:
+        warning(
+            "server.trust_proxy_headers",
+            "legacy switch: trusts a proxy on loopback only; "
+            "list your proxies in server.trusted_proxies instead",
+        )
+    if settings.auth.require_verified_email is False:
+        warning("auth.require_verified_email", "unverified accounts can book and rate")
+    found.sort(key=lambda check: check.level != "error")
+    return found

@@ -84,6 +84,8 @@ class User(Base):
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     date_joined: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # IANA zone name (control/timezones.py) for reading and showing this user's local times.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     __table_args__ = (CheckConstraint("role IN ('mentor', 'learner', 'admin')", name="role"),)
 
@@ -291,3 +293,36 @@ class UserToken(Base):
     __table_args__ = (
         CheckConstraint("purpose IN ('verify_email', 'reset_password')", name="purpose"),
     )
+
+
+class AuthSession(Base):
+    """A signed-in device: one row per login, referenced by the cookie and the JWT's ``sid``.
+
+    Revoking it (logout, "log out everywhere", a password change or reset, deactivation) is
+    what ends a token before it expires; ``last_seen_at`` is written at most once a minute.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(43), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+
+
+class EmailChange(Base):
+    """A requested new address, applied when the link mailed to it is opened (hash stored)."""
+
+    __tablename__ = "email_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    new_email: Mapped[str] = mapped_column(String(254))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -6,7 +6,15 @@ disconnect. Nothing here speaks HTTP or touches a database.
 """
 
 from .config import SfuConfig
-from .errors import Banned, PortRangeExhausted, RoomClosed, RoomFull, SfuError
+from .errors import (
+    Banned,
+    PortRangeExhausted,
+    RoomClosed,
+    RoomFull,
+    ServerFull,
+    SfuError,
+    TooManyRooms,
+)
 from .hooks import ParticipantIdentity, RoomHooks
 from .participant import Participant
 from .room import Room
@@ -22,9 +30,11 @@ __all__ = [
     "RoomClosed",
     "RoomFull",
     "RoomHooks",
+    "ServerFull",
     "SfuConfig",
     "SfuError",
     "SfuServer",
+    "TooManyRooms",
     "ice_servers_for",
     "turn_credentials",
 ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 
 from .errors import SfuError
+
+# C0/C1 controls except tab and newlines: they only serve to garble a transcript.
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class ChatTooLong(SfuError):
@@ -46,6 +50,12 @@ def validate_text(text: object, max_chars: int) -> str:
         raise SfuError("chat text is empty", code="bad_request")
     if "\x00" in text:
         raise SfuError("chat text must not contain NUL characters", code="bad_request")
+    if _CONTROL.search(text):
+        raise SfuError("chat text must not contain control characters", code="bad_request")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SfuError("chat text is not valid Unicode", code="bad_request") from None
     if len(text) > max_chars:
         raise ChatTooLong(f"chat messages are limited to {max_chars} characters")
     return text

@@ -9,8 +9,13 @@ from dataclasses import dataclass
 class SfuConfig:
     """Operator-facing knobs of the media plane.
 
-    ``udp_port_min``/``udp_port_max``: every host candidate of an SFU peer connection is
-    bound inside this inclusive range; exhaustion raises :class:`PortRangeExhausted`.
+    ``udp_port``: single-port mode, every peer connection's host candidate on this one
+    port (demultiplexed by ``udpmux``); worker ``worker_index`` of a machine uses
+    ``udp_port + worker_index``. 0 = range mode: ``udp_port_min``/``udp_port_max``, every
+    host candidate bound inside this inclusive range, at most ``max_ports_per_room`` /
+    ``max_ports_per_server`` sockets (0 = a full room's need / the whole range);
+    exhaustion raises :class:`PortRangeExhausted` (``port_range_exhausted``,
+    ``room_port_quota``, ``server_port_quota``).
     ``announced_ip``: public address of a 1:1 NAT, advertised as an extra host candidate.
     ``interfaces``: allow-list of interface names (``eth0``) or IPs for host candidates;
     empty means every interface including loopback.
@@ -18,6 +23,10 @@ class SfuConfig:
 
     udp_port_min: int = 40000
     udp_port_max: int = 40199
+    udp_port: int = 0
+    worker_index: int = 0
+    max_ports_per_room: int = 0
+    max_ports_per_server: int = 0
     announced_ip: str | None = None
     interfaces: tuple[str, ...] = ()
     max_room_size: int = 11
@@ -37,6 +46,17 @@ class SfuConfig:
     # Forwarding senders use taps.forward_rtp instead of aiortc's RTP loop (same wire
     # behaviour, less CPU per packet); False only to compare the two in the benchmark.
     lean_send_loop: bool = True
+    # Quotas and bounds against hostile clients (docs/sfu.md, "Limits").
+    max_participants_per_server: int = 200
+    max_rooms_per_user: int = 2
+    outbox_max_bytes: int = 1024 * 1024
+    outbox_max_stall_s: float = 10.0
+    state_update_interval_ms: int = 250
+
+    @property
+    def media_port(self) -> int:
+        """This worker's single media port (0 in range mode)."""
+        return self.udp_port + self.worker_index if self.udp_port else 0
 
     @property
     def max_sdp_bytes(self) -> int:
@@ -54,7 +74,17 @@ class SfuConfig:
         return self.max_sdp_bytes + 4096
 
     def __post_init__(self) -> None:
+        if self.udp_port and not (0 < self.media_port <= 65535):
+            raise ValueError("udp_port + worker_index must be a valid UDP port")
+        if self.max_ports_per_room < 0 or self.max_ports_per_server < 0:
+            raise ValueError("port quotas must be >= 0")
         if not (0 < self.udp_port_min <= self.udp_port_max <= 65535):
             raise ValueError("udp_port_min..udp_port_max must be a valid, non-empty range")
         if self.max_room_size < 1:
             raise ValueError("max_room_size must be >= 1")
+        if self.max_participants_per_server < 1 or self.max_rooms_per_user < 1:
+            raise ValueError("max_participants_per_server and max_rooms_per_user must be >= 1")
+        if self.outbox_max_bytes < 1024 or self.outbox_max_stall_s <= 0:
+            raise ValueError("outbox_max_bytes must be >= 1024 and outbox_max_stall_s > 0")
+        if self.state_update_interval_ms < 0:
+            raise ValueError("state_update_interval_ms must be >= 0")

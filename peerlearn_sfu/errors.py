@@ -46,3 +46,15 @@ class PortRangeExhausted(SfuError):
     """Every UDP port of the configured range is in use."""
 
     code = "port_range_exhausted"
+
+
+class ServerFull(SfuError):
+    """This server holds its configured maximum of participants."""
+
+    code = "server_full"
+
+
+class TooManyRooms(SfuError):
+    """This user is already in as many rooms as one user may be at once."""
+
+    code = "too_many_rooms"

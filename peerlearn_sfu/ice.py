@@ -5,71 +5,134 @@ notion of an announced (1:1 NAT) address. :func:`apply_ice_policy` replaces host
 gathering on the aioice ``Connection`` objects of *one* ``RTCPeerConnection``:
 
 * only addresses allowed by ``interfaces`` (names or IPs; empty = all, loopback included),
-* every socket bound inside ``[port_min, port_max]``; none free -> :class:`PortRangeExhausted`,
+* **single-port mode** (``udp_port`` set, the default of ``peerlearn serve``): every host
+  candidate is the node's one ``address:udp_port``, shared through :mod:`.udpmux`;
+* **range mode** (``udp_port = 0``): one socket per candidate inside
+  ``[port_min, port_max]``, bounded per room and per server (:class:`PortBudget`);
+  none free -> :class:`PortRangeExhausted`,
 * ``announced_ip`` advertised as an extra host candidate on the same port (same socket).
 
 STUN server-reflexive candidates are not gathered for patched connections (the
 announced IP replaces them); TURN relay candidates still are. Nothing global is
-patched: other peer connections in the process keep aioice's behaviour.
+patched: other peer connections in the process keep aioice's behaviour. Every aioice
+private access goes through the pinned helpers of ``taps.py`` (aioice section).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import ipaddress
 import logging
 import socket
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import aioice
 import ifaddr
 from aioice import ice as aioice_ice
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection
 
+from . import consent, taps
 from .config import SfuConfig
 from .errors import PortRangeExhausted
+from .udpmux import UdpMux
 
 logger = logging.getLogger(__name__)
 
-AIOICE_PINNED = "0.13."
+AIOICE_PINNED = taps.AIOICE_PINNED
 _PATCHED = "_peerlearn_ice_policy"
 _SOCKET_BUFFER = 1024 * 1024
 
 
+class PortBudget:
+    """Range-mode ports in use, per room and for the whole server (one per SfuServer)."""
+
+    def __init__(self, per_room: int, per_server: int) -> None:
+        self.per_room = per_room  # 0 = unbounded
+        self.per_server = per_server
+        self.in_use = 0
+        self.by_room: dict[str, int] = {}
+
+    def acquire(self, room: str) -> None:
+        """Count one more port for ``room``, or raise with the quota's error code."""
+        if self.per_server and self.in_use >= self.per_server:
+            raise PortRangeExhausted(
+                f"the server already uses its {self.per_server} UDP ports "
+                "([sfu] max_ports_per_server)",
+                code="server_port_quota",
+            )
+        held = self.by_room.get(room, 0)
+        if self.per_room and held >= self.per_room:
+            raise PortRangeExhausted(
+                f"this room already uses its {self.per_room} UDP ports ([sfu] max_ports_per_room)",
+                code="room_port_quota",
+            )
+        self.in_use += 1
+        self.by_room[room] = held + 1
+
+    def release(self, room: str) -> None:
+        self.in_use -= 1
+        left = self.by_room.get(room, 1) - 1
+        if left > 0:
+            self.by_room[room] = left
+        else:
+            self.by_room.pop(room, None)
+
+
 @dataclass(frozen=True)
 class IcePolicy:
-    """Where host candidates may be bound and what is advertised."""
+    """Where host candidates may be bound and what is advertised.
+
+    ``mux`` (single-port mode) and ``budget`` (range-mode quotas) are the server's runtime
+    objects, shared by every room's policy (:meth:`for_room`).
+    """
 
     port_min: int
     port_max: int
     interfaces: tuple[str, ...] = ()
     announced_ip: str | None = None
     use_ipv6: bool = False
+    udp_port: int = 0
+    room: str = ""
+    mux: UdpMux | None = field(default=None, compare=False, repr=False)
+    budget: PortBudget | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: SfuConfig) -> IcePolicy:
-        return cls(
+        policy = cls(
             port_min=config.udp_port_min,
             port_max=config.udp_port_max,
             interfaces=config.interfaces,
             announced_ip=config.announced_ip,
             use_ipv6=config.use_ipv6,
+            udp_port=config.media_port,
         )
+        if policy.udp_port:
+            return dataclasses.replace(
+                policy, mux=UdpMux(policy.udp_port, lambda: host_addresses(policy))
+            )
+        per_room = config.max_ports_per_room or (
+            # a full room: two peer connections per participant, one port per address
+            2 * config.max_room_size * max(1, len(host_addresses(policy)))
+        )
+        per_server = config.max_ports_per_server or (config.udp_port_max - config.udp_port_min + 1)
+        return dataclasses.replace(policy, budget=PortBudget(per_room, per_server))
+
+    def for_room(self, room: str) -> IcePolicy:
+        """The same policy, counting range-mode ports against ``room``."""
+        return dataclasses.replace(self, room=room)
+
+    async def close(self) -> None:
+        """Release the single-port sockets (range-mode sockets close with their PCs)."""
+        if self.mux is not None:
+            await self.mux.close()
 
 
 def check_aioice_version() -> None:
     """Fail loudly if aioice is not the version the gathering override was written for."""
-    if not aioice.__version__.startswith(AIOICE_PINNED):
-        raise RuntimeError(
-            f"peerlearn_sfu.ice targets aioice {AIOICE_PINNED}x, found {aioice.__version__}: "
-            "re-check Connection.get_component_candidates before upgrading"
-        )
-    for name in ("get_component_candidates", "gather_candidates"):
-        if not hasattr(aioice_ice.Connection, name):
-            raise RuntimeError(f"aioice.Connection.{name} is gone")
+    taps.check_aioice_private()
 
 
 def host_addresses(policy: IcePolicy) -> list[str]:
@@ -144,61 +207,118 @@ def allocator_for(policy: IcePolicy) -> PortAllocator:
 
 def _patch_connection(connection: aioice_ice.Connection, policy: IcePolicy) -> None:
     original = connection.get_component_candidates
-    allocator = allocator_for(policy)
 
     async def get_component_candidates(
-        component: int, addresses: list[str], timeout: int = 5  # noqa: ASYNC109 - aioice API
+        component: int,
+        addresses: list[str],
+        timeout: int = 5,  # noqa: ASYNC109 - aioice API
     ) -> list[Candidate]:
         candidates: list[Candidate] = []
         # aioice passes no addresses under the "relay" policy: no host candidates then.
-        if connection._transport_policy == aioice_ice.TransportPolicy.ALL:
-            candidates += await _host_candidates(connection, component, policy, allocator)
+        if taps.ice_gathers_host_candidates(connection):
+            if policy.mux is not None:
+                candidates += await _mux_host_candidates(connection, component, policy)
+            else:
+                candidates += await _host_candidates(connection, component, policy)
         # STUN needs aioice's own host sockets, so only TURN is left to the original.
         candidates += await original(component=component, addresses=[], timeout=timeout)
         return candidates
 
     connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+    consent.install(connection)  # RFC 7675 timing that survives a busy event loop
     setattr(connection, _PATCHED, policy)
 
 
+def _host_candidate(component: int, host: str, port: int, bonus: int = 0) -> Candidate:
+    return Candidate(
+        foundation=candidate_foundation("host", "udp", host),
+        component=component,
+        transport="udp",
+        priority=candidate_priority(component, "host") + bonus,
+        host=host,
+        port=port,
+        type="host",
+    )
+
+
+def _announced(policy: IcePolicy, component: int, host: str, port: int) -> list[Candidate]:
+    # Same socket, public address: the NAT maps announced_ip:port to it.
+    if policy.announced_ip and policy.announced_ip != host:
+        return [_host_candidate(component, policy.announced_ip, port, bonus=1)]
+    return []
+
+
+class _BudgetedStunProtocol(aioice_ice.StunProtocol):
+    """aioice's host protocol that gives its port back to the budget when closed."""
+
+    def __init__(self, connection: aioice_ice.Connection, release: Callable[[], None]) -> None:
+        super().__init__(connection)
+        self._release: Callable[[], None] | None = release
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._release is not None:
+            release, self._release = self._release, None
+            release()
+        super().connection_lost(exc)
+
+
 async def _host_candidates(
-    connection: aioice_ice.Connection,
-    component: int,
-    policy: IcePolicy,
-    allocator: PortAllocator,
+    connection: aioice_ice.Connection, component: int, policy: IcePolicy
 ) -> list[Candidate]:
+    """Range mode: one socket per allowed address, counted against the quotas."""
     loop = asyncio.get_running_loop()
+    allocator = allocator_for(policy)
+    budget = policy.budget
     candidates: list[Candidate] = []
     for address in host_addresses(policy):
-        sock = allocator.bind(address)
+        if budget is not None:
+            budget.acquire(policy.room)
+        try:
+            sock = allocator.bind(address)
+        except BaseException:
+            if budget is not None:
+                budget.release(policy.room)
+            raise
+        room = policy.room
+
+        def release(budget: PortBudget | None = budget, room: str = room) -> None:
+            if budget is not None:
+                budget.release(room)
+
         _, protocol = await loop.create_datagram_endpoint(
-            lambda: aioice_ice.StunProtocol(connection), sock=sock
+            lambda release=release: _BudgetedStunProtocol(connection, release), sock=sock
         )
         host, port = protocol.transport.get_extra_info("sockname")[:2]
-        protocol.local_candidate = Candidate(
-            foundation=candidate_foundation("host", "udp", host),
-            component=component,
-            transport="udp",
-            priority=candidate_priority(component, "host"),
-            host=host,
-            port=port,
-            type="host",
-        )
-        connection._protocols.append(protocol)
+        protocol.local_candidate = _host_candidate(component, host, port)
+        taps.ice_add_host_protocol(connection, protocol)
         candidates.append(protocol.local_candidate)
-        if policy.announced_ip and policy.announced_ip != host:
-            # Same socket, public address: the NAT maps announced_ip:port to it.
-            candidates.append(
-                Candidate(
-                    foundation=candidate_foundation("host", "udp", policy.announced_ip),
-                    component=component,
-                    transport="udp",
-                    priority=candidate_priority(component, "host") + 1,
-                    host=policy.announced_ip,
-                    port=port,
-                    type="host",
-                )
-            )
+        candidates += _announced(policy, component, host, port)
+    return candidates
+
+
+async def _mux_host_candidates(
+    connection: aioice_ice.Connection, component: int, policy: IcePolicy
+) -> list[Candidate]:
+    """Single-port mode: a virtual host protocol on the node's port per allowed address."""
+    mux = policy.mux
+    assert mux is not None
+    endpoints = await mux.endpoints()
+    # A node-unique ufrag routes this connection's STUN; the local SDP is written after
+    # gathering, so the remote side learns this one.
+    taps.ice_set_local_ufrag(connection, mux.new_ufrag())
+    candidates: list[Candidate] = []
+    for endpoint in endpoints:
+        protocol = aioice_ice.StunProtocol(connection)
+        protocol.local_candidate = _host_candidate(component, endpoint.address, endpoint.port)
+        endpoint.register(
+            connection.local_username,
+            connection.local_password,
+            lambda: connection.remote_password,
+            protocol,
+        )
+        taps.ice_add_host_protocol(connection, protocol)
+        candidates.append(protocol.local_candidate)
+        candidates += _announced(policy, component, endpoint.address, endpoint.port)
     return candidates
 
 
@@ -208,10 +328,10 @@ def apply_ice_policy(pc: RTCPeerConnection, policy: IcePolicy) -> None:
     Call after transceivers / data channels exist and before ``setLocalDescription``
     (gathering happens there); calling it again only patches new transports.
     """
-    transports: Any = pc._RTCPeerConnection__iceTransports  # type: ignore[attr-defined]
-    for transport in transports:
-        connection = transport.iceGatherer._connection
-        if getattr(connection, _PATCHED, None) is None and not connection._local_candidates_start:
+    for connection in taps.ice_connections(pc):
+        if getattr(connection, _PATCHED, None) is None and not taps.ice_gathering_started(
+            connection
+        ):
             _patch_connection(connection, policy)
 
 

@@ -13,6 +13,7 @@ from .chat import ChatRateLimiter
 from .config import SfuConfig
 from .hooks import ParticipantIdentity
 from .ice import IcePolicy
+from .outbox import Outbox
 from .publisher import PublishSession
 from .subscriber import SubscribeSession
 from .tasks import TaskSet
@@ -51,9 +52,17 @@ class Participant:
         send: Send,
         config: SfuConfig,
         ice_policy: IcePolicy,
+        on_drop: Callable[[str], None] | None = None,
     ) -> None:
         self.identity = identity
-        self._send = send
+        self._on_drop = on_drop
+        # Every message to this client goes through one bounded, ordered queue.
+        self.outbox = Outbox(
+            send,
+            max_bytes=config.outbox_max_bytes,
+            max_stall_s=config.outbox_max_stall_s,
+            on_overflow=self._overflow,
+        )
         self._config = config
         self._ice_policy = ice_policy
         self.tasks = TaskSet()
@@ -88,13 +97,21 @@ class Participant:
         }
 
     async def send(self, message: dict) -> None:
-        """Signal the client; a dead socket is the web layer's business, not ours."""
+        """Signal the client and wait until it is written (replies to its own messages;
+        at most ``outbox_max_stall_s``). A dead socket is the web layer's business."""
+        if not self.closed.is_set():
+            await self.outbox.send(message)
+
+    def post(self, message: dict, size: int | None = None) -> asyncio.Future[None] | None:
+        """Queue a message without waiting (broadcasts, messages caused by others)."""
         if self.closed.is_set():
-            return
-        try:
-            await self._send(message)
-        except Exception as exc:  # any transport failure
-            logger.debug("send to user %s failed: %r", self.user_id, exc)
+            return None
+        return self.outbox.post(message, size)
+
+    def _overflow(self, why: str) -> None:
+        logger.warning("user %s is not reading its socket (%s): dropping it", self.user_id, why)
+        if self._on_drop is not None:
+            self._on_drop(why)
 
     def new_publish_session(
         self, on_datachannel: Callable[[RTCDataChannel], None], on_state: Callable[[str], None]
@@ -106,7 +123,11 @@ class Participant:
 
     async def close(self) -> None:
         """Release both peer connections and every task; idempotent."""
+        if not self.closed.is_set():
+            # A last "removed" / "session_ended" is still queued: give it a moment.
+            await self.outbox.flush(min(1.0, self._config.outbox_max_stall_s))
         self.closed.set()
+        await self.outbox.close()
         if self.publish is not None:
             await self.publish.close()
         await self.subscribe.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import ProtocolError, SfuError
@@ -24,6 +25,65 @@ CLIENT_TYPES = frozenset(
 MUTE_KINDS = ("audio", "video", "screen")
 MODERATE_ACTIONS = ("mute", "remove", "clear_hands")
 MAX_CANDIDATE_CHARS = 1024
+#: Deepest JSON nesting accepted. Real messages nest 3 levels; CPython's parser recurses
+#: per level and a 60 KB frame of brackets raised RecursionError (a 500 in the log).
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+class BadJson(ProtocolError):
+    """The frame is not a JSON object."""
+
+    code = "bad_json"
+
+
+def _too_deep(text: str, max_depth: int) -> bool:
+    if text.count("[") + text.count("{") <= max_depth:
+        return False  # the common case (an SDP has no brackets): no scan at all
+    depth = 0
+    for match in _BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def check_text(value: str, what: str = "text") -> str:
+    """Refuse text that is not valid Unicode (a lone surrogate such as ``"\\ud800"`` in
+    JSON): it cannot be stored, logged as UTF-8 or relayed to a browser."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(f"{what} is not valid Unicode (lone surrogate)") from None
+    return value
+
+
+def parse_frame(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """Parse one client frame (WebSocket text or a data-channel message) safely.
+
+    Raises :class:`BadJson` (not JSON, not an object) or :class:`ProtocolError`
+    (``bad_request``: invalid UTF-8, nested deeper than ``max_depth``, lone surrogates).
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("the frame is not valid UTF-8") from None
+    if _too_deep(text, max_depth):
+        raise ProtocolError(f"JSON nested deeper than {max_depth} levels")
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadJson("not a JSON object") from None
+    if not isinstance(message, dict):
+        raise BadJson("not a JSON object")
+    # One C-speed pass over every string, keys included.
+    check_text(json.dumps(message, ensure_ascii=False), "the message")
+    return message
 
 
 def error(code: str, message: str) -> dict:
@@ -74,7 +134,5 @@ def pc_field(message: dict, expected: str) -> str:
     if pc not in ("publish", "subscribe"):
         raise SfuError("'pc' must be 'publish' or 'subscribe'", code="wrong_pc")
     if pc != expected:
-        raise SfuError(
-            f"{message['type']} is only accepted for pc={expected!r}", code="wrong_pc"
-        )
+        raise SfuError(f"{message['type']} is only accepted for pc={expected!r}", code="wrong_pc")
     return pc

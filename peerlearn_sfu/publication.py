@@ -14,15 +14,20 @@ from aiortc.rtp import RtpPacket
 from . import taps
 from .bitrate import BitrateController
 from .downtrack import DownTrack
-from .keyframes import KeyframeRequester
+from .keyframes import KeyframeRequester, LossRepair
 from .tasks import TaskSet
 
 TRACK_KINDS = ("audio", "camera", "screen")
 
 
+VP8_START_CODE = b"\x9d\x01\x2a"
+
+
 def is_vp8_keyframe(data: bytes) -> bool:
-    """VP8 frame tag: bit 0 of the first byte is 0 for a key frame (RFC 6386 §9.1)."""
-    return bool(data) and not (data[0] & 0x01)
+    """VP8 frame tag: bit 0 of the first byte is 0 for a key frame, and the start code
+    follows the 3-byte tag (RFC 6386 §9.1). The start code keeps the tail of a frame cut
+    by a skipped gap from passing for a keyframe."""
+    return len(data) >= 6 and not (data[0] & 0x01) and data[3:6] == VP8_START_CODE
 
 
 class Publication:
@@ -52,6 +57,19 @@ class Publication:
         self.audio_level: int | None = None  # last RFC 6464 level, dBov (127 = silence)
         self.audio_level_at = 0.0
         self._time_bases: dict[int, Fraction] = {}
+        # After a gap we gave up on, delta frames are undecodable until the next keyframe.
+        self._await_keyframe = False
+        self.frames_skipped = 0
+        self.repair: LossRepair | None = None
+        if self.media_kind == "video":
+            self.repair = LossRepair(
+                receiver,
+                self._on_unrepairable,
+                spawn=lambda coro: tasks.spawn(coro, name="renack"),
+            )
+        else:
+            # Opus: one packet is one frame; forward as it comes (see taps).
+            taps.use_passthrough_audio_buffer(receiver)
         taps.install_receiver_tap(
             receiver,
             self._on_frame,
@@ -72,6 +90,13 @@ class Publication:
         keyframe = self.media_kind == "video" and is_vp8_keyframe(data)
         if keyframe:
             self.keyframes_in += 1
+            self._await_keyframe = False
+        elif self._await_keyframe:
+            self.frames_skipped += 1
+            # Asked again while waiting (the PLI may be lost too); the throttle keeps
+            # this to one PLI per keyframe interval.
+            self.keyframes.request()
+            return
         if not self.forwarding or not self.downtracks:
             return
         time_base = self._time_bases.get(codec.clockRate)
@@ -88,6 +113,13 @@ class Publication:
         if self.media_kind == "video":
             self.keyframes.request()
 
+    def _on_unrepairable(self) -> None:
+        # A packet stayed lost: the receive leg skipped it; only a keyframe helps now.
+        self._await_keyframe = True
+        self.keyframes.request()
+
     def close(self) -> None:
+        if self.repair is not None:
+            self.repair.close()
         self.keyframes.close()
         self.downtracks.clear()

@@ -15,6 +15,7 @@ from .codecs import new_peer_connection, pin_codecs
 from .config import SfuConfig
 from .ice import IcePolicy, apply_ice_policy
 from .publication import TRACK_KINDS, Publication
+from .sdp_validation import PublishLayout, check_publish_offer
 from .tasks import TaskSet
 
 
@@ -49,18 +50,26 @@ class PublishSession:
                 tasks=tasks,
             )
         self.pc.on("datachannel", on_datachannel)
+        #: The mids of the last accepted offer: a renegotiation must keep them.
+        self.layout: PublishLayout | None = None
         self.closing = False
         self.pc.on("connectionstatechange", self._on_state_change)
         self._on_state = on_state
 
     async def answer(self, sdp: str) -> str:
-        """Apply the client's offer, return our answer SDP (candidates included)."""
+        """Apply the client's offer, return our answer SDP (candidates included).
+
+        The offer is checked first (:func:`check_publish_offer`): aiortc would turn any
+        extra m-line into an untapped, decoding receiver.
+        """
         if self.pc.signalingState != "stable":
             raise ValueError("publish connection is not ready for an offer")
+        layout = check_publish_offer(sdp, self.layout)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         apply_ice_policy(self.pc, self._ice_policy)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        self.layout = layout
         return self.pc.localDescription.sdp
 
     def _on_state_change(self) -> None:

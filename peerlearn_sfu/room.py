@@ -11,12 +11,13 @@ from typing import Any
 from aiortc import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
-from . import protocol, taps
+from . import protocol, sdp_validation, taps
 from .chat import validate_text
 from .config import SfuConfig
 from .errors import Banned, ProtocolError, RoomClosed, RoomFull, SfuError
 from .hooks import ParticipantIdentity, RoomHooks
 from .ice import IcePolicy
+from .outbox import encoded_size
 from .participant import Participant, Send
 from .speaker import ActiveSpeakerDetector
 from .stats import StatsSampler
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 MODERATORS = ("mentor", "admin")
 REMB_INTERVAL_S = 1.0
+#: How long a broadcast waits for clients whose queue was empty (prompt, ordered delivery
+#: to healthy sockets); a client already behind is never waited for.
+BROADCAST_WAIT_S = 0.1
 
 
 class Room:
@@ -47,6 +51,11 @@ class Room:
         self.speaker = ActiveSpeakerDetector()
         self.sampler = StatsSampler()
         self._ticker: asyncio.Task | None = None
+        # State coalescing (hands, mute state): when each key last went out, the trailing
+        # update scheduled for it, and the last message per topic (to skip repeats).
+        self._state_sent_at: dict[tuple, float] = {}
+        self._state_deferred: dict[tuple, asyncio.Task] = {}
+        self._state_last: dict[Any, dict] = {}
 
     # -- admission ---------------------------------------------------------------
 
@@ -62,11 +71,17 @@ class Room:
             raise Banned("you were removed from this session")
         previous = self.participants.get(identity.user_id)
         if previous is not None:
-            await previous.send({"type": "session_ended", "reason": "replaced"})
-            await self.leave(previous, reason="replaced")
+            previous.post({"type": "session_ended", "reason": "replaced"})
+            await self.leave(previous, reason="replaced")  # flushes that last message
         if len(self.participants) >= self.config.max_room_size:
             raise RoomFull(f"the room is full ({self.config.max_room_size} participants)")
-        participant = Participant(identity, send, self.config, self._ice_policy)
+        participant = Participant(
+            identity,
+            send,
+            self.config,
+            self._ice_policy,
+            on_drop=lambda why: self._drop(participant, why),
+        )
         self.participants[identity.user_id] = participant
         if self._ticker is None:
             self._ticker = self.tasks.spawn(self._tick(), name=f"room-{self.room_id}-ticker")
@@ -115,13 +130,28 @@ class Room:
             {"type": "user_left", "user_id": participant.user_id, "reason": reason}
         )
         if hands_changed:
-            await self.broadcast({"type": "hands", "queue": list(self.hands)})
+            await self._send_state(("hands", participant.user_id), "hands", self._hands_message)
         if not self.participants and self._ticker is not None:
             # Nobody left to speak, measure or cap: the next join starts it again.
             self._ticker.cancel()
             self._ticker = None
         await participant.close()
         await self._hook("on_left", participant.user_id)
+
+    async def remove(self, participant: Participant, reason: str, *, banned: bool) -> None:
+        """End one participant from outside the room's own signaling: a revoked login
+        (``session_ended``, ``reason`` e.g. ``signed_out``) or a ban issued elsewhere
+        (``removed``; ``banned`` also refuses their next join here). Idempotent."""
+        if banned:
+            self.banned.add(participant.user_id)
+        if participant.left:
+            return
+        if banned:
+            participant.post({"type": "removed", "by": None, "reason": reason})
+        else:
+            participant.post({"type": "session_ended", "reason": reason})
+        # The others learn only that they left: why someone's login ended is not theirs.
+        await self.leave(participant, reason="removed" if banned else "left")
 
     async def close(self) -> None:
         """End the session: ``session_ended`` to everyone, everything released."""
@@ -130,10 +160,8 @@ class Room:
         self.closed = True
         participants = list(self.participants.values())
         for p in participants:
-            await p.send({"type": "session_ended"})
-        for p in participants:
             p.left = True
-            p.closed.set()
+            p.post({"type": "session_ended"})
         self.participants.clear()
         await asyncio.gather(*(p.close() for p in participants), return_exceptions=True)
         for p in participants:
@@ -141,8 +169,47 @@ class Room:
         await self.tasks.close()
 
     async def broadcast(self, message: dict, exclude: Participant | None = None) -> None:
-        targets = [p for p in self.participants.values() if p is not exclude]
-        await asyncio.gather(*(p.send(message) for p in targets))
+        """Queue ``message`` for everyone (but ``exclude``); never blocks on a slow client."""
+        size = encoded_size(message)
+        waits = [
+            f
+            for p in list(self.participants.values())
+            if p is not exclude and (f := p.post(message, size)) is not None
+        ]
+        if waits:
+            await asyncio.wait(waits, timeout=BROADCAST_WAIT_S)
+
+    def _drop(self, p: Participant, why: str) -> None:
+        """``p``'s outbox overflowed: it stopped reading. It leaves; the room goes on."""
+        if not p.left and not self.closed:
+            self.tasks.spawn(self.leave(p, reason="too_slow"), name="drop-slow")
+
+    async def _broadcast_state(self, key: tuple, topic: Any, build: Any) -> None:
+        """Broadcast ``build()`` (the current state, built when sent) at most once per
+        ``state_update_interval_ms`` per ``key``; a burst ends with one trailing update."""
+        if key in self._state_deferred:
+            return  # the trailing update will carry the latest state
+        interval = self.config.state_update_interval_ms / 1000
+        wait = self._state_sent_at.get(key, -1e9) + interval - time.monotonic()
+        if wait <= 0:
+            await self._send_state(key, topic, build)
+        else:
+            self._state_deferred[key] = self.tasks.spawn(
+                self._deferred_state(key, topic, build, wait), name="state-coalesce"
+            )
+
+    async def _deferred_state(self, key: tuple, topic: Any, build: Any, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self._state_deferred.pop(key, None)
+        await self._send_state(key, topic, build)
+
+    async def _send_state(self, key: tuple, topic: Any, build: Any) -> None:
+        self._state_sent_at[key] = time.monotonic()
+        message = build()
+        if message is None or self._state_last.get(topic) == message:
+            return
+        self._state_last[topic] = message
+        await self.broadcast(message)
 
     # -- signaling -----------------------------------------------------------------
 
@@ -174,18 +241,22 @@ class Room:
         sdp = protocol.sdp_field(message, self.config.max_sdp_bytes)
         async with p.publish_lock:
             first = p.publish is None
+            if first:
+                # Refused before any connection exists (PublishSession.answer checks again,
+                # against the accepted mids, for renegotiations).
+                sdp_validation.check_publish_offer(sdp)
             session = p.publish or p.new_publish_session(
                 lambda channel: self._on_datachannel(p, channel),
                 lambda state: self._on_publish_state(p, state),
             )
             try:
                 answer = await session.answer(sdp)
-            except SfuError:
-                raise
             except Exception as exc:
                 if first:
                     p.publish = None
                     await session.close()
+                if isinstance(exc, SfuError):
+                    raise
                 raise SfuError(f"cannot apply the offer: {exc}"[:300], code="invalid_sdp") from exc
         await p.send({"type": "answer", "pc": "publish", "sdp": answer})
         if first:
@@ -199,6 +270,8 @@ class Room:
         sdp = protocol.sdp_field(message, self.config.max_sdp_bytes)
         try:
             await p.subscribe.apply_answer(sdp)
+        except SfuError:
+            raise
         except ValueError as exc:
             raise SfuError(str(exc), code="wrong_state") from exc
         except Exception as exc:
@@ -253,7 +326,7 @@ class Room:
             if not muted and p.publish is not None:
                 # A fresh screen track starts with a keyframe; ask anyway for late legs.
                 p.publish.publications["screen"].request_keyframe()
-        await self._broadcast_state(p)
+        await self._broadcast_participant_state(p)
 
     async def _on_raise_hand(self, p: Participant, message: dict) -> None:
         raised = protocol.field(message, "raised", bool)
@@ -263,7 +336,7 @@ class Room:
             self.hands.remove(p.user_id)
         else:
             return
-        await self.broadcast({"type": "hands", "queue": list(self.hands)})
+        await self._broadcast_state(("hands", p.user_id), "hands", self._hands_message)
 
     async def _on_moderate(self, p: Participant, message: dict) -> None:
         if p.identity.role not in MODERATORS:
@@ -273,7 +346,7 @@ class Room:
             raise ProtocolError("'action' must be mute, remove or clear_hands")
         if action == "clear_hands":
             self.hands.clear()
-            await self.broadcast({"type": "hands", "queue": []})
+            await self._broadcast_state(("hands", p.user_id), "hands", self._hands_message)
             return
         target_id = protocol.field(message, "target", int)
         target = self.participants.get(target_id)
@@ -285,14 +358,14 @@ class Room:
             target.moderator_muted = True
             target.state.audio_muted = True
             self._set_forwarding(target, "audio", False)
-            await target.send({"type": "muted_by_moderator", "kind": "audio", "by": p.user_id})
-            await self._broadcast_state(target)
+            target.post({"type": "muted_by_moderator", "kind": "audio", "by": p.user_id})
+            await self._broadcast_participant_state(target)
         else:
             # Persist the ban before telling anyone: a reload must already be refused.
             self.banned.add(target_id)
             await self._hook("on_removed", target_id)
-            await target.send({"type": "removed", "by": p.user_id})
-            await self.leave(target, reason="removed")
+            target.post({"type": "removed", "by": p.user_id})
+            await self.leave(target, reason="removed")  # flushes that last message
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -300,10 +373,17 @@ class Room:
         if p.publish is not None:
             p.publish.publications[kind].forwarding = on
 
-    async def _broadcast_state(self, p: Participant) -> None:
-        await self.broadcast(
-            {"type": "participant_state", "user_id": p.user_id, "state": p.state.as_dict()}
-        )
+    def _hands_message(self) -> dict:
+        return {"type": "hands", "queue": list(self.hands)}
+
+    async def _broadcast_participant_state(self, p: Participant) -> None:
+        def build() -> dict | None:
+            if p.left:
+                return None
+            return {"type": "participant_state", "user_id": p.user_id, "state": p.state.as_dict()}
+
+        topic = ("state", p.user_id)
+        await self._broadcast_state(topic, topic, build)
 
     async def chat(self, p: Participant, text: object) -> None:
         """Validate, rate-limit, persist via ``hooks.on_chat`` and relay to everyone."""
@@ -312,18 +392,33 @@ class Room:
         stored = await self.hooks.on_chat(p.user_id, p.identity.display_name, text)
         message = {"type": "chat", "message": stored}
         encoded = json.dumps(message)
+        waits = []
         for other in list(self.participants.values()):
             channel = other.chat_channel
             if channel is not None and channel.readyState == "open":
+                # aiortc buffers without limit for a peer that does not take the data.
+                if channel.bufferedAmount + len(encoded) > self.config.outbox_max_bytes:
+                    other.outbox.drop("data channel backlog")
+                    continue
                 try:
                     channel.send(encoded)
                     continue
                 except Exception:  # fall back to the WebSocket
                     logger.debug("data channel send failed; using the WebSocket")
-            await other.send(message)
+            if (done := other.post(message, len(encoded))) is not None:
+                waits.append(done)
+        if waits:
+            await asyncio.wait(waits, timeout=BROADCAST_WAIT_S)
 
     def _on_datachannel(self, p: Participant, channel: RTCDataChannel) -> None:
-        if channel.label != "chat":
+        # At most the one "chat" channel: any other (or a second) is closed at once, so
+        # a client cannot open thousands of streams on the association.
+        if channel.label != "chat" or p.chat_channel is not None:
+            channel.close()
+            p.tasks.spawn(
+                p.send(protocol.error("bad_request", "only one data channel, 'chat', is allowed")),
+                name="dc-refused",
+            )
             return
         p.chat_channel = channel
 
@@ -333,22 +428,27 @@ class Room:
 
     async def _on_chat_datachannel(self, p: Participant, data: object) -> None:
         try:
-            if isinstance(data, bytes):
-                data = data.decode("utf-8", "replace")
             # Bytes, not characters, bound the work; 4 bytes per character at most in UTF-8.
-            if not isinstance(data, str) or len(data) > 4 * self.config.chat_max_chars + 256:
+            limit = 4 * self.config.chat_max_chars + 256
+            if not isinstance(data, str | bytes) or len(data) > limit:
                 raise SfuError("chat message too large", code="chat_too_long")
+            if isinstance(data, bytes):
+                try:
+                    data = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ProtocolError("chat bytes are not valid UTF-8") from None
             text: object = data
             if data.startswith("{"):
                 try:
-                    parsed = json.loads(data)
-                except ValueError:
-                    parsed = None
-                if isinstance(parsed, dict):
-                    text = parsed.get("text")
+                    text = protocol.parse_frame(data).get("text")
+                except protocol.BadJson:
+                    pass  # plain text that happens to start with a brace
             await self.chat(p, text)
         except SfuError as exc:
             await p.send(exc.to_message())
+        except Exception:
+            logger.exception("room %s: failed to relay a data-channel chat", self.room_id)
+            await p.send(protocol.error("internal_error", "the server failed"))
 
     def _on_publish_state(self, p: Participant, state: str) -> None:
         # The client vanished (tab closed, network gone) without a "leave".

@@ -25,7 +25,9 @@ class SfuServer:
         """Create the room, or return the open one with this id (idempotent)."""
         room = self.rooms.get(room_id)
         if room is None or room.closed:
-            room = self.rooms[room_id] = Room(room_id, self.config, hooks, self.ice_policy)
+            room = self.rooms[room_id] = Room(
+                room_id, self.config, hooks, self.ice_policy.for_room(room_id)
+            )
         return room
 
     def get_room(self, room_id: str) -> Room | None:
@@ -41,7 +43,25 @@ class SfuServer:
     async def close(self) -> None:
         rooms = list(self.rooms)
         await asyncio.gather(*(self.close_room(r) for r in rooms), return_exceptions=True)
+        await self.ice_policy.close()  # the single media port, once every PC is gone
 
     def stats(self) -> dict:
-        """``{"rooms": {room_id: {"participants": {user_id: {...}}}}}`` (see docs/sfu.md)."""
-        return {"rooms": {rid: room.stats() for rid, room in self.rooms.items()}}
+        """``{"rooms": {room_id: {"participants": {user_id: {...}}}}, "udp": {...}}``
+        (see docs/sfu.md)."""
+        return {
+            "rooms": {rid: room.stats() for rid, room in self.rooms.items()},
+            "udp": self.udp_stats(),
+        }
+
+    def udp_stats(self) -> dict:
+        """Media ports: the single port's sockets and counters, or range-mode ports in use."""
+        policy = self.ice_policy
+        if policy.mux is not None:
+            return {"mode": "single", "port": policy.udp_port, "sockets": policy.mux.stats()}
+        budget = policy.budget
+        return {
+            "mode": "range",
+            "range": [policy.port_min, policy.port_max],
+            "in_use": budget.in_use if budget else None,
+            "by_room": dict(budget.by_room) if budget else {},
+        }

@@ -19,6 +19,8 @@ from .codecs import new_peer_connection, pin_codecs
 from .downtrack import DownTrack
 from .errors import SfuError
 from .ice import IcePolicy, apply_ice_policy
+from .nack import NackLimiter
+from .sdp_validation import check_subscribe_answer
 from .tasks import TaskSet
 
 if TYPE_CHECKING:
@@ -30,7 +32,13 @@ logger = logging.getLogger(__name__)
 class Slot:
     """A sendonly transceiver of the subscribe leg and the DownTrack feeding it."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver, track: DownTrack, lean_loop: bool) -> None:
+    def __init__(
+        self,
+        transceiver: RTCRtpTransceiver,
+        track: DownTrack,
+        lean_loop: bool,
+        nack_limiter: NackLimiter | None = None,
+    ) -> None:
         self.transceiver = transceiver
         self.track = track
         self.publication: Publication | None = None
@@ -41,6 +49,9 @@ class Slot:
             lean_loop=lean_loop,
         )
         self.packer.offset_source = track
+        if nack_limiter is not None:
+            # A subscriber's NACKs are answered within the leg's budget (nack.py).
+            taps.limit_retransmissions(transceiver.sender, nack_limiter.allow)
         self.keyframe_requests = 0
 
     def _on_subscriber_pli(self) -> None:
@@ -98,6 +109,8 @@ class SubscribeSession:
         self._closed = False
         self._probed = False
         self._track_by_ssrc: dict[int, DownTrack] = {}
+        #: Retransmissions on this leg: bounded per packet, rate-limited for the leg.
+        self.nack = NackLimiter()
 
     def _ensure_pc(self) -> RTCPeerConnection:
         if self.pc is None:
@@ -122,7 +135,7 @@ class SubscribeSession:
             pin_codecs(transceiver)
             track = DownTrack(publication.media_kind, instrument=self._instrument)
             transceiver.sender.replaceTrack(track)
-            slot = Slot(transceiver, track, self._lean_loop)
+            slot = Slot(transceiver, track, self._lean_loop, self.nack)
             self.slots.append(slot)
             self._track_by_ssrc[transceiver.sender._ssrc] = track
         slot.attach(publication)
@@ -198,6 +211,9 @@ class SubscribeSession:
             pc = self.pc
             if pc is None or pc.signalingState != "have-local-offer":
                 raise ValueError("no subscribe offer is outstanding")
+            # m-line for m-line, recvonly/inactive only: a sendrecv answer would start
+            # untapped (decoding) receivers on this leg.
+            check_subscribe_answer(sdp, pc.localDescription.sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             dirty = self._dirty
         if dirty:

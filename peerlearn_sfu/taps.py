@@ -12,6 +12,14 @@ for ``av.Packet`` input, only the encoder's ``pack()``. We pre-set ``__encoder``
 lands in its ``target_bitrate`` setter. ``_send_keyframe`` (PLI/FIR from the subscriber)
 is replaced per instance to route the request upstream.
 
+Retransmissions (RTX section below): aiortc's ``RtpRouter`` registers no RTX SSRC, so a
+retransmission on a connection with two video m-lines sharing the RTX payload type (our
+publish leg: camera and screen) was discarded. :func:`install_rtx_routing` routes it (SDP
+``ssrc-group:FID``, else the MID header extension, else the receiver missing that packet)
+and teaches the receiver its RTX SSRC when the SDP had none. The receive leg's gap
+handling (:mod:`peerlearn_sfu.keyframes`) and the send leg's NACK limiter
+(:mod:`peerlearn_sfu.nack`) hook in here too.
+
 :func:`check_aiortc_version` fails loudly when aiortc changes (tested).
 """
 
@@ -23,21 +31,22 @@ import logging
 import queue
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiortc
 import av
 from aiortc import clock
+from aiortc.codecs import is_rtx
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver
 from aiortc.rtcrtpsender import RTP_HISTORY_SIZE, RTCRtpSender, random_sequence_number
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci
-from aiortc.utils import random32, uint16_add, uint32_add
+from aiortc.utils import random32, uint16_add, uint16_gt, uint32_add
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +62,10 @@ RECEIVER_PRIVATE = (
     "remote_streams",
     "rtx_ssrc",
     "rtcp_ssrc",
+    # RTX routing and gap handling (install_rtx_routing, skip_gap, hook_nacks)
+    "codecs",
+    "nack_generator",
+    "jitter_buffer",
 )
 SENDER_PRIVATE = (
     "encoder",
@@ -69,6 +82,19 @@ SENDER_PRIVATE = (
     "ntp_timestamp",
     "rtp_timestamp",
 )
+# Source lines the RTX section relies on, by class.
+RTX_SOURCE_LINES = (
+    (RTCRtpReceiver, "original_ssrc = self.__rtx_ssrc.get(packet.ssrc)"),
+    (RTCRtpReceiver, "await self._send_rtcp_nack("),
+    (RTCRtpReceiver, "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)"),
+    (RTCRtpReceiver, "self.__transport._register_rtp_receiver(self, parameters)"),
+    (RTCRtpSender, "await self._retransmit(seq)"),
+    (RTCDtlsTransport, "receiver = self._rtp_router.route_rtp(packet)"),
+    (RtpRouter, "ssrc_receiver = self.ssrc_table.get(packet.ssrc)"),
+)
+# Plain attributes of helper objects (checked on fresh instances).
+ROUTER_FIELDS = ("mid_table", "ssrc_table", "payload_type_table")
+JITTER_FIELDS = ("_origin", "_packets", "_capacity")
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
@@ -94,7 +120,26 @@ def check_aiortc_version() -> None:
         raise RuntimeError("RTCRtpSender no longer packs pre-encoded av.Packet input")
     if "asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))" not in sender_src:
         raise RuntimeError("RTCRtpSender.send no longer starts self._run_rtp(codec)")
+    for cls, line in RTX_SOURCE_LINES:
+        if line not in inspect.getsource(cls):
+            raise RuntimeError(f"{cls.__name__} changed: no longer has {line!r}")
+    router = RtpRouter()
+    for name in ROUTER_FIELDS:
+        if not isinstance(getattr(router, name, None), dict):
+            raise RuntimeError(f"RtpRouter.{name} is gone")
+    buffer = JitterBuffer(capacity=16)
+    for name in JITTER_FIELDS:
+        if not hasattr(buffer, name):
+            raise RuntimeError(f"JitterBuffer.{name} is gone")
+    if not isinstance(getattr(NackGenerator(), "missing", None), set):
+        raise RuntimeError("NackGenerator.missing is gone")
     for cls, method in (
+        (RTCRtpReceiver, "_send_rtcp_nack"),
+        (RTCRtpReceiver, "receive"),
+        (RtpRouter, "route_rtp"),
+        (RTCRtpSender, "_retransmit"),
+        (RTCDtlsTransport, "_handle_rtp_data"),
+        (JitterBuffer, "remove"),
         (RTCRtpReceiver, "_handle_rtp_packet"),
         (RTCRtpReceiver, "_send_rtcp"),
         (RTCRtpReceiver, "_send_rtcp_pli"),
@@ -338,4 +383,347 @@ def sender_counts(sender: RTCRtpSender) -> tuple[int, int]:
     return getattr(sender, f"{_S}packet_count"), getattr(sender, f"{_S}octet_count")
 
 
+# --------------------------------------------------------------------------- RTX section
+# Retransmissions on the receive leg, the receive leg's gap handling, the send leg's NACK
+# limiter, and the test-only receive filter. aiortc 1.16 facts this relies on (pinned):
+# RtpRouter.route_rtp routes by SSRC, else by a payload type owned by exactly one receiver,
+# else discards; _register_rtp_receiver registers only the media SSRCs; the receiver maps
+# RTX SSRC -> media SSRC in __rtx_ssrc (from the SDP's ssrc-group:FID, two a=ssrc lines);
+# it NACKs through _send_rtcp_nack only when a new gap appears, never again.
+
+_ROUTING_PATCHED = "_peerlearn_rtx_routing"
+
+
+def install_rtx_routing(receiver: RTCRtpReceiver) -> None:
+    """Route this receiver's retransmissions to it (and its peers' on the same transport).
+
+    Must run before ``receiver.receive()``: the router is patched once the receiver has
+    its final (bundled) transport, right after aiortc registers it.
+    """
+    if getattr(receiver, _ROUTING_PATCHED, False):
+        return
+    setattr(receiver, _ROUTING_PATCHED, True)
+    original = receiver.receive
+
+    async def receive(parameters: Any) -> None:
+        await original(parameters)
+        transport = receiver.transport
+        if transport is not None:
+            _patch_router(transport._rtp_router)
+
+    receiver.receive = receive  # type: ignore[method-assign]
+
+
+def _receiver_codecs(receiver: Any) -> dict[int, RTCRtpCodecParameters]:
+    return getattr(receiver, f"{_R}codecs", {})
+
+
+def _patch_router(router: RtpRouter) -> None:
+    if getattr(router, _ROUTING_PATCHED, False):
+        return
+    setattr(router, _ROUTING_PATCHED, True)
+    original = router.route_rtp
+    # RTX SSRCs routed to a receiver that does not know them yet (no a=ssrc lines).
+    unmapped: dict[int, Any] = {}
+
+    def route_rtp(packet: RtpPacket) -> Any:
+        receiver = original(packet)
+        if receiver is not None:
+            if unmapped and packet.ssrc in unmapped:
+                _learn_rtx_ssrc(receiver, packet.ssrc, unmapped)
+            return receiver
+        ssrc = packet.ssrc
+        if ssrc in router.ssrc_table:  # a known SSRC with a foreign payload type: discard
+            return None
+        candidates = router.payload_type_table.get(packet.payload_type)
+        if not candidates:
+            return None
+        chosen = _choose_receiver(router, packet, candidates)
+        if chosen is None:
+            return None
+        router.ssrc_table[ssrc] = chosen
+        codec = _receiver_codecs(chosen).get(packet.payload_type)
+        if codec is not None and is_rtx(codec):
+            unmapped[ssrc] = chosen
+            _learn_rtx_ssrc(chosen, ssrc, unmapped)
+        return chosen
+
+    router.route_rtp = route_rtp  # type: ignore[method-assign]
+
+
+def _choose_receiver(router: RtpRouter, packet: RtpPacket, candidates: set[Any]) -> Any:
+    """The receiver an unknown SSRC belongs to, or None (ambiguous: aiortc's discard)."""
+    ssrc = packet.ssrc
+    # 1. The SDP named it (a=ssrc-group:FID): aiortc's receiver knows it, its router not.
+    for receiver in candidates:
+        if ssrc in getattr(receiver, f"{_R}rtx_ssrc", {}):
+            return receiver
+    # 2. The MID header extension (browsers send it until the SSRC is acknowledged).
+    mid = packet.extensions.mid
+    if mid is not None:
+        receiver = router.mid_table.get(mid)
+        if receiver in candidates:
+            return receiver
+    # 3. A retransmission with neither: the one receiver missing its original packet.
+    if len(packet.payload) >= 2:
+        osn = int.from_bytes(packet.payload[:2], "big")
+        owners = []
+        for receiver in candidates:
+            codec = _receiver_codecs(receiver).get(packet.payload_type)
+            if codec is not None and is_rtx(codec) and osn in receiver_missing(receiver):
+                owners.append(receiver)
+        if len(owners) == 1:
+            return owners[0]
+    return None
+
+
+def _learn_rtx_ssrc(receiver: Any, rtx_ssrc: int, unmapped: dict[int, Any]) -> None:
+    """Tell the receiver which media SSRC an RTX SSRC repairs (once it has seen media)."""
+    mapping: dict[int, int] = getattr(receiver, f"{_R}rtx_ssrc")
+    if rtx_ssrc in mapping:
+        unmapped.pop(rtx_ssrc, None)
+        return
+    streams = getattr(receiver, f"{_R}remote_streams")
+    media = [s for s in streams if s not in mapping and s != rtx_ssrc]
+    if len(media) == 1:
+        mapping[rtx_ssrc] = media[0]
+        unmapped.pop(rtx_ssrc, None)
+
+
+def receiver_missing(receiver: RTCRtpReceiver) -> set[int]:
+    """Sequence numbers the receiver has NACKed and not received (video; audio: none)."""
+    generator = getattr(receiver, f"{_R}nack_generator", None)
+    return generator.missing if generator is not None else set()
+
+
+def hook_nacks(receiver: RTCRtpReceiver, on_nack: Callable[[int, list[int]], None]) -> None:
+    """``on_nack(media_ssrc, seqs)`` whenever aiortc sends a NACK (a new gap appeared)."""
+    original = receiver._send_rtcp_nack
+
+    async def send_rtcp_nack(media_ssrc: int, lost: list[int]) -> None:
+        on_nack(media_ssrc, lost)
+        await original(media_ssrc, lost)
+
+    receiver._send_rtcp_nack = send_rtcp_nack  # type: ignore[method-assign]
+
+
+async def send_nack(receiver: RTCRtpReceiver, media_ssrc: int, seqs: list[int]) -> None:
+    """One more NACK for ``seqs`` (aiortc's own method, bypassing :func:`hook_nacks`)."""
+    await RTCRtpReceiver._send_rtcp_nack(receiver, media_ssrc, seqs)
+
+
+def skip_gap(receiver: RTCRtpReceiver, up_to: int) -> bool:
+    """Give up on every packet up to sequence number ``up_to`` (inclusive).
+
+    The jitter buffer drops what it holds before it and stops waiting; the NACK generator
+    forgets those sequence numbers. The next complete frame after the gap comes out when
+    the next packet arrives. Returns whether the buffer moved.
+    """
+    buffer: JitterBuffer = getattr(receiver, f"{_R}jitter_buffer")
+    generator = getattr(receiver, f"{_R}nack_generator", None)
+    if generator is not None:
+        for seq in list(generator.missing):
+            if not uint16_gt(seq, up_to):
+                generator.missing.discard(seq)
+    origin = buffer._origin
+    if origin is None or uint16_gt(origin, up_to):
+        return False
+    count = uint16_add(up_to, 1 - origin)
+    if count > buffer.capacity:
+        return False
+    buffer.remove(count)
+    return True
+
+
+class PassThroughAudioBuffer:
+    """Stands in for an audio receiver's jitter buffer: one Opus packet is one frame, so
+    each packet newer than the last is a frame at once; late or repeated ones are dropped.
+
+    aiortc's audio buffer holds 4 frames (80 ms) before it releases one and, after a lost
+    packet, waits for its 16-packet overflow (320 ms) and then keeps that backlog: every
+    lost packet would add latency for good. Concealment is the subscriber decoder's job.
+    """
+
+    capacity = 16
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+        self.late = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        seq = packet.sequence_number
+        if self._last is not None and not uint16_gt(seq, self._last):
+            self.late += 1
+            return False, None
+        self._last = seq
+        data: bytes = packet._data  # type: ignore[attr-defined]
+        return False, JitterFrame(data=data, timestamp=packet.timestamp)
+
+
+def use_passthrough_audio_buffer(receiver: RTCRtpReceiver) -> PassThroughAudioBuffer:
+    """Replace an audio receiver's jitter buffer (before it receives anything)."""
+    buffer = PassThroughAudioBuffer()
+    setattr(receiver, f"{_R}jitter_buffer", buffer)
+    return buffer
+
+
+def limit_retransmissions(sender: RTCRtpSender, allow: Callable[[int, int], bool]) -> None:
+    """Ask ``allow(ssrc, seq)`` before resending a NACKed packet that is in the history."""
+    original = sender._retransmit
+    history: dict[int, RtpPacket] = getattr(sender, f"{_S}rtp_history")
+
+    async def retransmit(sequence_number: int) -> None:
+        packet = history.get(sequence_number % RTP_HISTORY_SIZE)
+        if packet is None or packet.sequence_number != sequence_number:
+            return  # gone from the history: aiortc would do nothing either
+        if allow(sender._ssrc, sequence_number):
+            await original(sequence_number)
+
+    sender._retransmit = retransmit  # type: ignore[method-assign]
+
+
+def install_receive_filter(transport: RTCDtlsTransport, drop: Callable[[bytes], bool]) -> None:
+    """Tests only: ``drop(rtp)`` sees every decrypted RTP packet the transport receives
+    (before routing) and may discard it, as if it had been lost on the way in. Installed
+    on a server's publish leg, it shapes a real browser's uplink."""
+    original = transport._handle_rtp_data
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        if not drop(data):
+            await original(data, arrival_time_ms)
+
+    transport._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+
+
 check_aiortc_version()
+
+
+# ---------------------------------------------------------------------------------------
+# aioice pins (ICE host gathering: port range, quotas, single-port mux), aioice 0.13.x.
+#
+# ice.py replaces host-candidate gathering per aioice ``Connection``; udpmux.py hands each
+# connection's host ``StunProtocol`` a virtual transport on the node's one UDP port. Every
+# private access they need is below, checked by :func:`check_aioice_private` (tested).
+# ---------------------------------------------------------------------------------------
+
+AIOICE_PINNED = "0.13."
+
+# Source fragments the ICE override relies on, by class (checked against the source).
+AIOICE_CONNECTION_SOURCE = (
+    "self._protocols: list[StunProtocol] = []",  # host protocols we append to
+    "self._transport_policy = transport_policy",
+    "self._local_candidates_start = True",  # gathering started: too late to patch
+    "self._local_username = local_username",  # the ufrag the mux makes node-unique
+    "return self._local_username",
+    "self.get_component_candidates(component=component, addresses=addresses)",
+    'message.check_message_integrity(self.local_password.encode("utf8"))',
+    "await active_pair.protocol.send_data(data, active_pair.remote_addr)",
+    # consent.py: connect() starts the consent loop by this name; it checks nominated pairs
+    "self._query_consent_task = asyncio.create_task(self.query_consent())",
+    "for pair in self._nominated.values():",
+    "request = self.build_request(pair, nominate=False)",
+    "self._query_consent_task = None\n                    return await self.close()",
+)
+AIOICE_PROTOCOL_SOURCE = (
+    "self.receiver.protocol_lost(self)",  # connection_lost -> our transport's close()
+    "self.transport = cast(asyncio.DatagramTransport, transport)",
+    "self.transport.close()\n        await self.__closed",
+    "self.transport.sendto(data, addr)",
+    "self.transport.sendto(bytes(message), addr)",
+    "self.receiver.data_received(data, self.local_candidate.component)",
+)
+AIORTC_PC_SOURCE = (
+    "self.__iceTransports: set[RTCIceTransport] = set()",
+    # the local SDP reads the ufrag again after gathering, so a ufrag set while gathering
+    # is the one the remote side sees
+    "await self.__gather()\n        for i, media in enumerate(description.media):",
+)
+
+
+def check_aioice_private() -> None:
+    """Raise ``RuntimeError`` unless aioice is 0.13.x with the internals ice.py/udpmux.py use."""
+    import aioice
+    from aioice import ice as aioice_ice
+    from aiortc import RTCPeerConnection, rtcicetransport
+
+    if not aioice.__version__.startswith(AIOICE_PINNED):
+        raise RuntimeError(
+            f"peerlearn_sfu targets aioice {AIOICE_PINNED}x, found {aioice.__version__}: "
+            "re-check Connection/StunProtocol internals (taps.py, aioice section)"
+        )
+    for cls, fragments in (
+        (aioice_ice.Connection, AIOICE_CONNECTION_SOURCE),
+        (aioice_ice.StunProtocol, AIOICE_PROTOCOL_SOURCE),
+        (RTCPeerConnection, AIORTC_PC_SOURCE),
+    ):
+        source = inspect.getsource(cls)
+        for fragment in fragments:
+            if fragment not in source:
+                raise RuntimeError(f"{cls.__name__} changed: {fragment.splitlines()[0]!r} is gone")
+    if "self._connection = Connection(" not in inspect.getsource(rtcicetransport.RTCIceGatherer):
+        raise RuntimeError("RTCIceGatherer no longer owns an aioice Connection as _connection")
+    for name in (
+        "get_component_candidates",
+        "gather_candidates",
+        "local_password",
+        "query_consent",
+        "build_request",
+    ):
+        if not hasattr(aioice_ice.Connection, name):
+            raise RuntimeError(f"aioice.Connection.{name} is gone")
+
+
+def ice_connections(pc: Any) -> list[Any]:
+    """The aioice ``Connection`` of every ICE transport of ``pc`` (one under max-bundle)."""
+    transports = pc._RTCPeerConnection__iceTransports
+    return [transport.iceGatherer._connection for transport in transports]
+
+
+def ice_gathering_started(connection: Any) -> bool:
+    return bool(connection._local_candidates_start)
+
+
+def ice_gathers_host_candidates(connection: Any) -> bool:
+    """False under the "relay" transport policy (aioice then gathers TURN only)."""
+    from aioice import ice as aioice_ice
+
+    return connection._transport_policy == aioice_ice.TransportPolicy.ALL
+
+
+def ice_add_host_protocol(connection: Any, protocol: Any) -> None:
+    """Register a host ``StunProtocol`` as aioice's own gathering would."""
+    connection._protocols.append(protocol)
+
+
+def ice_replace_consent(connection: Any, query: Callable[[], Awaitable[None]]) -> None:
+    """Run ``query`` instead of aioice's consent loop (``connect()`` starts it by name)."""
+    connection.query_consent = query
+
+
+def ice_nominated_pairs(connection: Any) -> list[Any]:
+    return list(connection._nominated.values())
+
+
+def ice_consent_request(connection: Any, pair: Any) -> Any:
+    """The Binding request aioice itself sends as a consent check."""
+    return connection.build_request(pair, nominate=False)
+
+
+def ice_remote_password(connection: Any) -> bytes:
+    return str(connection.remote_password).encode("utf8")
+
+
+def ice_forget_consent_task(connection: Any) -> None:
+    """Detach the running consent task, so ``close()`` does not cancel it mid-close."""
+    connection._query_consent_task = None
+
+
+def ice_set_local_ufrag(connection: Any, ufrag: str) -> None:
+    """Replace the local ufrag before the local SDP is written (gathering time)."""
+    from aioice.ice import validate_username
+
+    validate_username(ufrag)
+    connection._local_username = ufrag
+
+
+check_aioice_private()

@@ -55,6 +55,7 @@ class Catalog:
     session_mentor: np.ndarray  # mentor index per session
     session_mentor_id: np.ndarray  # mentor user id per session
     session_ts: np.ndarray  # schedule, epoch seconds
+    session_created: np.ndarray  # publication, epoch seconds (nan when unknown)
     session_open: np.ndarray  # status allows booking
     session_capacity: np.ndarray
     session_taken: np.ndarray  # current_participants at snapshot time
@@ -99,11 +100,16 @@ class Catalog:
             session_mentor=np.append(self.session_mentor, mentor_index[item.mentor_id]),
             session_mentor_id=np.append(self.session_mentor_id, item.mentor_id),
             session_ts=np.append(self.session_ts, item.schedule.timestamp()),
+            session_created=np.append(self.session_created, _created_ts(item)),
             session_open=np.append(self.session_open, item.status in BOOKABLE_STATUSES),
             session_capacity=np.append(self.session_capacity, item.max_participants),
             session_taken=np.append(self.session_taken, item.current_participants),
             booked=booked,
         )
+
+
+def _created_ts(item: SessionItem) -> float:
+    return item.created_at.timestamp() if item.created_at is not None else np.nan
 
 
 def _placeholder_mentor(mentor_id: int) -> MentorItem:
@@ -133,6 +139,7 @@ def build_catalog(snapshot: Snapshot) -> Catalog:
     session_mentor = np.fromiter((mentor_index[s.mentor_id] for s in sessions), np.int64, n)
     session_mentor_id = np.fromiter((s.mentor_id for s in sessions), np.int64, n)
     session_ts = np.fromiter((s.schedule.timestamp() for s in sessions), np.float64, n)
+    session_created = np.fromiter((_created_ts(s) for s in sessions), np.float64, n)
     session_open = np.fromiter((s.status in BOOKABLE_STATUSES for s in sessions), bool, n)
     capacity = np.fromiter((s.max_participants for s in sessions), np.int64, n)
     taken = np.fromiter((s.current_participants for s in sessions), np.int64, n)
@@ -165,6 +172,7 @@ def build_catalog(snapshot: Snapshot) -> Catalog:
         session_mentor=session_mentor,
         session_mentor_id=session_mentor_id,
         session_ts=session_ts,
+        session_created=session_created,
         session_open=session_open,
         session_capacity=capacity,
         session_taken=taken,

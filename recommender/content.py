@@ -1,7 +1,13 @@
-"""Content-based model: TF-IDF over session text + skills, cosine to a user profile vector."""
+"""Content-based model: TF-IDF over session text + skills, cosine to a user profile vector.
+
+The vocabulary and IDF are learnt at the fit (scikit-learn's ``TfidfVectorizer``), then kept in
+a ``Vocabulary`` that grows: a session published between two refits adds the words and skills
+the fit never saw as new columns, so a brand-new topic matches at once.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,6 +27,80 @@ PROFILE_WEIGHT = 0.4
 VIEW_WEIGHT = 0.6
 
 
+Doc = tuple[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Feature columns and their IDF: fitted, then extended with tokens seen since the fit."""
+
+    index: dict[str, int]  # token -> column
+    idf: np.ndarray  # per column
+    features: np.ndarray  # token per column (for reasons)
+    n_docs: int  # documents the IDF was fitted on
+
+    @classmethod
+    def of(cls, vec: TfidfVectorizer, n_docs: int) -> Vocabulary:
+        features = vec.get_feature_names_out()
+        index = {str(t): i for i, t in enumerate(features)}
+        return cls(index, np.asarray(vec.idf_, dtype=np.float64), features, n_docs)
+
+    @property
+    def size(self) -> int:
+        return len(self.features)
+
+    def extended(self, docs: list[Doc]) -> Vocabulary:
+        """This vocabulary plus the tokens of ``docs`` it lacks (appended: columns handed out
+        stay valid). A new token gets the IDF of a term found in one document of the fit's."""
+        new = [t for t in dict.fromkeys(tok for d in docs for tok in analyze(d))
+               if t not in self.index]
+        if not new:
+            return self
+        index = dict(self.index)
+        for t in new:
+            index[t] = len(index)
+        # smooth IDF (sklearn's formula) with df = 1: the rarest a fitted term can be
+        rare = np.log((1 + self.n_docs) / 2.0) + 1.0
+        return Vocabulary(
+            index,
+            np.concatenate([self.idf, np.full(len(new), rare)]),
+            np.concatenate([self.features, np.asarray(new, dtype=object)]),
+            self.n_docs,
+        )
+
+    def counts(self, docs: list[Doc], sublinear: bool = True) -> sp.csr_matrix:
+        """Term frequencies (1 + log tf when ``sublinear``) of known tokens, one row a doc."""
+        data: list[float] = []
+        cols: list[int] = []
+        indptr = [0]
+        get = self.index.get
+        for d in docs:
+            for tok, n in Counter(analyze(d)).items():
+                j = get(tok)
+                if j is not None:
+                    cols.append(j)
+                    data.append(1.0 + np.log(n) if sublinear else float(n))
+            indptr.append(len(cols))
+        return sp.csr_matrix(
+            (np.asarray(data, np.float64), np.asarray(cols, np.int64), np.asarray(indptr)),
+            shape=(len(docs), self.size),
+        )
+
+    def rows(self, docs: list[Doc]) -> sp.csr_matrix:
+        """L2-normalised TF-IDF rows (what the fitted ``TfidfVectorizer`` would give)."""
+        m = self.counts(docs) @ sp.diags(self.idf)
+        return normalize(m).tocsr() if len(docs) else sp.csr_matrix(m)
+
+    def profiles(self, docs: list[Doc]) -> sp.csr_matrix:
+        """Declared skills/interests as L2 rows *without* IDF.
+
+        The sessions already carry IDF; applying it to the profile too would square it, and a
+        Python lover in a catalogue full of Python would be steered to their rarest interest.
+        """
+        m = self.counts(docs)
+        return normalize(m).tocsr() if len(docs) else m
+
+
 def _profile_doc(user: UserProfile) -> tuple[str, tuple[str, ...]]:
     # Interests are free text in the spec; treat each as a skill too so "Python" == "python".
     return ("", tuple(user.skills) + tuple(user.interests))
@@ -28,16 +108,26 @@ def _profile_doc(user: UserProfile) -> tuple[str, tuple[str, ...]]:
 
 @dataclass(frozen=True)
 class ContentModel:
-    """Fitted TF-IDF space: sessions, mentors and users as L2-normalised rows."""
+    """Fitted TF-IDF space: sessions, mentors and users as L2-normalised rows.
 
-    vectorizer: TfidfVectorizer
-    features: np.ndarray  # feature names by column
+    ``profiles`` and ``history`` keep the width of the fit's vocabulary (they are the large
+    matrices); columns added since are zero for them and padded on use.
+    """
+
+    vocabulary: Vocabulary
     sessions: sp.csr_matrix  # n_sessions x V
     mentors: sp.csr_matrix  # n_mentors x V
-    profiles: sp.csr_matrix  # n_users x V, declared skills and interests (L2 rows)
-    history: sp.csr_matrix  # n_users x V, weighted sum of the sessions they looked at/booked
+    profiles: sp.csr_matrix  # n_users x V_fit, declared skills and interests (L2 rows)
+    history: sp.csr_matrix  # n_users x V_fit, weighted sum of the sessions they looked at/booked
+    #: n_users x n_sessions at the fit: the sessions each user looked at or booked
+    touched: sp.csr_matrix
     names: dict[str, str]  # skill token -> display name
     word_names: dict[str, str]  # word of a one-word skill -> display name ("python" -> "Python")
+
+    @property
+    def features(self) -> np.ndarray:
+        """Feature names by column."""
+        return self.vocabulary.features
 
     @classmethod
     def fit(cls, cat: Catalog) -> ContentModel:
@@ -52,15 +142,17 @@ class ContentModel:
         ]
         vec = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, dtype=np.float64)
         # The sentinel keeps the vocabulary non-empty on a brand-new platform.
-        vec.fit([*session_docs, *mentor_docs, ("peerlearn", ())])
+        docs = [*session_docs, *mentor_docs, ("peerlearn", ())]
+        vec.fit(docs)
+        vocab = Vocabulary.of(vec, len(docs))
 
-        sessions = _rows(vec, session_docs)
+        sessions = vocab.rows(session_docs)
         if len(cat.sessions):
-            mentor_part = _rows(vec, mentor_skill_docs)[cat.session_mentor]
+            mentor_part = vocab.rows(mentor_skill_docs)[cat.session_mentor]
             sessions = normalize(sessions + MENTOR_SKILL_WEIGHT * mentor_part).tocsr()
-        mentors = _rows(vec, mentor_docs)
+        mentors = vocab.rows(mentor_docs)
 
-        profiles = _profiles(vec, [_profile_doc(u) for u in cat.users])
+        profiles = vocab.profiles([_profile_doc(u) for u in cat.users])
         ev = cat.events
         view = np.where(ev.kind == KIND_CODES["view"], VIEW_WEIGHT, 0.0)
         hw = np.where(positive_mask(ev), 1.0, view)
@@ -77,35 +169,47 @@ class ContentModel:
         for skills in declared:
             for token, name in display_names(skills).items():
                 names.setdefault(token, name)
-        features = vec.get_feature_names_out()
         return cls(
-            vec, features, sessions, mentors, profiles, history, names, _word_names(names)
+            vocab, sessions, mentors, profiles, history, hist, names, _word_names(names)
         )
 
     def with_session(
         self, item: SessionItem, mentor: MentorItem, new_mentor: bool
     ) -> ContentModel:
-        """This model plus one session published since the fit (and its mentor when new),
-        projected on the fitted vocabulary: words and skills the vocabulary lacks only count
-        after the next refit."""
+        """This model plus one session published since the fit (and its mentor when new).
+        Words and skills the vocabulary lacks become new columns first, so a session in a
+        brand-new topic matches a learner interested in it before any refit."""
         session_doc = (f"{item.title} {item.description}", item.skills)
-        row = _rows(self.vectorizer, [session_doc]) + MENTOR_SKILL_WEIGHT * _rows(
-            self.vectorizer, [("", mentor.skills)]
-        )
-        mentors = self.mentors
+        mentor_skills = ("", mentor.skills)
+        mentor_doc = (f"{mentor.bio} {item.title}", mentor.skills)
+        vocab = self.vocabulary.extended([session_doc, mentor_doc])
+        row = vocab.rows([session_doc]) + MENTOR_SKILL_WEIGHT * vocab.rows([mentor_skills])
+        mentors = _widen(self.mentors, vocab.size)
         if new_mentor:
-            mentor_doc = (f"{mentor.bio} {item.title}", mentor.skills)
-            mentors = sp.vstack([mentors, _rows(self.vectorizer, [mentor_doc])]).tocsr()
+            mentors = sp.vstack([mentors, vocab.rows([mentor_doc])]).tocsr()
         names = dict(self.names)
         for token, name in display_names((*item.skills, *mentor.skills)).items():
             names.setdefault(token, name)
         return replace(
             self,
-            sessions=sp.vstack([self.sessions, normalize(row)]).tocsr(),
+            vocabulary=vocab,
+            sessions=sp.vstack([_widen(self.sessions, vocab.size), normalize(row)]).tocsr(),
             mentors=mentors,
             names=names,
             word_names=_word_names(names),
         )
+
+    @property
+    def vocabulary_grew(self) -> bool:
+        """Whether sessions published since the fit added columns to the vocabulary."""
+        return self.vocabulary.size > self.profiles.shape[1]
+
+    def touched_by(self, row: int | None, n_sessions: int) -> np.ndarray:
+        """1.0 for each session the user looked at or booked before the fit, else 0."""
+        out = np.zeros(n_sessions)
+        if row is not None:
+            out[self.touched.indices[self.touched.indptr[row] : self.touched.indptr[row + 1]]] = 1
+        return out
 
     def history_weight(self, kind: str, value: float | None) -> float:
         """How much one event moves the user's history vector (live updates)."""
@@ -130,17 +234,28 @@ class ContentModel:
         ``profile`` (the current one, e.g. just edited) replaces the profile seen at fit time;
         ``extra_history`` adds sessions recorded since the fit.
         """
+        p, h = self.user_parts(row, profile, extra_history)
+        return _unit(PROFILE_WEIGHT * p + (1 - PROFILE_WEIGHT) * h)
+
+    def user_parts(
+        self,
+        row: int | None,
+        profile: UserProfile | None = None,
+        extra_history: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The two halves of ``user_vector``, each of unit length (or zeros): the declared
+        profile and the history."""
+        width = self.vocabulary.size
         if profile is not None:
-            p = _profiles(self.vectorizer, [_profile_doc(profile)]).toarray().ravel()
+            p = _dense_row(self.vocabulary.profiles([_profile_doc(profile)]), 0, width)
         elif row is not None:
-            p = self.profiles[row].toarray().ravel()
+            p = _dense_row(self.profiles, row, width)
         else:
-            p = np.zeros(len(self.features))
-        h = self.history[row].toarray().ravel() if row is not None else np.zeros_like(p)
+            p = np.zeros(width)
+        h = _dense_row(self.history, row, width) if row is not None else np.zeros(width)
         if extra_history is not None:
             h = h + extra_history
-        u = PROFILE_WEIGHT * _unit(p) + (1 - PROFILE_WEIGHT) * _unit(h)
-        return _unit(u)
+        return _unit(p), _unit(h)
 
     def score_sessions(self, u: np.ndarray) -> np.ndarray:
         """Cosine of the user vector with every session."""
@@ -193,24 +308,21 @@ def _declared(term: str, declared: tuple[str, ...]) -> str | None:
     return None
 
 
-def _profiles(vec: TfidfVectorizer, docs: list[tuple[str, tuple[str, ...]]]) -> sp.csr_matrix:
-    """Declared skills/interests as L2 rows *without* IDF.
-
-    The sessions already carry IDF; applying it to the profile too would square it, and a
-    Python lover in a catalogue full of Python would be steered to their rarest interest.
-    """
-    if not docs:
-        return sp.csr_matrix((0, len(vec.vocabulary_)))
-    return normalize(vec.transform(docs) @ sp.diags(1.0 / vec.idf_)).tocsr()
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(x))
     return x / norm if norm > 0 else x
 
 
-def _rows(vec: TfidfVectorizer, docs: list[tuple[str, tuple[str, ...]]]) -> sp.csr_matrix:
-    """L2-normalised TF-IDF rows; an empty list gives an empty matrix (sklearn refuses 0 rows)."""
-    if not docs:
-        return sp.csr_matrix((0, len(vec.vocabulary_)))
-    return normalize(vec.transform(docs)).tocsr()
+def _widen(m: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    """The same rows with zero columns appended up to ``width`` (no data copied)."""
+    if m.shape[1] == width:
+        return m
+    return sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.shape[0], width))
+
+
+def _dense_row(m: sp.csr_matrix, row: int, width: int) -> np.ndarray:
+    """Row ``row`` of ``m`` as a dense vector of ``width`` (padded with zeros)."""
+    out = np.zeros(width)
+    lo, hi = m.indptr[row], m.indptr[row + 1]
+    out[m.indices[lo:hi]] = m.data[lo:hi]
+    return out

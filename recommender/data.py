@@ -116,3 +116,6 @@ class RecommenderWeights:
     max_per_mentor: int = 3
     refit_interval_s: float = 300
     refit_after_interactions: int = 50
+    #: rank sessions with the blend ``fit_model`` learns from the history (when there is
+    #: enough of it); False: always the fixed weights above
+    learn_blend: bool = True

@@ -2,20 +2,34 @@
 
 ``fit_model`` builds an immutable ``FittedModel``; ``LiveState`` is the small mutable overlay
 that ``record()`` updates between refits (popularity, seats taken, new bookings, new history);
-``Recommender`` pairs the two and answers requests with a few vector operations.
+``Recommender`` pairs the two and answers requests with a few vector operations. The blend of
+the components is learnt at the fit (``recommender.blend``) when the history allows it.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
 
+from .blend import (
+    COLD_SHARE,
+    MAX_QUERIES,
+    MIN_QUERIES,
+    NEGATIVES,
+    LearnedBlend,
+    as_of,
+    fit_pairwise,
+    history_level,
+    session_features,
+    window_start,
+)
 from .catalog import Catalog, build_catalog, implicit_weight
 from .collaborative import AUDIENCE_WEIGHT, CollaborativeModel
-from .content import ContentModel
+from .content import PROFILE_WEIGHT, ContentModel
 from .data import (
     Interaction,
     MentorItem,
@@ -56,6 +70,8 @@ class FittedModel:
     mentor_rating: np.ndarray  # Bayesian average rating per mentor, 1..5
     fitted_at: datetime
     n_interactions: int
+    #: the blend learnt from the history; None: too little of it (the fixed weights serve)
+    blend: LearnedBlend | None = None
 
     def with_session(self, item: SessionItem, mentor: MentorItem | None = None) -> FittedModel:
         """This model plus one session published since the fit: a cheap live update (copies
@@ -82,8 +98,16 @@ class FittedModel:
 
 
 def fit_model(snapshot: Snapshot, weights: RecommenderWeights | None = None) -> FittedModel:
-    """Fit every component on a snapshot (CPU-bound: run it off the event loop)."""
+    """Fit every component on a snapshot, and the blend unless ``weights`` turn it off
+    (CPU-bound: run it off the event loop)."""
     weights = weights or RecommenderWeights()
+    model = _fit_components(snapshot, weights)
+    if weights.learn_blend:
+        model = replace(model, blend=learn_blend(snapshot, weights))
+    return model
+
+
+def _fit_components(snapshot: Snapshot, weights: RecommenderWeights) -> FittedModel:
     cat = build_catalog(snapshot)
     content = ContentModel.fit(cat)
     collab = CollaborativeModel.fit(cat)
@@ -97,6 +121,72 @@ def fit_model(snapshot: Snapshot, weights: RecommenderWeights | None = None) -> 
     return FittedModel(
         cat, content, collab, spop, mpop, _mentor_ratings(cat), now, len(snapshot.interactions)
     )
+
+
+def learn_blend(snapshot: Snapshot, weights: RecommenderWeights) -> LearnedBlend | None:
+    """Learn the blend from the snapshot's own history (``recommender.blend``): components
+    fitted on all but its most recent part, and each booking in that part a query ranked
+    against the sessions the learner could have booked instead, at its time. None with too
+    little data."""
+    start = window_start(snapshot.interactions)
+    if start is None:
+        return None
+    past = [i for i in snapshot.interactions if i.at < start]
+    window = sorted(
+        (i for i in snapshot.interactions if i.at >= start and i.kind == "booking"),
+        key=lambda i: i.at,
+    )
+    if len(window) < MIN_QUERIES or not past:
+        return None
+    rng = np.random.default_rng(0)
+    # Some learners of the window lose their past: newcomers arrive all the time, and the
+    # blend must learn what counts for someone the model knows only by their profile.
+    learners = np.unique([i.user_id for i in window])
+    newcomers = set(rng.choice(learners, round(COLD_SHARE * len(learners)), False).tolist())
+    rec = Recommender(
+        _fit_components(as_of(snapshot, start, past, newcomers), weights),
+        replace(weights, learn_blend=False),
+    )
+    cat = rec.model.catalog
+    later: dict[int, set[int]] = defaultdict(set)  # what each learner booked in the window
+    queries = []
+    for it in window:
+        s = cat.session_index.get(it.session_id)
+        if s is not None:
+            later[it.user_id].add(s)
+            queries.append((it, s))
+    asked = np.ones(len(queries), dtype=bool)
+    if len(queries) > MAX_QUERIES:
+        asked[:] = False
+        asked[rng.choice(len(queries), MAX_QUERIES, False)] = True
+    diffs = []
+    for q, (it, s) in enumerate(queries):
+        if q:
+            # The seats of the window's earlier bookings are taken, as the served model's
+            # live state counts them: a session full by now is no alternative to this booking,
+            # and free seats are what they were then.
+            prev = queries[q - 1][1]
+            rec.live.taken_extra[prev] += 1
+        if not asked[q]:
+            continue
+        now_ts = it.at.timestamp()
+        # Sessions the learner could have booked then: open, published, not their own.
+        mask = rec._bookable(now_ts) & ~(cat.session_created > now_ts)
+        mask &= cat.session_mentor_id != it.user_id
+        rec._drop_booked(mask, it.user_id, ())
+        if not mask[s]:
+            continue  # e.g. cancelled since: its state at the time is unknown
+        negatives = mask.copy()
+        negatives[list(later[it.user_id])] = False
+        pool = np.flatnonzero(negatives)
+        if not len(pool):
+            continue
+        neg = rng.choice(pool, size=min(NEGATIVES, len(pool)), replace=False)
+        feats = rec._features(rec._components(it.user_id, None, now_ts, mask), now_ts, mask)
+        diffs.append(feats[s] - feats[neg])
+    if len(diffs) < MIN_QUERIES:
+        return None
+    return fit_pairwise(np.vstack(diffs), len(diffs))
 
 
 def _mentor_ratings(cat: Catalog) -> np.ndarray:
@@ -228,7 +318,29 @@ class _User:
     row: int | None  # row in the fitted catalogue, None for users unknown at fit time
     profile: UserProfile | None
     vector: np.ndarray  # content space, unit length (or zeros)
+    declared: np.ndarray  # content space: the profile half of ``vector`` (unit or zeros)
+    seen: np.ndarray  # content space: the history half of ``vector`` (unit or zeros)
     taste: np.ndarray  # collaborative latent space, unit length (or zeros)
+
+
+@dataclass(frozen=True)
+class _Components:
+    """One user's component scores over every session, each scaled over the candidates."""
+
+    user: _User
+    content: np.ndarray
+    collaborative: np.ndarray  # at full weight (no history ramp)
+    popularity: np.ndarray
+    history: int  # the user's interactions, fitted and recorded since
+    aff: np.ndarray
+    collab_parts: dict[str, np.ndarray]  # mentor / skill / audience, unweighted
+    #: content against the declared profile alone and against the history alone, scaled
+    content_parts: tuple[np.ndarray, np.ndarray]
+    seen: np.ndarray  # 1.0 for sessions the user already looked at or booked
+    #: the collaborative mentor and skill parts, scaled
+    collaborative_parts: tuple[np.ndarray, np.ndarray]
+    #: the session's own decayed activity, its mentor's (both log, scaled) and the rating
+    popularity_parts: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -412,25 +524,45 @@ class Recommender:
         m = self.model
         row = m.catalog.user_index.get(user_id) if user_id is not None else None
         seen = self.live.content_extra.get(user_id) if user_id is not None else None
-        vector = m.content.user_vector(row, profile, m.content.history_of(seen) if seen else None)
+        given = profile
+        if given is None and row is not None and m.content.vocabulary_grew:
+            # The fitted profile rows lack the words published since: re-read the profile,
+            # so a declared interest in a brand-new topic matches it before any refit.
+            given = m.catalog.users[row]
+        declared, history = m.content.user_parts(
+            row, given, m.content.history_of(seen) if seen else None
+        )
+        vector = _unit(PROFILE_WEIGHT * declared + (1 - PROFILE_WEIGHT) * history)
         extra = self.live.collab_extra.get(user_id) if user_id is not None else None
         taste = m.collaborative.taste(m.collaborative.user_row(row, extra))
         if profile is None and row is not None:
             profile = m.catalog.users[row]
-        return _User(row, profile, vector, taste)
+        return _User(row, profile, vector, declared, history, taste)
+
+    def _touched(self, row: int | None, user_id: int | None) -> np.ndarray:
+        """1.0 for each session the user looked at or booked, at the fit or since."""
+        out = self.model.content.touched_by(row, self.model.catalog.n_sessions)
+        since = self.live.content_extra.get(user_id) if user_id is not None else None
+        if since:
+            out[list(since)] = 1.0
+        return out
+
+    def _history(self, row: int | None, user_id: int | None) -> int:
+        """The user's interactions: at the fit plus recorded since."""
+        return int(self.model.catalog.history_count[row] if row is not None else 0) + (
+            self.live.history.get(user_id, 0) if user_id is not None else 0
+        )
 
     def _collab_weight(self, row: int | None, user_id: int | None) -> float:
         """The collaborative weight grows linearly with history up to ``full_history``."""
         w = self.weights
-        n = (self.model.catalog.history_count[row] if row is not None else 0) + (
-            self.live.history.get(user_id, 0) if user_id is not None else 0
-        )
+        n = self._history(row, user_id)
         return w.collaborative * min(1.0, n / max(1, w.collaborative_full_history))
 
-    def _session_scores(
+    def _components(
         self, user_id: int | None, profile: UserProfile | None, now_ts: float, mask: np.ndarray
-    ) -> _Scores:
-        m, w = self.model, self.weights
+    ) -> _Components:
+        m = self.model
         cat = m.catalog
         user = self._user(user_id, profile)
         aff = m.collaborative.affinity(user.taste)
@@ -438,22 +570,72 @@ class Recommender:
         audience = AUDIENCE_WEIGHT * m.collaborative.audience_scores(
             user.taste, self.live.session_audience, self.live.audience_weight
         )
-        pop = self.live.session_popularity.at(now_ts) + MENTOR_POPULARITY_SHARE * (
-            self.live.mentor_popularity.at(now_ts)[cat.session_mentor]
-        )
+        own = self.live.session_popularity.at(now_ts)
+        by_mentor = self.live.mentor_popularity.at(now_ts)[cat.session_mentor]
+        pop = own + MENTOR_POPULARITY_SHARE * by_mentor
         rating = (m.mentor_rating[cat.session_mentor] - 1.0) / 4.0
         popularity = (1 - RATING_BOOST) * _scale(np.log1p(pop), mask) + RATING_BOOST * rating
-        parts = {
-            "content": w.content * _scale(m.content.score_sessions(user.vector), mask),
-            "collaborative": self._collab_weight(user.row, user_id)
-            * _scale(mentor_part + skill_part + audience, mask, shift=True),
-            "popularity": w.popularity * popularity,
-        }
+        return _Components(
+            user,
+            _scale(m.content.score_sessions(user.vector), mask),
+            _scale(mentor_part + skill_part + audience, mask, shift=True),
+            popularity,
+            self._history(user.row, user_id),
+            aff,
+            {"mentor": mentor_part, "skill": skill_part, "audience": audience},
+            (
+                _scale(m.content.score_sessions(user.declared), mask),
+                _scale(m.content.score_sessions(user.seen), mask),
+            ),
+            self._touched(user.row, user_id),
+            (_scale(mentor_part, mask, shift=True), _scale(skill_part, mask, shift=True)),
+            (_scale(np.log1p(own), mask), _scale(np.log1p(by_mentor), mask), rating),
+        )
+
+    def _features(self, comp: _Components, now_ts: float, mask: np.ndarray) -> np.ndarray:
+        """The learned blend's features (``recommender.blend.FEATURES``) of every session."""
+        cat = self.model.catalog
+        capacity = np.maximum(cat.session_capacity, 1)
+        free = np.maximum(0, capacity - cat.session_taken - self.live.taken_extra)
+        return session_features(
+            (comp.content, comp.collaborative, comp.popularity),
+            history_level(comp.history, self.weights.collaborative_full_history),
+            comp.content_parts,
+            comp.seen,
+            comp.collaborative_parts,
+            comp.popularity_parts,
+            cat.session_created, free / capacity, _scale(np.log1p(free), mask), now_ts,
+        )
+
+    def _session_scores(
+        self, user_id: int | None, profile: UserProfile | None, now_ts: float, mask: np.ndarray
+    ) -> _Scores:
+        w = self.weights
+        comp = self._components(user_id, profile, now_ts, mask)
+        # A newcomer (no interaction yet, fitted or since) is served by the configured
+        # weights: on their declared profile alone the learned blend lets what is the same for
+        # everyone (free seats, freshness, popularity) outweigh it, and a learner who declared
+        # one interest must get the session that matches it first.
+        blend = self.model.blend if w.learn_blend and comp.history > 0 else None
+        if blend is not None:
+            features = self._features(comp, now_ts, mask)
+            parts = blend.parts(features)
+            total = blend.score(features)
+        else:
+            parts = {
+                "content": w.content * comp.content,
+                "collaborative": self._collab_weight(comp.user.row, user_id)
+                * comp.collaborative,
+                "popularity": w.popularity * comp.popularity,
+            }
+            total = sum(parts.values())
         # Popularity also breaks ties, so a user nothing is known about (or a blend without a
         # popularity weight) still gets the most wanted sessions first, not catalogue order.
-        total = sum(parts.values()) + TIE_BREAK * popularity
-        collab_parts = {"mentor": mentor_part, "skill": skill_part, "audience": audience}
-        return _Scores(parts, total, user.vector, aff, collab_parts, user.profile, now_ts)
+        total = total + TIE_BREAK * comp.popularity
+        return _Scores(
+            parts, total, comp.user.vector, comp.aff, comp.collab_parts, comp.user.profile,
+            now_ts,
+        )
 
     def _explain_session(self, i: int, sc: _Scores) -> Recommendation:
         cat = self.model.catalog
@@ -569,3 +751,8 @@ def _dominant(parts: dict[str, np.ndarray], i: int) -> str:
 
 
 
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(x))
+    return x / norm if norm > 0 else x

@@ -7,25 +7,59 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import event
 
 from config.settings import Settings, load_settings
+from control import security
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "PEERLEARN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 DATABASE_KINDS = ("sqlite", "postgres")
+#: Run the suite as if it were another instant (ISO 8601, e.g. 2027-01-01T00:00:00+00:00):
+#: the whole process, in-process live servers included, starts its clock there and ticks
+#: on (time-machine); browser pages of the e2e tests get the same clock. Used to prove the
+#: date-sensitive tests hold on any day (README, "Tests").
+FAKE_NOW = os.environ.get("PEERLEARN_TEST_NOW", "")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Per-request values go through typed keys (web.RequestKey) and their accessors
     # (web.security.current_user, ...): a plain string key anywhere fails the test using it.
     config.addinivalue_line("filterwarnings", "error::aiohttp.web.NotAppKeyWarning")
+    _use_cheap_password_hashing()
+    if FAKE_NOW:
+        import time_machine
+
+        traveller = time_machine.travel(datetime.fromisoformat(FAKE_NOW), tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+
+
+#: Argon2id at the production cost takes ~0.5 s per hash on a busy 2-core CI machine and
+#: every test user costs two (register, log in): the suite hashes with a cheap profile.
+#: Tests about the stored hashes themselves ask for ``production_password_hashing``.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def _use_cheap_password_hashing() -> None:
+    security._hasher = CHEAP_HASHER
+    security._DUMMY_HASH = CHEAP_HASHER.hash(uuid.uuid4().hex)
+
+
+@pytest.fixture
+def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's own Argon2id parameters for this test."""
+    real = PasswordHasher()
+    monkeypatch.setattr(security, "_hasher", real)
+    monkeypatch.setattr(security, "_DUMMY_HASH", real.hash(uuid.uuid4().hex))
 
 
 def _pg_url(database: str) -> str:

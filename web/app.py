@@ -18,6 +18,7 @@ from web.middlewares import (
     csrf_middleware,
     error_middleware,
     headers_middleware,
+    host_middleware,
     identity_middleware,
 )
 
@@ -85,7 +86,13 @@ def create_app(
     flag as ``app[BACKGROUND]``.
     """
     app = web.Application(
-        middlewares=[headers_middleware, error_middleware, identity_middleware, csrf_middleware],
+        middlewares=[
+            headers_middleware,
+            error_middleware,
+            host_middleware,
+            identity_middleware,
+            csrf_middleware,
+        ],
         client_max_size=settings.uploads.max_image_bytes + 64 * 1024,
     )
     app[SETTINGS] = settings

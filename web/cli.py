@@ -1,4 +1,4 @@
-"""The ``peerlearn`` command: serve, migrate, create-admin, seed-demo, recommender-eval."""
+"""The ``peerlearn`` command: serve, migrate, check, create-admin, seed-demo, recommender-eval."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from config.settings import ConfigError, Settings, load_settings
+from config.settings import ConfigError, Settings, deploy_checks, load_settings
 from control.db import Database, DatabaseNotMigrated
 
 
@@ -40,8 +40,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from web.app import create_app
+    from web.middlewares import RedactingAccessLogger
 
     settings = _settings(args)
+    if settings.is_production:
+        # The same checks as `peerlearn check --deploy`: production never starts unsafe.
+        errors = [c for c in deploy_checks(settings) if c.level == "error"]
+        if errors:
+            print(
+                f"peerlearn: refusing to serve in production: {errors[0].line()}", file=sys.stderr
+            )
+            for extra in errors[1:]:
+                print(f"peerlearn:   also {extra.line()}", file=sys.stderr)
+            return 2
+        for warning in deploy_checks(settings):
+            if warning.level == "warning":
+                print(f"peerlearn: {warning.line()}", file=sys.stderr)
+    elif settings.server.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"peerlearn: warning: development mode listening on {settings.server.host}: "
+            "anyone who can reach it gets development defaults; see `peerlearn check --deploy`",
+            file=sys.stderr,
+        )
 
     async def check_database() -> None:
         # Before listening: production refuses an unmigrated schema, development migrates;
@@ -68,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.server.host,
             port=settings.server.port,
             print=lambda _aiohttp_banner: print(listening, flush=True),  # once bound
+            access_log_class=RedactingAccessLogger,  # no credential ever reaches the log
         )
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
@@ -98,6 +119,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 2
     print(f"database at revision {revision}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Settings problems; with ``--deploy`` the production checks (exit 1 on any error)."""
+    settings = _settings(args)
+    if not args.deploy:
+        print("settings are valid (add --deploy for the production checks)")
+        return 0
+    checks = deploy_checks(settings)
+    for check in checks:
+        print(check.line())
+    errors = sum(c.level == "error" for c in checks)
+    warnings = len(checks) - errors
+    print(f"{errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
@@ -187,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=cmd_migrate)
+
+    check = sub.add_parser("check", help="validate the settings (--deploy: production checks)")
+    check.add_argument(
+        "--deploy", action="store_true", help="refuse unsafe production settings (exit 1)"
+    )
+    check.set_defaults(func=cmd_check)
 
     admin = sub.add_parser("create-admin", help="create an administrator account")
     admin.add_argument("username")

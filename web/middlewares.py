@@ -1,26 +1,33 @@
-"""Middlewares: errors in DESIGN.md's shape, identity, CSRF and security headers."""
+"""Middlewares: errors in DESIGN.md's shape, the Host allow-list, identity, CSRF, security
+headers; and the access logger that never prints a credential."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from control.errors import DomainError, Forbidden, RateLimited
 from web.keys import SETTINGS
 from web.security import (
-    CSRF_COOKIE,
     CSRF_FIELD,
     CSRF_HEADER,
     SAFE_METHODS,
     SESSION_COOKIE,
+    SID_KEY,
     USER_KEY,
     bearer_token,
+    client_address,
     csrf_valid,
-    new_csrf_cookie,
+    current_user,
+    host_allowed,
     origin_allowed,
-    resolve_user,
+    resolve_identity,
+    set_csrf_cookie,
 )
 from web.uploads import leading_field
 
@@ -41,8 +48,20 @@ CSRF_TOKEN_EXEMPT_PATHS = frozenset(
         "/api/auth/verify-email/",
         "/api/auth/password-reset/",
         "/api/auth/password-reset/confirm/",
+        "/api/auth/email/change/confirm/",
     }
 )
+#: what the browser may use, and only on our own origin: the room needs camera, microphone
+#: and screen capture; nothing needs the rest
+PERMISSIONS_POLICY = (
+    "camera=(self), microphone=(self), display-capture=(self), geolocation=(), payment=(), "
+    "usb=(), serial=(), bluetooth=(), interest-cohort=()"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+#: paths whose bodies are public and cacheable whoever asks
+CACHEABLE_PREFIXES = ("/static/", "/media/")
+#: /healthz answers load balancers and container checks, which use the node's own address
+HOST_EXEMPT_PATHS = frozenset({"/healthz"})
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -66,8 +85,10 @@ def wants_json(request: web.Request) -> bool:
     return (
         request.path.startswith("/api/")
         or request.path.startswith("/ws/")
-        or ("application/json" in request.headers.get("Accept", "")
-        and "text/html" not in request.headers.get("Accept", ""))
+        or (
+            "application/json" in request.headers.get("Accept", "")
+            and "text/html" not in request.headers.get("Accept", "")
+        )
     )
 
 
@@ -113,8 +134,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 @web.middleware
+async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a Host that is not ours (Django's ALLOWED_HOSTS): nothing built from a forged
+    Host (links, redirects, cache keys) can then reach anyone."""
+    if request.path not in HOST_EXEMPT_PATHS and not host_allowed(request):
+        log.warning(
+            "refused a request for Host %.100r from %s", request.host, client_address(request)
+        )
+        return error_response(400, "bad_host", "this server does not serve that host name")
+    return await handler(request)
+
+
+@web.middleware
 async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[USER_KEY] = await resolve_user(request)
+    identity = await resolve_identity(request)
+    request[USER_KEY] = identity.user if identity else None
+    request[SID_KEY] = identity.sid if identity else None
     return await handler(request)
 
 
@@ -151,16 +186,80 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    new_csrf = new_csrf_cookie(request)
-    if new_csrf and not response.prepared:
-        settings = request.app[SETTINGS]
-        response.set_cookie(
-            CSRF_COOKIE, new_csrf, samesite="Lax", secure=settings.server.cookie_secure, path="/"
-        )
-    if not response.prepared:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects raised by pages get the headers too
+        _secure(request, exc)
+        raise
+    _secure(request, response)
     return response
+
+
+def _secure(request: web.Request, response: web.StreamResponse) -> None:
+    if response.prepared:
+        return
+    set_csrf_cookie(response, request)
+    headers = response.headers
+    headers["Server"] = "PeerLearn"  # not aiohttp's "Python/3.x aiohttp/3.x" (ASVS 14.3.3)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+    if request.app[SETTINGS].server.cookie_secure:
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    personal = current_user(request) is not None or request.path.startswith("/api/auth/")
+    if personal and not request.path.startswith(CACHEABLE_PREFIXES):
+        # Someone's own data, or a credential: never kept by a browser or a shared cache.
+        headers["Cache-Control"] = "no-store"
+        headers.setdefault("Pragma", "no-cache")
+
+
+# --------------------------------------------------------------------------- access log
+
+#: query parameters whose values are credentials or one-time secrets
+SECRET_PARAMS = re.compile(
+    r"(token|ticket|password|passwd|secret|key|code|sid|session|csrf|auth|signature)", re.I
+)
+REDACTED = "[redacted]"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with every credential-like query value replaced (path and names kept)."""
+    if "?" not in url:
+        return url
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not pairs and parts.query:
+        return f"{url.split('?', 1)[0]}?{REDACTED}"
+    query = "&".join(
+        f"{quote(k, safe='')}={REDACTED if SECRET_PARAMS.search(k) else quote(v, safe='')}"
+        for k, v in pairs
+    )
+    base = url.split("?", 1)[0]
+    return f"{base}?{query}"
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log line, with credentials taken out of the request line and the
+    Referer; headers that carry them (Authorization, Cookie) are never printed."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        try:
+            remote = request.remote or "-"
+            version = f"{request.version.major}.{request.version.minor}"
+            line = f"{request.method} {redact_url(request.path_qs)} HTTP/{version}"
+            referer = redact_url(request.headers.get("Referer", "-"))
+            agent = request.headers.get("User-Agent", "-")
+            self.logger.info(
+                '%s "%s" %s %s %.3fs "%s" "%s"',
+                remote,
+                line,
+                response.status,
+                response.body_length,
+                time,
+                referer,
+                agent,
+            )
+        except Exception:
+            self.logger.exception("access log failed")

@@ -1,16 +1,18 @@
 """``GET /ws/notifications/``: live notifications and unread counts for the signed-in user.
 
-Authenticated by the session cookie or ``?token=``; the Origin must be ours.  The socket
-subscribes to the bus channel ``user:{id}`` and forwards what services publish there:
-``{"type": "notification", "notification": {...}, "unread": n}`` followed by
-``{"type": "unread", "count": n}``; mark-read publishes the count alone.
+Authenticated by the session cookie, an ``Authorization: Bearer`` header or a single-use
+``?ticket=`` (``web.security.authenticate_socket``; never a token in the URL); the Origin
+must be ours.  The socket subscribes to the bus channel ``user:{id}`` and forwards what
+services publish there: ``{"type": "notification", "notification": {...}, "unread": n}``
+followed by ``{"type": "unread", "count": n}``; mark-read publishes the count alone. A
+``sessions_revoked`` event for its session (logout, password change, deactivation...) closes
+it with code 4401.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import weakref
 from typing import Any
@@ -18,14 +20,18 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from control.errors import Forbidden, NotAuthenticated
+from control.services.logins import revocation_applies
 from control.services.notifications import user_channel
+from peerlearn_sfu import SfuError
+from peerlearn_sfu.protocol import parse_frame
 from web.keys import PLATFORM, SETTINGS
-from web.security import SESSION_COOKIE, bearer_token, origin_allowed, user_from_token
+from web.security import authenticate_socket, origin_allowed
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 25.0
 QUEUE_SIZE = 200  # a client this far behind is stuck; drop it rather than grow without bound
+CLOSE_SIGNED_OUT = 4401
 SOCKETS = web.AppKey("notification_sockets", weakref.WeakSet)
 
 
@@ -34,12 +40,10 @@ async def notifications_ws(request: web.Request) -> web.StreamResponse:
     platform = request.app[PLATFORM]
     if not origin_allowed(request, settings):
         raise Forbidden("cross-origin WebSocket refused", code="origin_refused")
-    token = (
-        request.query.get("token") or bearer_token(request) or request.cookies.get(SESSION_COOKIE)
-    )
-    user = await user_from_token(request, token)
-    if user is None:
+    identity = await authenticate_socket(request)
+    if identity is None:
         raise NotAuthenticated("log in first")
+    user = identity.user
 
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=64 * 1024)
     await ws.prepare(request)
@@ -47,8 +51,12 @@ async def notifications_ws(request: web.Request) -> web.StreamResponse:
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_SIZE)
 
     overflow = asyncio.Event()
+    revoked = asyncio.Event()
 
     async def on_event(message: dict[str, Any]) -> None:
+        if revocation_applies(message, identity.sid):
+            revoked.set()  # never dropped, however full the queue
+            return
         try:
             queue.put_nowait(message)
         except asyncio.QueueFull:
@@ -63,7 +71,16 @@ async def notifications_ws(request: web.Request) -> web.StreamResponse:
         while not ws.closed:
             getter = asyncio.ensure_future(queue.get())
             waiter = asyncio.ensure_future(overflow.wait())
-            done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            ender = asyncio.ensure_future(revoked.wait())
+            done, _ = await asyncio.wait(
+                {getter, waiter, ender}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if ender in done:
+                getter.cancel()
+                waiter.cancel()
+                await ws.close(code=CLOSE_SIGNED_OUT, message=b"signed out")
+                return
+            ender.cancel()
             if waiter in done:
                 getter.cancel()
                 await ws.close(code=1008, message=b"too slow")
@@ -71,9 +88,6 @@ async def notifications_ws(request: web.Request) -> web.StreamResponse:
             waiter.cancel()
             message = getter.result()
             kind = message.get("type")
-            if kind == "account_disabled":
-                await ws.close(code=4403, message=b"account disabled")
-                return
             if kind == "notification":
                 await ws.send_json(message)
                 if "unread" in message:
@@ -84,8 +98,10 @@ async def notifications_ws(request: web.Request) -> web.StreamResponse:
     send_task = asyncio.create_task(sender(), name=f"notify-ws-{user.id}")
     try:
         async for msg in ws:
-            if msg.type == WSMsgType.TEXT and _is_ping(msg.data):
-                await ws.send_json({"type": "pong"})
+            if msg.type == WSMsgType.TEXT:
+                reply = _reply_to(msg.data)
+                if reply is not None:
+                    await ws.send_json(reply)
             elif msg.type == WSMsgType.ERROR:
                 break
             # Anything else is ignored: this socket is push-only.
@@ -102,13 +118,15 @@ async def notifications_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _is_ping(text: str) -> bool:
-    """Application-level keep-alive for clients that cannot send WebSocket pings."""
+def _reply_to(text: str) -> dict[str, Any] | None:
+    """``pong`` to an application-level ping (clients that cannot send WebSocket pings),
+    an ``error`` to a frame that is not a sane JSON object (depth-limited parse, lone
+    surrogates refused), nothing to the rest."""
     try:
-        data = json.loads(text)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and data.get("type") == "ping"
+        data = parse_frame(text)
+    except SfuError as exc:
+        return exc.to_message()
+    return {"type": "pong"} if data.get("type") == "ping" else None
 
 
 async def _close_all(app: web.Application) -> None:

@@ -30,12 +30,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from config.settings import RecommenderSettings
 from control.errors import DomainError
 from control.events import CATALOG_CHANNEL
 from control.models import Session, User
 from control.platform import Platform
+from control.services.accounts import MAX_DB_ID
 from control.services.interactions import mentor_dict, session_dict
 from recommender.data import Interaction, Recommendation, RecommenderWeights, Snapshot, UserProfile
 from recommender.engine import Engine
@@ -181,9 +183,16 @@ class RecommenderGateway:
         recs = self.engine.recommend_mentors(
             user.id, _ask(k), followed_ids=followed, profile=profile_of(user)
         )
+        # One query for every candidate row (2k + 5 of them), not one per mentor.
+        ids = [int(r.id) for r in recs if 0 < int(r.id) <= MAX_DB_ID]
+        rows: dict[int, User] = {}
+        if ids:
+            async with self.platform.db.session() as db:
+                found = await db.scalars(select(User).where(User.id.in_(ids)))
+                rows = {u.id: u for u in found.all()}
         out: list[MentorPick] = []
         for rec in recs:
-            mentor = await self.platform.accounts.get_user(int(rec.id))
+            mentor = rows.get(int(rec.id))
             if (
                 mentor is not None and mentor.is_active and mentor.role == "mentor"
                 and mentor.id != user.id and mentor.id not in followed

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -17,11 +16,14 @@ from aiohttp import WSMsgType, web
 
 from config.settings import Settings
 from control.errors import DomainError, Forbidden, NotAuthenticated
-from control.models import User
 from control.platform import Platform
+from control.services.logins import revocation_applies
+from control.services.notifications import user_channel
 from peerlearn_sfu import ParticipantIdentity, RoomHooks, SfuConfig, SfuError, SfuServer
+from peerlearn_sfu.protocol import parse_frame
+from peerlearn_sfu.quotas import check_admission
 from web.keys import PLATFORM, SETTINGS, SFU
-from web.security import origin_allowed, resolve_user, user_from_token
+from web.security import Identity, authenticate_socket, origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 1024 * 1024
 CLOSE_FORBIDDEN = 4403
 CLOSE_ENDED = 4000
+CLOSE_SIGNED_OUT = 4401
+#: A join refused with one of these will not succeed by retrying on this socket.
+FINAL_JOIN_ERRORS = ("room_full", "removed", "room_closed", "server_full", "too_many_rooms")
 
 
 def sfu_config(settings: Settings) -> SfuConfig:
@@ -39,6 +44,9 @@ def sfu_config(settings: Settings) -> SfuConfig:
     return SfuConfig(
         udp_port_min=sfu.udp_port_min,
         udp_port_max=sfu.udp_port_max,
+        udp_port=sfu.udp_port,
+        max_ports_per_room=sfu.max_ports_per_room,
+        max_ports_per_server=sfu.max_ports_per_server,
         announced_ip=sfu.announced_ip,
         interfaces=tuple(sfu.interfaces),
         max_room_size=sfu.max_room_size,
@@ -53,6 +61,11 @@ def sfu_config(settings: Settings) -> SfuConfig:
         turn_secret=ice.turn_secret,
         turn_ttl_s=ice.turn_ttl_s,
         stats_log_interval_s=sfu.stats_log_interval_s,
+        max_participants_per_server=sfu.max_participants_per_server,
+        max_rooms_per_user=sfu.max_rooms_per_user,
+        outbox_max_bytes=sfu.outbox_max_bytes,
+        outbox_max_stall_s=sfu.outbox_max_stall_s,
+        state_update_interval_ms=sfu.state_update_interval_ms,
     )
 
 
@@ -100,13 +113,27 @@ class RoomDirectory:
         room = self.sfu.open_room(room_id, PlatformRoomHooks(self.platform, session_id))
 
         async def on_session_event(message: dict[str, Any]) -> None:
-            if message.get("type") in ("session_ended", "session_cancelled"):
+            kind = message.get("type")
+            if kind in ("session_ended", "session_cancelled"):
                 await self.close(room_id)
+            elif kind == "user_banned":
+                await self._banned(room_id, message.get("user_id"))
 
         self._unsubscribe[room_id] = self.platform.bus.subscribe(
             f"session:{room_id}", on_session_event
         )
         return room
+
+    async def _banned(self, room_id: str, user_id: Any) -> None:
+        """A ban issued on any node (``BookingService.ban``): the user leaves this node's
+        room at once. The room that issued it has already removed them."""
+        room = self.sfu.get_room(room_id)
+        if room is None or not isinstance(user_id, int) or user_id in room.banned:
+            return
+        participant = room.participants.get(user_id)
+        room.banned.add(user_id)
+        if participant is not None:
+            await room.remove(participant, "banned", banned=True)
 
     async def close(self, room_id: str) -> None:
         unsubscribe = self._unsubscribe.pop(room_id, None)
@@ -124,21 +151,13 @@ class RoomDirectory:
 ROOMS = web.AppKey("rooms", RoomDirectory)
 
 
-async def _authenticate(request: web.Request) -> User:
-    user = await resolve_user(request) or await user_from_token(
-        request, request.query.get("token")
-    )
-    if user is None:
+async def _authenticate(request: web.Request) -> Identity:
+    """The cookie, an ``Authorization: Bearer`` header or a single-use ``?ticket=`` (never a
+    token in the URL). ``web.security.session_still_live(app, identity)`` re-checks it."""
+    identity = await authenticate_socket(request)
+    if identity is None:
         raise NotAuthenticated("log in to join this session")
-    return user
-
-
-def _parse(raw: str) -> dict[str, Any] | None:
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
+    return identity
 
 
 async def session_socket(request: web.Request) -> web.StreamResponse:
@@ -167,7 +186,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     # Permission failures are reported inside the socket: browsers cannot read an HTTP
     # status from a failed WebSocket upgrade, and the room page shows the reason.
     try:
-        user = await _authenticate(request)
+        identity = await _authenticate(request)
+        user = identity.user
         role = await platform.bookings.room_access(user, session_id)  # bans: code "removed"
     except DomainError as exc:
         return await refuse(exc.code, exc.message)
@@ -183,6 +203,32 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         await ended.wait()
         await ws.close(code=CLOSE_ENDED, message=b"ended")
 
+    # Authorisation lasts only as long as the login: a revocation (logout, logout
+    # everywhere, password change, deactivation) arrives on the bus from any node.
+    ending: set[asyncio.Task[None]] = set()
+
+    async def end_signed_out(reason: str) -> None:
+        room = directory.sfu.get_room(room_id)
+        if participant is not None and room is not None:
+            await room.remove(participant, reason, banned=False)
+        else:
+            await send({"type": "session_ended", "reason": reason})
+        await ws.close(code=CLOSE_SIGNED_OUT, message=b"signed out")
+
+    async def on_user_event(message: dict[str, Any]) -> None:
+        if revocation_applies(message, identity.sid):
+            reason = str(message.get("reason") or "signed_out")[:40]
+        elif message.get("type") == "account_disabled":
+            reason = "deactivated"
+        else:
+            return
+        # Not inline: the bus may be delivering inside the request that revoked.
+        task = asyncio.create_task(end_signed_out(reason), name=f"room-revoke-{user.id}")
+        ending.add(task)
+        task.add_done_callback(ending.discard)
+
+    unsubscribe_user = platform.bus.subscribe(user_channel(user.id), on_user_event)
+
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -194,9 +240,11 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                 await send({"type": "error", "code": "message_too_large",
                             "message": f"messages are limited to {limit} bytes"})
                 continue
-            message = _parse(msg.data)
-            if message is None:
-                await send({"type": "error", "code": "bad_json", "message": "not a JSON object"})
+            try:
+                # Depth-limited, lone surrogates refused: every hostile frame gets an error.
+                message = parse_frame(msg.data)
+            except SfuError as exc:
+                await send(exc.to_message())
                 continue
             target = message.get("session_id")
             if target is not None and str(target) != room_id:
@@ -209,13 +257,14 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                     await send({"type": "error", "code": "not_joined",
                                 "message": "send join_session first"})
                     continue
-                identity = ParticipantIdentity(user.id, user.display_name, role)  # type: ignore[arg-type]
+                who = ParticipantIdentity(user.id, user.display_name, role)  # type: ignore[arg-type]
                 try:
-                    participant = await directory.room_for(session_id).join(identity, send)
+                    check_admission(directory.sfu, room_id, user.id)
+                    participant = await directory.room_for(session_id).join(who, send)
                     watcher = asyncio.create_task(close_when_ended(participant.closed))
                 except SfuError as exc:
                     await send(exc.to_message())
-                    if exc.code in ("room_full", "removed", "room_closed"):
+                    if exc.code in FINAL_JOIN_ERRORS:
                         break
                 continue
             if kind == "leave":
@@ -225,6 +274,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                 break
             await room.handle(participant, message)
     finally:
+        unsubscribe_user()
         if watcher is not None:
             watcher.cancel()
         room = directory.sfu.get_room(room_id)

@@ -1,8 +1,11 @@
-"""Accounts: registration, login, profiles, e-mail verification, password reset, admin."""
+"""Accounts: registration, login, profiles, e-mail verification, password reset and change,
+e-mail change, admin. Login sessions themselves are ``control.services.logins``."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import ipaddress
 import json
 import logging
 import re
@@ -22,7 +25,7 @@ from control.errors import (
     RateLimited,
     ValidationFailed,
 )
-from control.models import User, UserToken
+from control.models import EmailChange, User, UserToken
 from control.security import (
     hash_opaque_token,
     hash_password,
@@ -31,7 +34,9 @@ from control.security import (
     verify_password,
 )
 from control.services.common import Page, page_bounds
+from control.services.logins import LoginService
 from control.services.mail import MailFailed
+from control.timezones import check_zone
 
 if TYPE_CHECKING:
     from control.platform import Platform
@@ -42,7 +47,7 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 USERNAME_MIN, USERNAME_MAX = 3, 150
 EMAIL_MAX = 254
-PASSWORD_MAX = 256
+PASSWORD_MAX = 128  # ASVS 2.1.2: at least 64 allowed, more than 128 denied
 NAME_MAX = 100
 BIO_MAX = 5000
 TAGS_MAX, TAG_MAX_CHARS = 30, 50
@@ -52,7 +57,9 @@ SELF_SERVICE_ROLES = ("learner", "mentor")
 ROLES = ("learner", "mentor", "admin")
 # Path segments under /api/users/ that a username would shadow.
 RESERVED_USERNAMES = frozenset({"profile", "mentors", "follow", "followers", "following"})
-PROFILE_FIELDS = frozenset({"first_name", "last_name", "bio", "skills", "interests", "hourly_rate"})
+PROFILE_FIELDS = frozenset(
+    {"first_name", "last_name", "bio", "skills", "interests", "hourly_rate", "timezone"}
+)
 # Magic bytes → file extension; the client's Content-Type is never trusted.
 IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -62,6 +69,60 @@ IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 AVATAR_DIR = "avatars"
 RESET_REQUESTS_PER_HOUR = 5
+#: zxcvbn's work grows with the length; the rest of a longer password only adds strength
+STRENGTH_CHECK_CHARS = 64
+#: an avatar larger than this many pixels is refused before it is decoded (decompression bombs)
+MAX_IMAGE_PIXELS = 25_000_000
+PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "gif": "GIF", "webp": "WEBP"}
+
+
+def login_source(ip: str) -> str:
+    """The "source" a login limit counts: the address, or its /64 for IPv6 (one host's)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def clean_image(data: bytes, ext: str) -> bytes:
+    """The image decoded and re-encoded without any metadata (EXIF with GPS, XMP, comments);
+    the EXIF orientation is applied first so the picture stays upright."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            if probe.width * probe.height > MAX_IMAGE_PIXELS:
+                raise ValidationFailed(
+                    "the image has too many pixels",
+                    code="unsupported_image",
+                    fields={"image": f"at most {MAX_IMAGE_PIXELS} pixels"},
+                )
+            probe.verify()
+        with Image.open(io.BytesIO(data)) as img:
+            img.seek(0)  # animated GIF/WEBP: the first frame is the avatar
+            upright = ImageOps.exif_transpose(img) or img.copy()
+            transparency = upright.info.get("transparency")
+            upright.info = {} if transparency is None else {"transparency": transparency}
+            fmt = PIL_FORMATS[ext]
+            options: dict[str, Any] = {}
+            if fmt == "JPEG":
+                if upright.mode not in ("RGB", "L"):
+                    upright = upright.convert("RGB")
+                options = {"quality": 90, "optimize": True}
+            out = io.BytesIO()
+            upright.save(out, fmt, **options)
+            return out.getvalue()
+    except ValidationFailed:
+        raise
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ValidationFailed(
+            "the image could not be read",
+            code="unsupported_image",
+            fields={"image": "not a readable PNG, JPEG, GIF or WEBP image"},
+        ) from exc
 
 
 class PayloadTooLarge(ValidationFailed):
@@ -111,6 +172,8 @@ class AccountService:
         self.platform = platform
         self.settings = platform.settings
         self.db = platform.db
+        #: server-side login sessions (``control.services.logins``)
+        self.logins = LoginService(platform)
 
     # ------------------------------------------------------------------ validation
 
@@ -125,20 +188,31 @@ class AccountService:
         email = email.strip().lower()
         if len(email) > EMAIL_MAX or not EMAIL_RE.match(email):
             fields["email"] = "not a valid e-mail address"
-        password_problem = self._password_problem(password)
+        password_problem = self._password_problem(password, (username, email))
         if password_problem:
             fields["password"] = password_problem
         if fields:
             raise ValidationFailed("some fields are invalid", fields=fields)
         return username, email
 
-    def _password_problem(self, password: str) -> str | None:
+    def _password_problem(self, password: str, user_inputs: tuple[str, ...] = ()) -> str | None:
+        """Length, then an offline zxcvbn estimate (common passwords, keyboard walks, names,
+        dates, the account's own name and address); None when the password is good enough."""
+        from zxcvbn import zxcvbn
+
         minimum = self.settings.auth.min_password_length
         if len(password) < minimum:
             return f"must be at least {minimum} characters"
         if len(password) > PASSWORD_MAX:
             return f"must be at most {PASSWORD_MAX} characters"
-        return None
+        inputs = [part for value in user_inputs for part in re.split(r"[@._\-]", value) if part]
+        result = zxcvbn(password[:STRENGTH_CHECK_CHARS], user_inputs=[*user_inputs, *inputs])
+        if result["score"] >= self.settings.auth.min_password_score:
+            return None
+        feedback = result.get("feedback") or {}
+        hints = [feedback.get("warning") or "", *(feedback.get("suggestions") or [])]
+        hint = " ".join(h.strip() for h in hints if h and h.strip())
+        return "too easy to guess" + (f": {hint}" if hint else "; add a few uncommon words")
 
     async def _raise_duplicate(self, username: str, email: str) -> None:
         """Name the taken field(s) after a unique-constraint failure (or before one)."""
@@ -238,22 +312,39 @@ class AccountService:
             return await s.scalar(select(User).where(User.username == login))
 
     async def authenticate(self, login: str, password: str, *, ip: str) -> User:
-        """The user for these credentials; throttled per IP (attempts) and account (failures)."""
+        """The user for these credentials.
+
+        Throttled per source address (all attempts) and per account *and* source (failures):
+        a guesser is locked out for the window from where it guesses, the owner is not from
+        anywhere else. The attempt is counted *before* the password is checked, atomically
+        (``INCR`` in Redis, a single step in memory), so concurrent guesses cannot race past
+        the limit: at most ``login_max_failures_per_account`` of them are ever evaluated.
+        """
         auth = self.settings.auth
         limiter = self.platform.limiter
         window = auth.login_window_seconds
-        retry = await limiter.hit(f"login:ip:{ip}", auth.login_max_attempts_per_ip, window)
+        source = login_source(ip)
+        retry = await limiter.hit(f"login:ip:{source}", auth.login_max_attempts_per_ip, window)
         if retry:
+            # For monitoring (ASVS 11.1.7); bounded: throttled sources stay throttled.
+            log.warning("login throttled: too many attempts from %s", source)
             raise RateLimited("too many login attempts from this address", retry_after=retry)
         user = await self._find_login(login)
-        account_key = f"login:acct:{user.id if user else login.strip().lower()[:300]}"
-        retry = await limiter.blocked_for(account_key, auth.login_max_failures_per_account)
+        account_key = self._failure_key(user, login, source)
+        retry = await limiter.hit(account_key, auth.login_max_failures_per_account, window)
         if retry:
-            raise RateLimited("too many failed logins for this account", retry_after=retry)
+            log.warning(
+                "login throttled: too many failures for account %s from %s",
+                user.id if user else "(unknown)",
+                source,
+            )
+            raise RateLimited(
+                "too many failed logins for this account from your address; try again later",
+                retry_after=retry,
+            )
         stored_hash = user.password_hash if user else None
         ok = await asyncio.to_thread(verify_password, stored_hash, password)
         if not ok or user is None:
-            await limiter.hit(account_key, auth.login_max_failures_per_account, window)
             raise NotAuthenticated("wrong username/e-mail or password", code="invalid_credentials")
         if not user.is_active:
             raise Forbidden("this account has been deactivated", code="account_inactive")
@@ -266,6 +357,38 @@ class AccountService:
         for key, value in changes.items():
             setattr(user, key, value)
         return user
+
+    @staticmethod
+    def _failure_key(user: User | None, login: str, source: str) -> str:
+        account = str(user.id) if user else "?" + login.strip().lower()[:300]
+        return f"login:fail:{account}:{source}"
+
+    async def check_password(self, user: User, password: str, *, ip: str) -> None:
+        """Re-authentication for sensitive changes: the current password, under the same
+        per-account-and-source limit as logins (a stolen session cannot guess it freely)."""
+        auth = self.settings.auth
+        key = self._failure_key(user, "", login_source(ip))
+        retry = await self.platform.limiter.hit(
+            key, auth.login_max_failures_per_account, auth.login_window_seconds
+        )
+        if retry:
+            raise RateLimited("too many wrong passwords; try again later", retry_after=retry)
+        current = await self._require(user.id)
+        if not await asyncio.to_thread(verify_password, current.password_hash, password):
+            raise ValidationFailed(
+                "the current password is wrong",
+                code="wrong_password",
+                fields={"current_password": "wrong password"},
+            )
+        await self.platform.limiter.reset(key)
+
+    def ensure_verified(self, user: User, action: str) -> None:
+        """Refuse ``action`` to an unverified account when verification is required."""
+        if self.settings.require_verified_email and not user.email_verified and not user.is_admin:
+            raise Forbidden(
+                f"verify your e-mail address before you {action} (see your profile page)",
+                code="email_unverified",
+            )
 
     # ------------------------------------------------------------------ lookups
 
@@ -329,6 +452,11 @@ class AccountService:
                 values["hourly_rate"] = amount
             else:
                 values["hourly_rate"] = None
+        if "timezone" in changes:
+            try:
+                values["timezone"] = check_zone(changes["timezone"])
+            except ValidationFailed as exc:
+                fields.update(exc.fields)
         if fields:
             raise ValidationFailed("some fields are invalid", fields=fields)
         if values:
@@ -359,6 +487,8 @@ class AccountService:
                 code="unsupported_image",
                 fields={"image": "not a PNG, JPEG, GIF or WEBP image"},
             )
+        # Re-encoded, so no metadata (EXIF/GPS, XMP) the camera wrote survives the upload.
+        data = await asyncio.to_thread(clean_image, data, ext)
         relative = f"{AVATAR_DIR}/{secrets.token_urlsafe(16)}.{ext}"
         target = self.media_dir / relative
 
@@ -386,6 +516,29 @@ class AccountService:
                 )
             )
         return token
+
+    async def _peek_token(self, token: str, purpose: str) -> User:
+        """The active user of an unused, unexpired token, without using it up."""
+        invalid = ValidationFailed(
+            "this link is invalid or has expired",
+            code="invalid_token",
+            fields={"token": "invalid or expired"},
+        )
+        if not token or len(token) > 200:
+            raise invalid
+        async with self.db.session() as s:
+            user_id = await s.scalar(
+                select(UserToken.user_id).where(
+                    UserToken.token_hash == hash_opaque_token(token),
+                    UserToken.purpose == purpose,
+                    UserToken.used_at.is_(None),
+                    UserToken.expires_at > _now(),
+                )
+            )
+        user = await self.get_user(int(user_id or 0))
+        if user is None or not user.is_active:
+            raise invalid
+        return user
 
     async def _consume_token(self, token: str, purpose: str) -> User:
         """Mark the token used (atomically, so it works once) and return its active user."""
@@ -476,7 +629,14 @@ class AccountService:
             return  # already logged; the answer must not differ from "no such address"
 
     async def reset_password(self, token: str, new_password: str) -> User:
-        problem = self._password_problem(new_password)
+        """Set a new password with a mailed token; every session of the account ends."""
+        if not new_password or len(new_password) > PASSWORD_MAX:
+            raise ValidationFailed(
+                "invalid password",
+                fields={"password": self._password_problem(new_password) or "invalid"},
+            )
+        user = await self._peek_token(token, "reset_password")
+        problem = self._password_problem(new_password, (user.username, user.email))
         if problem:
             raise ValidationFailed("invalid password", fields={"password": problem})
         user = await self._consume_token(token, "reset_password")
@@ -498,8 +658,132 @@ class AccountService:
                 )
                 .values(used_at=now)
             )
-        await self.platform.limiter.reset(f"login:acct:{user.id}")
+        await self.logins.revoke_all(user.id, "password_reset")
+        await self._password_notice(user, "reset")
         return await self._require(user.id)
+
+    async def change_password(
+        self, user: User, current_password: str, new_password: str, *, ip: str
+    ) -> User:
+        """Authenticated change: the current password is required; every session of the
+        account ends (the caller signs in afresh) and the address on file is told."""
+        await self.check_password(user, current_password, ip=ip)
+        problem = self._password_problem(new_password, (user.username, user.email))
+        if problem:
+            raise ValidationFailed("invalid password", fields={"new_password": problem})
+        if current_password == new_password:
+            raise ValidationFailed(
+                "invalid password", fields={"new_password": "must differ from the current one"}
+            )
+        password_hash = await asyncio.to_thread(hash_password, new_password)
+        async with self.db.transaction() as s:
+            await s.execute(
+                update(User).where(User.id == user.id).values(password_hash=password_hash)
+            )
+        await self.logins.revoke_all(user.id, "password_changed")
+        await self._password_notice(user, "changed")
+        return await self._require(user.id)
+
+    async def _password_notice(self, user: User, how: str) -> None:
+        """Tell the address on file that the password was replaced (ASVS 2.5.5)."""
+        try:
+            await self._mail(
+                user.email,
+                "Your PeerLearn password was changed",
+                f"Hello {user.display_name},\n\nthe password of your PeerLearn account was just "
+                f"{how} and every device was signed out. If it was not you, reset your password "
+                "at once and tell an administrator.\n",
+            )
+        except MailFailed:
+            pass  # logged; the change stands
+
+    async def request_email_change(
+        self, user: User, password: str, new_email: str, base_url: str, *, ip: str
+    ) -> str:
+        """Mail a confirmation link to ``new_email`` (the password is required); the address
+        changes only when that link is opened. Returns the normalised new address."""
+        await self.check_password(user, password, ip=ip)
+        email = new_email.strip().lower()
+        if len(email) > EMAIL_MAX or not EMAIL_RE.match(email):
+            raise ValidationFailed("invalid e-mail", fields={"email": "not a valid e-mail address"})
+        if email == user.email:
+            raise ValidationFailed("invalid e-mail", fields={"email": "this is your address now"})
+        async with self.db.session() as s:
+            taken = await s.scalar(select(User.id).where(User.email == email))
+        if taken:
+            raise Conflict(
+                "an account with this e-mail already exists",
+                code="email_taken",
+                fields={"email": "already registered"},
+            )
+        token, token_hash = new_opaque_token()
+        ttl = timedelta(minutes=self.settings.auth.email_token_ttl_minutes)
+        async with self.db.transaction() as s:
+            s.add(
+                EmailChange(
+                    user_id=user.id,
+                    new_email=email,
+                    token_hash=token_hash,
+                    expires_at=_now() + ttl,
+                )
+            )
+        link = f"{base_url.rstrip('/')}/auth/email-change/confirm/?token={token}"
+        await self._mail(
+            email,
+            "Confirm your new PeerLearn e-mail address",
+            f"Hello {user.display_name},\n\nto use this address for your PeerLearn account, "
+            f"open:\n\n{link}\n\nThe link works once. If you did not ask for this, ignore it.\n",
+        )
+        try:
+            await self._mail(
+                user.email,
+                "A change of your PeerLearn e-mail address was requested",
+                f"Hello {user.display_name},\n\nsomeone signed in to your account asked to move "
+                f"it to {email}. Nothing changes unless the link sent there is opened. If it was "
+                "not you, change your password now.\n",
+            )
+        except MailFailed:
+            pass
+        return email
+
+    async def confirm_email_change(self, token: str) -> User:
+        """Apply a requested address change (works once); the new address counts as verified."""
+        invalid = ValidationFailed(
+            "this link is invalid or has expired",
+            code="invalid_token",
+            fields={"token": "invalid or expired"},
+        )
+        if not token or len(token) > 200:
+            raise invalid
+        token_hash = hash_opaque_token(token)
+        now = _now()
+        try:
+            async with self.db.transaction() as s:
+                change = await s.scalar(
+                    update(EmailChange)
+                    .where(
+                        EmailChange.token_hash == token_hash,
+                        EmailChange.used_at.is_(None),
+                        EmailChange.expires_at > now,
+                    )
+                    .values(used_at=now)
+                    .returning(EmailChange)
+                )
+                if change is None:
+                    raise invalid
+                await s.execute(
+                    update(User)
+                    .where(User.id == change.user_id)
+                    .values(email=change.new_email, email_verified=True)
+                )
+                user_id = change.user_id
+        except IntegrityError:  # someone registered that address meanwhile
+            raise Conflict(
+                "an account with this e-mail already exists",
+                code="email_taken",
+                fields={"email": "already registered"},
+            ) from None
+        return await self._require(user_id)
 
     # ------------------------------------------------------------------ listing and admin
 
@@ -575,8 +859,8 @@ class AccountService:
         async with self.db.transaction() as s:
             await s.execute(update(User).where(User.id == target.id).values(is_active=active))
         if not active:
-            # Live connections (notification socket) close; tokens already stop at resolve_user.
-            await self.platform.bus.publish(f"user:{target.id}", {"type": "account_disabled"})
+            # Every session ends; its sockets close on the one "sessions_revoked" event.
+            await self.logins.revoke_all(target.id, "deactivated")
         return await self._require(target.id)
 
     async def set_role(self, actor: User, user_id: int, role: str) -> User:

@@ -25,6 +25,7 @@ from control.errors import Conflict, Forbidden, NotFound
 from control.models import Booking, RoomBan, Session, User, utcnow
 from control.services.payments import PaymentStart
 from control.services.sessions import announce, notify_quietly, parse_session_id, run_every
+from control.timezones import format_local
 
 if TYPE_CHECKING:
     from control.platform import Platform
@@ -63,6 +64,7 @@ class BookingService:
         """Take a seat; for paid sessions also start the payment (seat held meanwhile)."""
         if learner.role != "learner":
             raise Forbidden("only learners can book sessions")
+        self.platform.accounts.ensure_verified(learner, "book a session")
         session = await self.platform.sessions.get(session_id)
         if session.mentor_id == learner.id:
             raise Forbidden("you cannot book your own session")
@@ -175,7 +177,8 @@ class BookingService:
                 [booking.learner_id],
                 title="Seat held — payment pending",
                 message=f"Your seat in “{session.title}” is held until "
-                f"{booking.payment_expires_at:%Y-%m-%d %H:%M} UTC while you pay.",
+                f"{format_local(booking.payment_expires_at, booking.learner.timezone)} "
+                "while you pay.",
                 type="warning",
                 event="booking_pending",
                 link=link,
@@ -196,7 +199,7 @@ class BookingService:
             [booking.learner_id],
             title="Booking confirmed",
             message=f"You are booked into “{session.title}” on "
-            f"{session.schedule:%Y-%m-%d %H:%M} UTC.",
+            f"{format_local(session.schedule, booking.learner.timezone)}.",
             type="success",
             event="booking_confirmed",
             link=link,
@@ -518,6 +521,10 @@ class BookingService:
                     db.add(RoomBan(session_id=sid, user_id=user_id, created_at=utcnow()))
         except IntegrityError:  # banned concurrently: the ban exists, which is all we want
             pass
+        # Whichever node hosts a socket of this user for the session drops it at once.
+        await self.platform.bus.publish(
+            f"session:{sid}", {"type": "user_banned", "session_id": str(sid), "user_id": user_id}
+        )
 
     async def is_banned(self, session_id: uuid.UUID | str, user_id: int) -> bool:
         sid = parse_session_id(session_id)

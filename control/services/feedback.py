@@ -1,17 +1,22 @@
 """Ratings of sessions by their attendees.
 
 Rule: feedback opens once the session has started (active, then completed) and stays open;
-only learners whose booking is confirmed or completed (the attendees) may rate, once each.
+only learners whose booking is confirmed or completed (the attendees) may rate, once each,
+and (when ``[auth] require_verified_email`` is in force) only with a verified address.
 A scheduled or cancelled session cannot be rated: nothing has happened yet.
+
+What a mentor's rating counts (average, count, distribution, the reviews shown) is narrower:
+only ratings by learners who actually joined the room (``bookings.joined_at`` set), so
+accounts that booked and never came cannot move it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from control.errors import Conflict, Forbidden, ValidationFailed
@@ -24,6 +29,18 @@ log = logging.getLogger(__name__)
 MAX_COMMENT = 2000
 OPEN_STATUSES = ("active", "completed")
 ATTENDEE_BOOKING_STATUSES = ("confirmed", "completed")
+
+
+def _counted(stmt: Any) -> Any:
+    """Restrict a query over Feedback to ratings by learners who joined the room."""
+    return stmt.join(
+        Booking,
+        and_(
+            Booking.session_id == Feedback.session_id,
+            Booking.learner_id == Feedback.user_id,
+            Booking.joined_at.is_not(None),
+        ),
+    )
 
 
 def accepts_feedback(session: Session) -> bool:
@@ -54,6 +71,7 @@ class FeedbackService:
             raise ValidationFailed(
                 "comment too long", fields={"comment": f"at most {MAX_COMMENT} characters"}
             )
+        self.platform.accounts.ensure_verified(user, "rate a session")
         session = await self.platform.sessions.get(session_id)
         booking = await self.platform.bookings.booking_of(user.id, session.id)
         if not is_attendee(booking):
@@ -111,8 +129,7 @@ class FeedbackService:
     async def for_mentor(self, mentor_id: int, limit: int = 50) -> list[Feedback]:
         async with self.platform.db.session() as db:
             rows = await db.scalars(
-                select(Feedback)
-                .join(Session, Session.id == Feedback.session_id)
+                _counted(select(Feedback).join(Session, Session.id == Feedback.session_id))
                 .where(Session.mentor_id == mentor_id)
                 .order_by(Feedback.created_at.desc())
                 .limit(max(1, min(limit, 500)))
@@ -123,9 +140,11 @@ class FeedbackService:
         async with self.platform.db.session() as db:
             avg, count = (
                 await db.execute(
-                    select(func.avg(Feedback.rating), func.count(Feedback.id))
-                    .join(Session, Session.id == Feedback.session_id)
-                    .where(Session.mentor_id == mentor_id)
+                    _counted(
+                        select(func.avg(Feedback.rating), func.count(Feedback.id)).join(
+                            Session, Session.id == Feedback.session_id
+                        )
+                    ).where(Session.mentor_id == mentor_id)
                 )
             ).one()
         return (round(float(avg), 2) if avg is not None else None, int(count))
@@ -135,8 +154,11 @@ class FeedbackService:
         async with self.platform.db.session() as db:
             for rating, n in (
                 await db.execute(
-                    select(Feedback.rating, func.count())
-                    .join(Session, Session.id == Feedback.session_id)
+                    _counted(
+                        select(Feedback.rating, func.count()).join(
+                            Session, Session.id == Feedback.session_id
+                        )
+                    )
                     .where(Session.mentor_id == mentor_id)
                     .group_by(Feedback.rating)
                 )

@@ -24,6 +24,7 @@ from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from control.events import CATALOG_CHANNEL
 from control.models import Booking, Session, User, utcnow
 from control.services.common import Page, page_bounds
+from control.timezones import DEFAULT_ZONE, format_local
 
 if TYPE_CHECKING:
     from control.platform import Platform
@@ -106,6 +107,32 @@ async def notify_quietly(platform: Platform, user_ids: Iterable[int], **kwargs: 
             await platform.notifications.notify_many(ids, **kwargs)
     except Exception:
         log.exception("notification %s failed", kwargs.get("event"))
+
+
+async def notify_in_zones(
+    platform: Platform,
+    user_ids: Iterable[int],
+    when: datetime,
+    message: Callable[[str], str],
+    **kwargs: Any,
+) -> None:
+    """``notify_quietly`` for a text that names a time: ``message(text)`` is given ``when``
+    written in each recipient's own zone (``users.timezone``), one batch per zone."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    try:
+        async with platform.db.session() as s:
+            rows = (await s.execute(select(User.id, User.timezone).where(User.id.in_(ids)))).all()
+    except Exception:
+        log.exception("could not load the time zones of %s recipients", len(ids))
+        rows = []
+    by_zone: dict[str, list[int]] = {}
+    zones = {int(uid): zone for uid, zone in rows}
+    for uid in ids:
+        by_zone.setdefault(zones.get(uid) or DEFAULT_ZONE, []).append(uid)
+    for zone, members in by_zone.items():
+        await notify_quietly(platform, members, message=message(format_local(when, zone)), **kwargs)
 
 
 async def announce(
@@ -209,12 +236,12 @@ class SessionService:
         except Exception:
             log.exception("could not load followers of mentor %s", mentor.id)
             return
-        await notify_quietly(
+        await notify_in_zones(
             self.platform,
             [f.id for f in followers],
+            session.schedule,
+            lambda when: f"{mentor.display_name} scheduled “{session.title}” for {when}.",
             title="New session from a mentor you follow",
-            message=f"{mentor.display_name} scheduled “{session.title}” for "
-            f"{session.schedule:%Y-%m-%d %H:%M} UTC.",
             type="info",
             event="session_created",
             link=f"/sessions/{session.id}/",
@@ -388,6 +415,7 @@ class SessionService:
             raise Conflict(
                 f"the room opens {window} minutes before the scheduled time", code="too_early"
             )
+        await self._check_live_quota(actor)
         await self._transition(session.id, "scheduled", "active", started_at=utcnow())
         await self._lifecycle(session.id, "session_started")
         learners = await self._learner_ids(session.id, ("confirmed",))
@@ -401,6 +429,22 @@ class SessionService:
             link=f"/sessions/{session.id}/room",
         )
         return await self.get(session.id)
+
+    async def _check_live_quota(self, mentor: User) -> None:
+        """Conflict ``too_many_live_sessions`` past ``[sessions] max_live_per_mentor``: one
+        account must not hold many rooms (and their media ports) open at once."""
+        limit = self.platform.settings.sessions.max_live_per_mentor
+        async with self.platform.db.session() as db:
+            live = await db.scalar(
+                select(func.count(Session.id)).where(
+                    Session.mentor_id == mentor.id, Session.status == "active"
+                )
+            )
+        if (live or 0) >= limit:
+            raise Conflict(
+                f"you already have {live} live sessions (at most {limit}): end one first",
+                code="too_many_live_sessions",
+            )
 
     async def end(self, actor: User, session_id: uuid.UUID | str) -> Session:
         session = await self.get(session_id)
@@ -482,11 +526,12 @@ class SessionService:
         learners = await self._learner_ids(session.id, ("pending", "confirmed"))
         await self._transition(session.id, "scheduled", "cancelled")
         await self._lifecycle(session.id, "session_cancelled")
-        await notify_quietly(
+        await notify_in_zones(
             self.platform,
             learners,
+            session.schedule,
+            lambda when: f"“{session.title}” on {when} was cancelled.",
             title="Session cancelled",
-            message=f"“{session.title}” on {session.schedule:%Y-%m-%d %H:%M} UTC was cancelled.",
             type="warning",
             event="session_cancelled",
             link=f"/sessions/{session.id}/",

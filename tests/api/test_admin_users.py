@@ -67,7 +67,17 @@ async def test_deactivate_and_reactivate(api: Any):
         "POST", f"/api/admin/users/{uid}/active/", admin, json={"active": True}
     )
     assert status == 200 and body["is_active"] is True
-    assert (await api.call("GET", "/api/auth/user/", learner))[0] == 200
+    # Deactivation ended every session: the old token stays dead, a new login works.
+    api.client.session.cookie_jar.clear()
+    assert (await api.call("GET", "/api/auth/user/", learner))[0] == 401
+    status, login = await api.call(
+        "POST",
+        "/api/auth/login/",
+        json={"username": learner["user"]["username"], "password": learner["password"]},
+    )
+    assert status == 200
+    fresh = {"headers": {"Authorization": f"Bearer {login['token']}"}}
+    assert (await api.call("GET", "/api/auth/user/", fresh))[0] == 200
     status, body = await api.call(
         "POST", f"/api/admin/users/{admin['user']['id']}/active/", admin, json={"active": False}
     )

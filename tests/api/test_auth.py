@@ -15,7 +15,7 @@ import jwt
 import pytest
 from aiosmtpd.controller import Controller
 
-from control.security import JWT_ALGORITHM, TokenService
+from control.security import ACCESS_AUDIENCE, JWT_ALGORITHM, TokenService
 from web.keys import PLATFORM
 from web.security import CSRF_COOKIE, SESSION_COOKIE
 
@@ -286,17 +286,25 @@ async def test_tokens_expire_and_must_be_ours(app_factory: Any, make_settings: A
     client = await app_factory(settings)
     resp = await client.post("/api/auth/register/", json=new_body())
     data = await resp.json()
-    claims = jwt.decode(data["token"], settings.secret_key, algorithms=[JWT_ALGORITHM])
+    claims = jwt.decode(
+        data["token"], settings.secret_key, algorithms=[JWT_ALGORITHM], audience=ACCESS_AUDIENCE
+    )
     assert claims["exp"] - claims["iat"] == 30 * 60
     assert claims["sub"] == str(data["user"]["id"]) and claims["role"] == "learner"
     assert resp.cookies[SESSION_COOKIE]["max-age"] == str(30 * 60)
     uid = data["user"]["id"]
     platform = client.server.app[PLATFORM]
-    stale = platform.tokens.issue(uid, "learner", now=datetime.now(UTC) - timedelta(minutes=31))
-    fresh = platform.tokens.issue(uid, "learner", now=datetime.now(UTC) - timedelta(minutes=29))
-    forged = TokenService("x" * 40, timedelta(minutes=30)).issue(uid, "learner")
+    sid = claims["sid"]
+    ago = datetime.now(UTC)
+    stale = platform.tokens.issue(uid, "learner", sid=sid, now=ago - timedelta(minutes=31))
+    fresh = platform.tokens.issue(uid, "learner", sid=sid, now=ago - timedelta(minutes=29))
+    forged = TokenService("x" * 40, timedelta(minutes=30)).issue(uid, "learner", sid=sid)
     unsigned = jwt.encode({"sub": str(uid), "exp": claims["exp"]}, "", algorithm="none")
-    for token, status in ((fresh, 200), (stale, 401), (forged, 401), (unsigned, 401)):
+    sessionless = platform.tokens.issue(uid, "learner")  # signed, but names no login session
+    ticket = platform.tokens.issue_ticket(uid, sid)  # a WebSocket ticket is no access token
+    cases = ((fresh, 200), (stale, 401), (forged, 401), (unsigned, 401), (sessionless, 401),
+             (ticket, 401))
+    for token, status in cases:
         client.session.cookie_jar.clear()
         me = await client.get("/api/auth/user/", headers={"Authorization": f"Bearer {token}"})
         assert me.status == status, token

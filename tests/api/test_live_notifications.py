@@ -28,10 +28,10 @@ async def test_every_event_is_pushed_live(app_factory: Any, make_settings: Any) 
     api = ApiDriver(await app_factory(settings, background=True))
     mentor = await api.register("mentor")
     learner = await api.register("learner")
-    socket = "/ws/notifications/?token={}"
+    socket = "/ws/notifications/"  # each authenticated by its Authorization header
     async with (
-        api.client.ws_connect(socket.format(mentor["token"])) as mentor_ws,
-        api.client.ws_connect(socket.format(learner["token"])) as learner_ws,
+        api.client.ws_connect(socket, headers=mentor["headers"]) as mentor_ws,
+        api.client.ws_connect(socket, headers=learner["headers"]) as learner_ws,
     ):
         status, _ = await api.call(
             "POST", "/api/users/follow/", learner, json={"mentor_id": mentor["user"]["id"]}

@@ -99,12 +99,13 @@ async def _next(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any
             return message
 
 
-async def test_websocket_push_with_token(api: Any):
+async def test_websocket_push_with_authorization_header(api: Any):
     user = await api.register("learner")
     uid = user["user"]["id"]
+    api.client.session.cookie_jar.clear()  # the header alone authenticates
     service = platform_of(api).notifications
     await service.notify(uid, title="Before", message="m")
-    async with api.client.ws_connect(f"/ws/notifications/?token={user['token']}") as ws:
+    async with api.client.ws_connect("/ws/notifications/", headers=user["headers"]) as ws:
         assert await _next(ws, "unread") == {"type": "unread", "count": 1}
         await service.notify(
             uid,
@@ -121,11 +122,14 @@ async def test_websocket_push_with_token(api: Any):
         assert await _next(ws, "unread") == {"type": "unread", "count": 0}
         await ws.send_json({"type": "ping"})
         assert await _next(ws, "pong") == {"type": "pong"}
-    # Closing unsubscribed the socket from the bus.
+    # Closing unsubscribed the socket from the bus; what stays on the user's channel is the
+    # login-session cache's one handler (it follows revocations), not the socket's.
     await asyncio.sleep(0.05)
     bus = platform_of(api).bus
     if hasattr(bus, "_handlers"):
-        assert f"user:{uid}" not in bus._handlers.channels()
+        handlers = bus._handlers._by_channel.get(f"user:{uid}", [])
+        assert len(handlers) <= 1
+        assert all(getattr(h, "__name__", "") == "_on_user_event" for h in handlers)
 
 
 async def test_websocket_with_cookie_and_refusals(api: Any):
@@ -137,26 +141,70 @@ async def test_websocket_with_cookie_and_refusals(api: Any):
         await api.client.ws_connect("/ws/notifications/")
     assert exc.value.status == 401
     with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
-        await api.client.ws_connect("/ws/notifications/?token=forged")
+        await api.client.ws_connect("/ws/notifications/", headers={"Authorization": "Bearer x"})
+    assert exc.value.status == 401
+    # A real token in the URL is not a credential here (URLs end up in logs).
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await api.client.ws_connect(f"/ws/notifications/?token={user['token']}")
     assert exc.value.status == 401
     with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
         await api.client.ws_connect(
-            f"/ws/notifications/?token={user['token']}", headers={"Origin": "https://evil.example"}
+            "/ws/notifications/", headers={**user["headers"], "Origin": "https://evil.example"}
         )
     assert exc.value.status == 403
     own = f"http://{api.client.server.host}:{api.client.server.port}"
     async with api.client.ws_connect(
-        f"/ws/notifications/?token={user['token']}", headers={"Origin": own}
+        "/ws/notifications/", headers={**user["headers"], "Origin": own}
     ) as ws:
         assert (await _next(ws, "unread"))["count"] == 0
+
+
+async def test_websocket_with_a_single_use_ticket(api: Any):
+    user = await api.register("learner")
+    api.client.session.cookie_jar.clear()
+    status, body = await api.call("POST", "/api/auth/ws-ticket/", user)
+    assert status == 200 and body["expires_in"] == 30
+    async with api.client.ws_connect(f"/ws/notifications/?ticket={body['ticket']}") as ws:
+        assert (await _next(ws, "unread"))["count"] == 0
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:  # used once already
+        await api.client.ws_connect(f"/ws/notifications/?ticket={body['ticket']}")
+    assert exc.value.status == 401
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:  # an access token is no ticket
+        await api.client.ws_connect(f"/ws/notifications/?ticket={user['token']}")
+    assert exc.value.status == 401
 
 
 async def test_websocket_closed_when_account_deactivated(api: Any):
     user = await api.register("learner")
     platform = platform_of(api)
     admin = await platform.accounts.create_admin("chief", "chief@example.org", "s3cret-pass!")
-    async with api.client.ws_connect(f"/ws/notifications/?token={user['token']}") as ws:
+    async with api.client.ws_connect("/ws/notifications/", headers=user["headers"]) as ws:
         await _next(ws, "unread")
         await platform.accounts.set_active(admin, user["user"]["id"], False)
         message = await asyncio.wait_for(ws.receive(), 5)
+        # The close frame carries the code (the client's close_code may read 1006 once its
+        # side of the closing handshake races the server's).
+        assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4401
+
+
+async def test_websocket_closed_on_logout_of_its_session_only(api: Any):
+    user = await api.register("learner")
+    status, other = await api.call(
+        "POST", "/api/auth/login/", json={"username": user["user"]["username"],
+                                          "password": user["password"]}
+    )
+    assert status == 200
+    other_headers = {"Authorization": f"Bearer {other['token']}"}
+    api.client.session.cookie_jar.clear()
+    async with (
+        api.client.ws_connect("/ws/notifications/", headers=user["headers"]) as ws,
+        api.client.ws_connect("/ws/notifications/", headers=other_headers) as other_ws,
+    ):
+        await _next(ws, "unread")
+        await _next(other_ws, "unread")
+        status, _ = await api.call("POST", "/api/auth/logout/", headers=user["headers"])
+        assert status == 200
+        message = await asyncio.wait_for(ws.receive(), 5)
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        await other_ws.send_json({"type": "ping"})
+        assert await _next(other_ws, "pong") == {"type": "pong"}

@@ -118,8 +118,13 @@ async def _setup(action: str, w: World) -> Request:
 
 
 @pytest.fixture
-async def world(sqlite_api: Any) -> World:
-    api = sqlite_api
+async def world(app_factory: Callable[..., Awaitable[Any]], make_settings: Any) -> World:
+    # Every cell starts a session of its own: the live-rooms quota per mentor is not what
+    # this matrix is about (tests/signaling/test_room_security.py tests it).
+    from tests.conftest import ApiDriver
+
+    settings = make_settings(sessions={"max_live_per_mentor": 100})
+    api = ApiDriver(await app_factory(settings))
     users = {
         "learner": await api.register("learner"),
         "mentor": await api.register("mentor"),

@@ -61,6 +61,9 @@ MENTOR_OPERATIONS = frozenset(
         "room_stats",
     }
 )
+# Operations that end their caller's login sessions: each runs as a user of its own, so the
+# shared actors stay signed in for the operations after it.
+SELF_ENDING_OPERATIONS = frozenset({"logout", "logout_everywhere", "password_change"})
 # Operations that cannot succeed from a REST call alone (documented 4xx are still checked).
 NO_SUCCESS_EXPECTED = frozenset(
     {
@@ -166,6 +169,12 @@ class World:
         """Real ids for one operation's path, in the state the operation needs."""
         if operation_id == "book_session":
             return {"id": self.session()}
+        if operation_id == "end_device":  # another device of the learner, never its own
+            login(self.base, self.learner.username)
+            devices = requests.get(
+                f"{self.base}/api/auth/sessions/", headers=self.learner.headers, timeout=15
+            ).json()
+            return {"sid": next(d["id"] for d in devices if not d["current"])}
         if operation_id == "mark_paid":
             return {"booking_id": self.booking(self.session(price=5))}
         session_id = self.session()
@@ -204,7 +213,15 @@ def login(base: str, username: str) -> Actor:
 
 @pytest.fixture
 def server(make_settings: Any) -> Iterator[ServerThread]:
-    settings = make_settings(auth={"login_max_attempts_per_ip": 100_000})
+    settings = make_settings(
+        auth={
+            "login_max_attempts_per_ip": 100_000,
+            "register_max_per_ip_per_hour": 100_000,
+            "mail_max_per_ip_per_hour": 100_000,
+        },
+        # the walk starts a session for every operation that needs a live one
+        sessions={"max_live_per_mentor": 100},
+    )
     with ServerThread(settings) as running:
         yield running
 
@@ -223,6 +240,8 @@ def world(server: ServerThread) -> World:
 
 
 def _actor(world: World, operation: Any) -> Actor:
+    if operation.definition.raw.get("operationId") in SELF_ENDING_OPERATIONS:
+        return register(world.base, "learner")
     if operation.path.startswith("/api/admin/"):
         return world.admin
     if operation.definition.raw.get("operationId") in MENTOR_OPERATIONS:

@@ -63,9 +63,12 @@ async def test_authenticate_rules(platform: Platform):
     for _ in range(platform.settings.auth.login_max_failures_per_account):
         with pytest.raises(NotAuthenticated):
             await platform.accounts.authenticate("eve", "wrong", ip="1.1.1.2")
+    # Locked for the guessing source, the right password included ...
     with pytest.raises(RateLimited) as exc:
-        await platform.accounts.authenticate("eve", PASSWORD, ip="1.1.1.3")
+        await platform.accounts.authenticate("eve", PASSWORD, ip="1.1.1.2")
     assert exc.value.retry_after >= 1
+    # ... but not for the owner elsewhere.
+    assert (await platform.accounts.authenticate("eve", PASSWORD, ip="1.1.1.3")).id == user.id
 
 
 async def test_expired_and_wrong_purpose_tokens(platform: Platform):
@@ -148,3 +151,48 @@ def test_helpers():
     assert normalise_tags([" a  b ", "A B", "c"], "skills") == ["a b", "c"]
     with pytest.raises(ValidationFailed):
         normalise_tags(["x"] * 0 + [str(i) for i in range(31)], "skills")
+
+
+# ---------------------------------------------------------------- ASVS-level account rules
+
+
+@pytest.mark.parametrize(
+    "password", ["password1234", "123456789012", "qwertyuiopas", "eve-eve-eve-eve"]
+)
+async def test_weak_passwords_are_refused_with_a_hint(platform: Platform, password: str):
+    with pytest.raises(ValidationFailed) as exc:
+        await platform.accounts.register(
+            username="eve", email="eve@example.org", password=password, role="learner"
+        )
+    assert exc.value.fields["password"].startswith(("too easy to guess", "must be at least"))
+
+
+async def test_uploaded_photos_lose_their_exif_and_gps(platform: Platform):
+    import io
+
+    from PIL import Image
+
+    user = await platform.accounts.register(
+        username="snap", email="snap@example.org", password=PASSWORD, role="learner"
+    )
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"  # Make
+    exif[0x0112] = 6  # orientation: rotated; applied, then dropped
+    exif.get_ifd(0x8825)[2] = (52.0, 31.0, 12.0)  # GPSLatitude
+    raw = io.BytesIO()
+    Image.new("RGB", (40, 20), "red").save(raw, "JPEG", exif=exif.tobytes())
+    assert b"CameraMaker" in raw.getvalue()
+    user = await platform.accounts.set_profile_image(user, raw.getvalue(), "image/jpeg")
+    stored = (platform.accounts.media_dir / user.profile_image).read_bytes()
+    assert b"CameraMaker" not in stored and b"Exif" not in stored
+    with Image.open(io.BytesIO(stored)) as img:
+        assert not img.getexif() and img.size == (20, 40)  # upright, metadata gone
+
+
+async def test_a_truncated_image_is_refused(platform: Platform):
+    user = await platform.accounts.register(
+        username="trunc", email="trunc@example.org", password=PASSWORD, role="learner"
+    )
+    with pytest.raises(ValidationFailed) as exc:
+        await platform.accounts.set_profile_image(user, b"\x89PNG\r\n\x1a\n" + b"0" * 50, None)
+    assert exc.value.code == "unsupported_image"

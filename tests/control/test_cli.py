@@ -84,11 +84,22 @@ def test_serve_refuses_bad_settings_with_one_line(
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+# What `peerlearn check --deploy` accepts (a real secret, TLS cookies, an https public_url,
+# real mail); SQLite and no Redis only warn.
+PRODUCTION = {
+    "PEERLEARN_SERVER__MODE": "production",
+    "PEERLEARN_SERVER__SECRET_KEY": "Vq3-rT8xLm2Zp9Kd4Wn7Yb6Hc1Fj5Gs0",
+    "PEERLEARN_SERVER__COOKIE_SECURE": "true",
+    "PEERLEARN_SERVER__PUBLIC_URL": "https://learn.example.org",
+    "PEERLEARN_EMAIL__BACKEND": "smtp",
+}
+
+
 def test_serve_refuses_an_unmigrated_production_database(tmp_path: Path) -> None:
-    production = {"PEERLEARN_SERVER__MODE": "production", "PEERLEARN_SERVER__SECRET_KEY": "k" * 40}
+    production = PRODUCTION
     result = _run(tmp_path, "serve", "--port", str(_free_port()), **production)
     assert result.returncode == 2, result
-    [line] = _stderr_lines(result)
+    line = _stderr_lines(result)[-1]  # after the deploy warnings (SQLite, no Redis)
     assert "peerlearn migrate" in line and "revision none" in line, line
 
 
@@ -184,7 +195,7 @@ def test_serve_development_defaults(tmp_path: Path) -> None:
 
 
 def test_production_serves_after_migrate_and_create_admin(tmp_path: Path) -> None:
-    production = {"PEERLEARN_SERVER__MODE": "production", "PEERLEARN_SERVER__SECRET_KEY": "k" * 40}
+    production = PRODUCTION
     migrated = _run(tmp_path, "migrate", **production)
     assert migrated.returncode == 0 and "database at revision" in migrated.stdout, migrated
     admin = _run(
@@ -202,7 +213,8 @@ def test_production_serves_after_migrate_and_create_admin(tmp_path: Path) -> Non
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/auth/login/",
             data=b'{"username": "root@example.org", "password": "s3cret-pass!"}',
-            headers={"Content-Type": "application/json"},
+            # Production serves only public_url's host name.
+            headers={"Content-Type": "application/json", "Host": "learn.example.org"},
         )
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert resp.status == 200

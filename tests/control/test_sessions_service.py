@@ -138,6 +138,7 @@ async def test_feedback_aggregates_and_chat(platform: Platform) -> None:
     await platform.sessions.end(mentor, s.id)
     with pytest.raises(ValidationFailed):
         await platform.feedback.submit(a, s.id, rating=6)
+    await platform.bookings.record_join(s.id, a.id)  # only attendees who came are counted
     await platform.feedback.submit(a, s.id, rating=3, comment="fine")
     assert await platform.feedback.mentor_rating(mentor.id) == (3.0, 1)
     assert await platform.feedback.distribution(mentor.id) == {1: 0, 2: 0, 3: 1, 4: 0, 5: 0}

@@ -42,6 +42,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +53,7 @@ from playwright.sync_api import expect
 
 from config.settings import load_settings
 from control.platform import Platform
+from tests.conftest import FAKE_NOW
 from web.keys import PLATFORM, RECOMMENDER
 from web.security import SESSION_COOKIE
 
@@ -289,7 +291,7 @@ def make_user(live_server: LiveServer) -> Callable[..., TestUser]:
                 )
             if profile:
                 user = await platform.accounts.update_profile(user, **profile)
-            return user.id, platform.tokens.issue(user.id, user.role)
+            return user.id, (await platform.accounts.logins.start(user))[1]
 
         user_id, token = live_server.call(create)
         return TestUser(user_id, username, email, PASSWORD, role, token)
@@ -336,6 +338,8 @@ def new_page(
         context.on("page", lambda page: page.on(
             "websocket", lambda ws: bp.requests.append(ws.url)))
         bp.page = context.new_page()
+        if FAKE_NOW:  # the browser's clock where the server's is (tests/conftest.py)
+            bp.page.clock.install(time=datetime.now(UTC))
         created.append((context, bp))
         return bp
 

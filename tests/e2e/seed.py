@@ -79,6 +79,9 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
 
     # Completed sessions, attended and rated, spread over the last weeks.
     done_ids = []
+    #: (session date, amount) of every paid seat: the earnings page groups them by month,
+    #: so tests compute what to expect from these instead of assuming one calendar month.
+    earned: list[tuple[datetime, int]] = []
     for title, weeks_ago, names, ratings, price in PAST:
         s = await session(ada, title, 10, price=price)
         for name in names:
@@ -95,6 +98,8 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
         done_ids.append(s.id)
         if weeks_ago:
             await backdate(platform, s.id, timedelta(weeks=weeks_ago))
+        if price:
+            earned.append((s.schedule - timedelta(weeks=weeks_ago), price * len(names)))
 
     # Live now: Sam and Lin are booked, so both see "Join room".
     live = await session(alan, "Number theory live", 5, skills=["Math"])
@@ -108,6 +113,7 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
     paid = await session(ada, "Python code review clinic", 60 * 48, price=25)
     paid_booking = await platform.bookings.book(kim, paid.id)
     await platform.bookings.mark_paid(ada, paid_booking.id)
+    earned.append((paid.schedule, 25))
     await platform.bookings.book(lin, paid.id)  # left pending: shows under Requests
     await session(alan, "Cryptography for beginners", 60 * 72, price=10, skills=["Cryptography"])
     deep = await session(ada, "Data structures deep dive", 60 * 96,
@@ -121,11 +127,12 @@ async def seed_world(platform: Platform) -> dict[str, Any]:
 
     users = {"ada": ada, "alan": alan, "joan": joan, "lin": lin, "sam": sam, "kim": kim,
              "admin": admin}
-    tokens = {name: platform.tokens.issue(u.id, u.role) for name, u in users.items()}
+    tokens = {name: (await platform.accounts.logins.start(u))[1] for name, u in users.items()}
     return {
         "tag": tag,
         "users": users,
         "tokens": tokens,
+        "earned": earned,
         "sessions": {"done": done_ids[0], "live": live.id, "free": free.id, "paid": paid.id,
                      "deep": deep.id, "past": done_ids},
     }

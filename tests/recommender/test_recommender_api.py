@@ -253,6 +253,41 @@ async def test_a_new_session_is_recommended_at_once_without_a_refit(api: Any) ->
     assert status == 200 and "dana_design" in [r["mentor"]["username"] for r in mentors["results"]]
 
 
+async def test_sessions_in_brand_new_topics_are_first_seconds_after_publishing(
+    sqlite_api: Any,
+) -> None:
+    """The issue's scenario on a fresh server: mentors publish sessions in topics the fitted
+    vocabulary never saw; a learner with one matching interest asks right away (no refit)."""
+    api = sqlite_api
+    world = await _platform(api)
+    gateway = api.client.app[RECOMMENDER]
+    # A popular, booked session of an old topic: what the vocabulary lag used to serve.
+    fan = await api.register("learner")
+    status, _ = await api.call("POST", f"/api/sessions/{world['ids']['py-intro']}/book/", fan)
+    assert status == 201
+    version = gateway.model_version
+    # Two mentors known to the model and two who registered after the fit (the register
+    # rate limit allows ten accounts per address and hour).
+    topics = {
+        "Beekeeping": ("Hive inspections", world["alice"]),
+        "Glassblowing": ("Glassblowing at the furnace", world["bob"]),
+        "Sailing": ("Dinghy sailing", None),
+        "Calligraphy": ("Brush calligraphy", None),
+    }
+    for topic, (title, mentor) in topics.items():
+        if mentor is None:
+            mentor = await api.register("mentor", username=f"{topic.lower()}_teacher")
+            await _profile(api, mentor, skills=[topic], bio=f"{topic} teacher")
+        new_id = await _session(api, mentor, title, [topic])
+        learner = await api.register("learner")
+        await _profile(api, learner, interests=[topic])
+        body = await _sessions_for(api, learner)
+        first = body["results"][0]
+        assert first["session"]["id"] == new_id, (topic, body["results"][:2])
+        assert first["reason"] == f"matches your interest in {topic}"
+        assert body["model_version"] == version  # no refit ran, none was waited for
+
+
 async def test_cancelled_and_started_sessions_leave_the_model_at_once(sqlite_api: Any) -> None:
     api = sqlite_api
     world = await _platform(api)
@@ -353,4 +388,33 @@ async def test_picks_read_their_rows_in_one_query_whatever_the_count(sqlite_api:
         assert len(picks) == min(k, 6)  # 3 of Alice's 5 (the diversity cap), 2 + 1 others
         counts[k] = statements.count
     # The learner's bookings, then every candidate session at once: no read per session.
+    assert counts == {1: 2, 3: 2, 10: 2}
+
+
+async def test_mentor_picks_read_their_rows_in_one_query_whatever_the_count(
+    sqlite_api: Any,
+) -> None:
+    api = sqlite_api
+    world = await _platform(api)
+    for name in ("dora_py", "emil_py", "fay_data"):
+        mentor = await api.register("mentor", username=name)
+        await _profile(api, mentor, skills=["Python"], bio="Python mentor")
+    learner = await api.register("learner")
+    await _profile(api, learner, interests=["Python"])
+    status, body = await api.call(
+        "POST", "/api/users/follow/", learner, json={"mentor_id": world["carol"]["user"]["id"]}
+    )
+    assert status == 200, body
+    platform = api.client.app[PLATFORM]
+    gateway = api.client.app[RECOMMENDER]
+    await gateway.refresh()
+    user = await platform.accounts.get_user(learner["user"]["id"])
+    counts = {}
+    for k in (1, 3, 10):
+        with StatementCounter(platform) as statements:
+            picks = await gateway.mentor_picks(user, k)
+        names = [p.mentor.username for p in picks]
+        assert len(names) == min(k, 5) and "carol_music" not in names  # followed: left out
+        counts[k] = statements.count
+    # The learner's follows, then every candidate mentor at once: no read per mentor.
     assert counts == {1: 2, 3: 2, 10: 2}

@@ -98,3 +98,43 @@ def test_database_option_needs_the_app(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         evaluation.main(["--database"])
     assert "peerlearn recommender-eval" in capsys.readouterr().err
+
+
+def test_the_check_grid_is_the_issues_and_unseen() -> None:
+    grid = evaluation.CHECK_GRID
+    assert len(grid) == 8 and len(set(grid)) == 8
+    assert {g[0] for g in grid} == {0.0, PopulationParams().level_weight}
+    assert {g[1] for g in grid} == {1.0, 1.5} and {g[2] for g in grid} == {12, 20}
+    assert len(evaluation.CHECK_SEEDS) == 3
+    assert not set(evaluation.CHECK_SEEDS) & {3, 5, 7, 11}  # the seeds the work looked at
+
+
+def test_run_check_prints_a_row_per_population_and_the_paired_error() -> None:
+    lines: list[str] = []
+    rows = evaluation.run_check(
+        evaluation.RecommenderWeights(), grid=[(0.0, 1.0, 6), (1.0, 1.5, 6)], seeds=[1],
+        base=SMALL, out=lines.append,
+    )
+    assert len(rows) == 2
+    for r in rows:
+        assert set(r.ndcg) == set(evaluation.METHODS) and r.users > 0 and r.se >= 0
+        assert r.best in ("popularity", "content", "collaborative")
+        assert bool(r.failed) == (r.ndcg["hybrid"] < r.ndcg[r.best] or r.ratio < 2)
+    table = "\n".join(lines)
+    assert "paired s.e." in table and table.count("| 6 | 1 |") == 2
+    assert "goals (hybrid >= best single and >= 2x popularity" in lines[-1]
+
+
+def test_check_exits_1_when_a_population_misses_a_goal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ndcg = {"popularity": 0.02, "content": 0.06, "collaborative": 0.07, "hybrid": 0.065}
+    row = evaluation.CheckRow(SMALL, ndcg, "collaborative", -0.005, 0.004, 100)
+    assert row.failed == ["below collaborative"]
+    monkeypatch.setattr(evaluation, "run_check", lambda weights: [row])
+    assert evaluation.main(["--check"]) == 1
+    good = replace(row, ndcg={**ndcg, "hybrid": 0.08}, gain=0.01)
+    assert not good.failed
+    monkeypatch.setattr(evaluation, "run_check", lambda weights: [good])
+    assert evaluation.main(["--check"]) == 0
+    assert "fixed grid" in capsys.readouterr().out

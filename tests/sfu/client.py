@@ -16,6 +16,7 @@ from peerlearn_sfu import taps
 from peerlearn_sfu.codecs import pin_codecs
 from peerlearn_sfu.hooks import ParticipantIdentity
 from peerlearn_sfu.ice import IcePolicy, apply_ice_policy
+from peerlearn_sfu.keyframes import LossRepair
 from peerlearn_sfu.publication import is_vp8_keyframe
 from peerlearn_sfu.room import Room
 
@@ -60,6 +61,7 @@ class Client:
         self.screen: PacedVideoTrack | None = None
         self.audio_level: int | None = None  # dBov to announce in the RFC 6464 extension
         self.remb: list[int] = []
+        self.repairs: list[LossRepair] = []
         self.chat = None
         self._tasks: set[asyncio.Task] = set()
         self._changed = asyncio.Event()
@@ -151,6 +153,9 @@ class Client:
                     r.add(frame.data, k == "video" and is_vp8_keyframe(frame.data))
 
                 taps.install_receiver_tap(transceiver.receiver, sink)
+                if kind == "video":
+                    # Re-NACK, then skip and PLI, as a browser would (and route RTX).
+                    self.repairs.append(LossRepair(transceiver.receiver))
         self.track_map = {t["mid"]: (t["user_id"], t["kind"]) for t in message["tracks"]}
         apply_ice_policy(pc, CLIENT_ICE)
         answer = await pc.createAnswer()
@@ -209,7 +214,8 @@ class Client:
 
 class WsClient(Client):
     """The same headless participant, signaling over the app's real ``/ws/session/{id}/``
-    (cookie-less: the JWT goes in the ``token`` query parameter, as for API clients)."""
+    (cookie-less: the JWT goes in the ``Authorization`` header, as for API clients; never
+    in the URL)."""
 
     def __init__(
         self, base_url: str, session_id: str, token: str, user_id: int, clip: Clip, **kw: Any
@@ -224,7 +230,8 @@ class WsClient(Client):
     async def join(self) -> WsClient:
         self._http = aiohttp.ClientSession()
         self._ws = await self._http.ws_connect(
-            self._url, params={"token": self._token}, headers={"Origin": self._origin}
+            self._url,
+            headers={"Origin": self._origin, "Authorization": f"Bearer {self._token}"},
         )
         self._spawn(self._read())
         await self.send({"type": "join_session"})

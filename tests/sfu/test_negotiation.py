@@ -4,19 +4,37 @@ from __future__ import annotations
 
 import asyncio
 
-from .media import PacedVideoTrack
+import pytest
+
+from peerlearn_sfu import RoomHooks
+
+from .client import Client
+from .media import Clip, PacedVideoTrack, make_clip
+from .progress import wait_for_all
+
+
+@pytest.fixture(scope="module")
+def light_clip() -> Clip:
+    """5 fps, ~1 packet a frame: enough to prove each m-line carries its camera."""
+    return make_clip(seconds=12, fps=5, bitrate=60_000)
 
 
 async def test_five_clients_join_at_once_and_get_all_tracks(make_client):
     clients = [make_client(i) for i in range(1, 6)]
     await asyncio.gather(*(c.join() for c in clients))
     await asyncio.gather(*(c.publish() for c in clients))
-    for c in clients:
-        for other in clients:
-            if other is not c:
-                uid = other.identity.user_id
-                await c.wait_for(lambda c=c, u=uid: c.frames_from(u, "camera"), timeout=15)
-                await c.wait_for(lambda c=c, u=uid: c.frames_from(u, "audio"), timeout=5)
+
+    def missing() -> list[tuple[int, int, str]]:
+        return [
+            (c.identity.user_id, o.identity.user_id, kind)
+            for c in clients
+            for o in clients
+            if o is not c
+            for kind in ("camera", "audio")
+            if not c.frames_from(o.identity.user_id, kind)
+        ]
+
+    await wait_for_all(missing, stall=20, what="every track at every subscriber")
 
 
 async def test_leave_removes_tracks_and_rejoin_restores_them(make_client, server):
@@ -114,17 +132,40 @@ async def test_joins_leaves_and_screen_share_at_the_same_time(make_client, clip)
         assert c.publish_pc.connectionState == "connected"
 
 
-async def test_a_full_room_of_eleven_gets_every_track(make_client, server):
-    """The room's cap (mentor + 10 learners): 30 m-lines per subscribe SDP, ~37 KB."""
+async def test_a_full_room_of_eleven_gets_every_track(server, light_clip):
+    """The room's cap (mentor + 10 learners): 30 m-lines per subscribe SDP, ~37 KB.
+
+    What this checks is signaling at the cap, not forwarding capacity (the benchmark measures
+    that): the eleven peers and the server share one event loop here, so with full media
+    (20 fps + 50 audio packets/s each, ~22,000 packets/s through one process) a busy 2-core
+    machine falls so far behind that aioice's consent checks (one STUN request every ~5 s,
+    no retransmission, 0.5 s to answer) expire and connections close.  So each peer sends a
+    5 fps camera and keeps its audio m-line silent, and the wait fails only after 20 s with
+    no new (subscriber, camera) pair, not after a fixed deadline.
+    """
     size = server.config.max_room_size
     assert size == 11
-    clients = [make_client(i) for i in range(1, size + 1)]
-    for c in clients:
-        await c.join()
-        await c.publish()
-    ids = {c.identity.user_id for c in clients}
-    for c in clients:
-        for uid in ids - {c.identity.user_id}:
-            await c.wait_for(lambda c=c, u=uid: c.frames_from(u, "camera"), timeout=30)
-        assert not c.of_type("error"), c.of_type("error")
-        assert len(c.subscribe_pc.getTransceivers()) == 3 * (size - 1)
+    room = server.open_room("room", RoomHooks())
+    clients = [Client(room, i, light_clip) for i in range(1, size + 1)]
+    try:
+        for c in clients:
+            await c.join()
+            await c.publish()
+            c.publish_pc.getTransceivers()[0].sender.replaceTrack(None)  # silent audio m-line
+        ids = {c.identity.user_id for c in clients}
+
+        def missing() -> list[tuple[int, int]]:
+            return [
+                (c.identity.user_id, uid)
+                for c in clients
+                for uid in ids - {c.identity.user_id}
+                if not c.frames_from(uid, "camera")
+            ]
+
+        await wait_for_all(missing, stall=20, what="camera frames at every subscriber")
+        for c in clients:
+            assert not c.of_type("error"), c.of_type("error")
+            assert len(c.subscribe_pc.getTransceivers()) == 3 * (size - 1)
+    finally:
+        await server.close()
+        await asyncio.gather(*(c.close() for c in clients))

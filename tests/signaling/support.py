@@ -69,12 +69,14 @@ async def make_world(api: Any) -> World:
 async def connect(
     world: World, who: str | None, session_id: str, *, origin: str | None = None
 ) -> aiohttp.ClientWebSocketResponse:
-    """The session socket as ``who`` (JWT in the query; no cookie), or anonymous."""
+    """The session socket as ``who`` (JWT in the Authorization header; no cookie), or
+    anonymous."""
     client = world.api.client
     client.session.cookie_jar.clear()  # the jar holds the last login's cookie
-    params = {"token": world.users[who]["token"]} if who else {}
     headers = {"Origin": origin or str(client.make_url("/")).rstrip("/")}
-    return await client.ws_connect(f"/ws/session/{session_id}/", params=params, headers=headers)
+    if who:
+        headers["Authorization"] = f"Bearer {world.users[who]['token']}"
+    return await client.ws_connect(f"/ws/session/{session_id}/", headers=headers)
 
 
 async def recv_until(

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.samples import image_bytes
 from web.keys import PLATFORM
 from web.security import CSRF_COOKIE, SESSION_COOKIE
 
@@ -42,7 +43,7 @@ class Site:
         self.booking = await self.platform.bookings.book(self.learner, self.session.id)
         for who in ("mentor", "learner", "admin"):
             user = getattr(self, who)
-            self.tokens[who] = self.platform.tokens.issue(user.id, user.role)
+            _, self.tokens[who] = await self.platform.accounts.logins.start(user)
 
     def headers(self, who: str | None) -> dict[str, str]:
         cookies = [f"{CSRF_COOKIE}={CSRF}"]
@@ -176,6 +177,12 @@ async def test_login_form_flow(site: Site) -> None:
                                       {"login": "ada@example.org", "password": "s3cret-pass!"})
     assert status == 302 and resp.headers["Location"] == "/dashboard/"
     assert SESSION_COOKIE in resp.cookies
+    # The CSRF token is rotated at login: the old one is no good any more.
+    assert resp.cookies[CSRF_COOKIE].value != CSRF
+    status, _, resp = await site.post("/auth/login/", None, {"login": "ada",
+                                      "password": "s3cret-pass!", "next": "//evil.example/"})
+    assert status == 403
+    site.client.session.cookie_jar.clear()  # a fresh browser with the test's token
     status, _, resp = await site.post("/auth/login/", None, {"login": "ada",
                                       "password": "s3cret-pass!", "next": "//evil.example/"})
     assert resp.headers["Location"] == "/dashboard/"  # no open redirect
@@ -318,7 +325,7 @@ async def test_pages_and_api_agree_on_when_feedback_opens(site: Site) -> None:
             username=name, email=f"{name}@example.org", password="s3cret-pass!", role="learner")
         if name != "eve":
             await site.platform.bookings.book(user, site.session.id)
-        site.tokens[name] = site.platform.tokens.issue(user.id, user.role)
+        _, site.tokens[name] = await site.platform.accounts.logins.start(user)
     sid = site.session.id
     feedback, detail = f"/sessions/{sid}/feedback/", f"/sessions/{sid}/"
     rate_link = f'href="/sessions/{sid}/feedback/"'
@@ -387,7 +394,7 @@ async def test_room_page_roles_in_every_state(site: Site) -> None:
     room = f"/sessions/{site.session.id}/room"
     stranger = await site.platform.accounts.register(
         username="eve", email="eve@example.org", password="s3cret-pass!", role="learner")
-    site.tokens["stranger"] = site.platform.tokens.issue(stranger.id, stranger.role)
+    _, site.tokens["stranger"] = await site.platform.accounts.logins.start(stranger)
     expected = {"mentor": "mentor", "learner": "learner", "admin": "admin"}
     for state, advance in (("waiting", None), ("live", site.platform.sessions.start),
                            ("ended", site.platform.sessions.end)):
@@ -406,7 +413,7 @@ async def test_room_page_roles_in_every_state(site: Site) -> None:
             del expected["learner"]
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = image_bytes("PNG")
 
 
 def upload_form(*fields: tuple[str, bytes | str]) -> aiohttp.FormData:

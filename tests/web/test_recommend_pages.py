@@ -87,7 +87,7 @@ async def world(platform: Platform) -> dict[str, Any]:
 
 
 async def page(client: Any, user: User, path: str) -> str:
-    token = client.app[PLATFORM].tokens.issue(user.id, user.role)
+    _, token = await client.app[PLATFORM].accounts.logins.start(user)
     resp = await client.get(path, headers={"Cookie": f"{SESSION_COOKIE}={token}"})
     assert resp.status == 200, await resp.text()
     return await resp.text()

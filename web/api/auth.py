@@ -1,19 +1,31 @@
-"""REST endpoints: registration, login/logout, current user, e-mail verification, reset."""
+"""REST endpoints: registration, login/logout (server-side sessions), devices, WebSocket
+tickets, current user, e-mail verification and change, password reset and change."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from control.errors import RateLimited
+from control.errors import NotFound, RateLimited
+from control.models import User
+from control.security import TICKET_TTL
 from control.services.mail import MailFailed
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import Message, UserOut
 from web.keys import PLATFORM, SETTINGS
-from web.security import clear_session_cookie, csrf_token, set_session_cookie
+from web.security import (
+    clear_session_cookie,
+    client_address,
+    current_session_id,
+    public_base_url,
+    rotate_csrf,
+    set_session_cookie,
+    start_session,
+)
 
 log = logging.getLogger(__name__)
 api = ApiRegistry()
@@ -87,33 +99,55 @@ class ResetConfirmIn(_In):
     password: str = Field(min_length=1, max_length=1000)
 
 
-def base_url(request: web.Request) -> str:
-    """Where links in e-mails point: the configured public URL, else this request's origin."""
-    settings = request.app[SETTINGS]
-    if settings.server.public_url:
-        return settings.server.public_url
-    scheme = request.scheme
-    if settings.server.trust_proxy_headers:
-        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip()
-    return f"{scheme}://{request.host}"
+class PasswordChangeIn(_In):
+    current_password: str = Field(min_length=1, max_length=1000)
+    new_password: str = Field(min_length=1, max_length=1000)
 
 
-def client_ip(request: web.Request) -> str:
-    """The caller's address (the proxy's ``X-Forwarded-For`` only when trusted)."""
-    if request.app[SETTINGS].server.trust_proxy_headers:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first[:64]
-    return request.remote or "unknown"
+class EmailChangeIn(_In):
+    password: str = Field(min_length=1, max_length=1000)
+    email: str = Field(min_length=1, max_length=300)
 
 
-def _session_response(request: web.Request, token: str, out: UserOut, status: int) -> web.Response:
+class DeviceOut(BaseModel):
+    """One signed-in device (a login session)."""
+
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    ip: str
+    user_agent: str
+    current: bool
+
+
+class TicketOut(BaseModel):
+    ticket: str
+    expires_in: int
+
+
+#: what links in mails point to (public_url; the request's origin in development only)
+base_url = public_base_url
+#: the caller's address behind ``[server] trusted_proxies``
+client_ip = client_address
+
+
+async def rate_limit_ip(request: web.Request, action: str, limit: int) -> None:
+    """At most ``limit`` of ``action`` an hour from the caller's address."""
+    ip = client_address(request)
+    retry = await request.app[PLATFORM].limiter.hit(f"{action}:ip:{ip}", limit, 3600)
+    if retry:
+        raise RateLimited("too many requests from your address; try again later", retry_after=retry)
+
+
+async def _session_response(request: web.Request, user: User, status: int) -> web.Response:
+    """Start a server-side session: the token in the body and the HttpOnly cookie, and a
+    new CSRF token (one planted before the login is worthless after it)."""
+    token = await start_session(request, user)
     response = web.json_response(
-        TokenOut(token=token, user=out).model_dump(mode="json"), status=status
+        TokenOut(token=token, user=UserOut.of(user)).model_dump(mode="json"), status=status
     )
     set_session_cookie(response, request.app[SETTINGS], token)
-    csrf_token(request)  # make sure the page scripts get a CSRF cookie alongside the session
+    rotate_csrf(request)
     return response
 
 
@@ -124,12 +158,13 @@ def _session_response(request: web.Request, token: str, out: UserOut, status: in
     response=TokenOut,
     status=201,
     tags=TAGS,
-    errors=[409],
+    errors=[409, 429],
 )
 async def register(request: web.Request, call: ApiCall[RegisterIn, None]) -> web.Response:
     """Create a learner or mentor account and sign it in (a verification mail is sent)."""
     platform = request.app[PLATFORM]
     body = call.body
+    await rate_limit_ip(request, "register", platform.settings.auth.register_max_per_ip_per_hour)
     user = await platform.accounts.register(
         username=body.username,
         email=body.email,
@@ -142,8 +177,7 @@ async def register(request: web.Request, call: ApiCall[RegisterIn, None]) -> web
         await platform.accounts.send_verification(user, base_url(request))
     except MailFailed:
         pass  # logged; the account exists and the user can ask for another mail
-    token = platform.tokens.issue(user.id, user.role)
-    return _session_response(request, token, UserOut.of(user), 201)
+    return await _session_response(request, user, 201)
 
 
 @api.route(
@@ -156,16 +190,127 @@ async def login(request: web.Request, call: ApiCall[LoginIn, None]) -> web.Respo
     user = await platform.accounts.authenticate(
         body.username or body.email or "", body.password, ip=client_ip(request)
     )
-    token = platform.tokens.issue(user.id, user.role)
-    return _session_response(request, token, UserOut.of(user), 200)
+    return await _session_response(request, user, 200)
 
 
 @api.route("POST", "/api/auth/logout/", response=Message, tags=TAGS)
 async def logout(request: web.Request, call: ApiCall[None, None]) -> web.Response:
-    """End the cookie session (a Bearer token simply stops being sent by its holder)."""
+    """End this session on the server: its cookie and its Bearer token stop working at once."""
+    sid = current_session_id(request)
+    if call.user is not None and sid:
+        await request.app[PLATFORM].accounts.logins.revoke(call.user.id, sid, "logout")
     response = web.json_response(Message(message="logged out").model_dump())
     clear_session_cookie(response)
+    rotate_csrf(request)
     return response
+
+
+@api.route("POST", "/api/auth/logout-everywhere/", response=Message, auth="user", tags=TAGS)
+async def logout_everywhere(request: web.Request, call: ApiCall[None, None]) -> web.Response:
+    """End every session of the signed-in user, on every device (this one included)."""
+    count = await request.app[PLATFORM].accounts.logins.revoke_all(call.me.id, "logout_everywhere")
+    response = web.json_response(Message(message=f"{count} session(s) ended").model_dump())
+    clear_session_cookie(response)
+    rotate_csrf(request)
+    return response
+
+
+@api.route("GET", "/api/auth/sessions/", response=list[DeviceOut], auth="user", tags=TAGS)
+async def devices(request: web.Request, call: ApiCall[None, None]) -> list[DeviceOut]:
+    """The signed-in user's devices: live login sessions, most recently seen first."""
+    current = current_session_id(request)
+    rows = await request.app[PLATFORM].accounts.logins.for_user(call.me.id)
+    return [
+        DeviceOut(
+            id=row.id,
+            created_at=row.created_at,
+            last_seen_at=row.last_seen_at,
+            ip=row.ip,
+            user_agent=row.user_agent,
+            current=row.id == current,
+        )
+        for row in rows
+    ]
+
+
+@api.route(
+    "DELETE",
+    "/api/auth/sessions/{sid}/",
+    response=Message,
+    auth="user",
+    tags=TAGS,
+    errors=[404],
+)
+async def end_device(request: web.Request, call: ApiCall[None, None]) -> Message:
+    """Sign one of your devices out."""
+    sid = request.match_info["sid"][:64]
+    if not await request.app[PLATFORM].accounts.logins.revoke(call.me.id, sid, "logout"):
+        raise NotFound("no such live session of yours")
+    return Message(message="that device is signed out")
+
+
+@api.route("POST", "/api/auth/ws-ticket/", response=TicketOut, auth="user", tags=TAGS)
+async def ws_ticket(request: web.Request, call: ApiCall[None, None]) -> TicketOut:
+    """A single-use ticket, valid 30 s, to open a WebSocket as ``?ticket=`` (for clients that
+    can set neither a cookie nor an ``Authorization`` header on the upgrade)."""
+    sid = current_session_id(request)
+    assert sid is not None  # auth="user" means a live session named the caller
+    ticket = request.app[PLATFORM].accounts.logins.issue_ticket(call.me.id, sid)
+    return TicketOut(ticket=ticket, expires_in=int(TICKET_TTL.total_seconds()))
+
+
+@api.route(
+    "POST",
+    "/api/auth/password/change/",
+    body=PasswordChangeIn,
+    response=TokenOut,
+    auth="user",
+    tags=TAGS,
+    errors=[429],
+)
+async def password_change(
+    request: web.Request, call: ApiCall[PasswordChangeIn, None]
+) -> web.Response:
+    """Change the password (the current one is required). Every session ends; this device
+    gets a new one in the answer (token and cookie)."""
+    user = await request.app[PLATFORM].accounts.change_password(
+        call.me, call.body.current_password, call.body.new_password, ip=client_ip(request)
+    )
+    return await _session_response(request, user, 200)
+
+
+@api.route(
+    "POST",
+    "/api/auth/email/change/",
+    body=EmailChangeIn,
+    response=Message,
+    auth="user",
+    tags=TAGS,
+    errors=[409, 429, 503],
+)
+async def email_change(request: web.Request, call: ApiCall[EmailChangeIn, None]) -> Message:
+    """Ask to move the account to another address (the password is required): a link goes
+    to the new address, and nothing changes until it is opened."""
+    platform = request.app[PLATFORM]
+    await rate_limit_ip(request, "mail", platform.settings.auth.mail_max_per_ip_per_hour)
+    email = await platform.accounts.request_email_change(
+        call.me, call.body.password, call.body.email, base_url(request), ip=client_ip(request)
+    )
+    return Message(message=f"a confirmation link was sent to {email}")
+
+
+@api.route(
+    "POST",
+    "/api/auth/email/change/confirm/",
+    body=TokenIn,
+    response=UserOut,
+    tags=TAGS,
+    errors=[409],
+)
+async def email_change_confirm(request: web.Request, call: ApiCall[TokenIn, None]) -> UserOut:
+    """Apply the address change with the token from the mail (works once)."""
+    user = await request.app[PLATFORM].accounts.confirm_email_change(call.body.token)
+    return UserOut.of(user)
 
 
 @api.route("GET", "/api/auth/user/", response=UserOut, auth="user", tags=TAGS)
@@ -188,6 +333,7 @@ async def request_verification(request: web.Request, call: ApiCall[None, None]) 
     retry = await platform.limiter.hit(f"verify-mail:{call.me.id}", 5, 3600)
     if retry:
         raise RateLimited("too many verification mails; try again later", retry_after=retry)
+    await rate_limit_ip(request, "mail", platform.settings.auth.mail_max_per_ip_per_hour)
     await platform.accounts.send_verification(call.me, base_url(request))
     return Message(message=f"a verification link was sent to {call.me.email}")
 
@@ -199,10 +345,19 @@ async def verify_email(request: web.Request, call: ApiCall[TokenIn, None]) -> Us
     return UserOut.of(user)
 
 
-@api.route("POST", "/api/auth/password-reset/", body=ResetRequestIn, response=Message, tags=TAGS)
+@api.route(
+    "POST",
+    "/api/auth/password-reset/",
+    body=ResetRequestIn,
+    response=Message,
+    tags=TAGS,
+    errors=[429],
+)
 async def password_reset(request: web.Request, call: ApiCall[ResetRequestIn, None]) -> Message:
     """Mail a reset link; the answer is the same whether or not the address is known."""
-    await request.app[PLATFORM].accounts.request_password_reset(call.body.email, base_url(request))
+    platform = request.app[PLATFORM]
+    await rate_limit_ip(request, "mail", platform.settings.auth.mail_max_per_ip_per_hour)
+    await platform.accounts.request_password_reset(call.body.email, base_url(request))
     return Message(message="if an account uses this address, a reset link is on its way")
 
 
@@ -212,6 +367,7 @@ async def password_reset(request: web.Request, call: ApiCall[ResetRequestIn, Non
 async def password_reset_confirm(
     request: web.Request, call: ApiCall[ResetConfirmIn, None]
 ) -> Message:
-    """Set a new password with the token from the reset mail (works once)."""
+    """Set a new password with the token from the reset mail (works once); every session
+    of the account ends."""
     await request.app[PLATFORM].accounts.reset_password(call.body.token, call.body.password)
     return Message(message="password changed; you can log in now")

@@ -54,6 +54,7 @@ class UserOut(UserPublic):
     email_verified: bool
     date_joined: datetime
     last_login: datetime | None
+    timezone: str  # IANA name; times in pages and notifications are shown in it
 
     @classmethod
     def of(cls, user: User) -> UserOut:  # type: ignore[override]
@@ -65,6 +66,7 @@ class UserOut(UserPublic):
             email_verified=user.email_verified,
             date_joined=user.date_joined,
             last_login=user.last_login,
+            timezone=user.timezone,
         )
 
 

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import (
@@ -26,6 +27,7 @@ from control.services.sessions import SessionFilters, parse_session_id
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import PageOut, UserPublic
 from web.keys import PLATFORM
+from web.security import public_base_url
 
 api = ApiRegistry()
 SESSION_PATH = "/api/sessions/{id}"
@@ -523,8 +525,8 @@ async def session_calendar(request: web.Request, call: ApiCall[None, None]) -> w
         booking = await platform.bookings.booking_of(me.id, session.id)
         if booking is None or booking.status == "cancelled":
             raise Forbidden("only the mentor and booked learners get the calendar entry")
-    base = platform.settings.server.public_url or f"{request.scheme}://{request.host}"
-    body = ics_event(session, f"{base}/sessions/{session.id}/", request.host)
+    base = public_base_url(request)  # never the request's own Host in production
+    body = ics_event(session, f"{base}/sessions/{session.id}/", urlsplit(base).netloc)
     return web.Response(
         body=body.encode(),
         content_type="text/calendar",

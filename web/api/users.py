@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from control.errors import NotFound
 from control.models import User
 from control.services.accounts import MAX_DB_ID, USERNAME_MAX
+from control.timezones import DEFAULT_ZONE
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import PageOut, UserOut, UserPublic
 from web.keys import PLATFORM, SETTINGS
@@ -31,6 +32,12 @@ class ProfileUpdateIn(BaseModel):
     skills: list[Tag] | None = Field(default=None, max_length=100)
     interests: list[Tag] | None = Field(default=None, max_length=100)
     hourly_rate: float | None = Field(default=None, ge=0, le=1_000_000, allow_inf_nan=False)
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="IANA time zone (e.g. Europe/Berlin) pages and notifications use; "
+        "null sets UTC",
+    )
 
 
 class ProfileOut(UserOut):
@@ -94,8 +101,11 @@ async def own_profile(request: web.Request, call: ApiCall[None, None]) -> Profil
     tags=TAGS,
 )
 async def update_profile(request: web.Request, call: ApiCall[ProfileUpdateIn, None]) -> ProfileOut:
-    """Change names, bio, skills, interests and (mentors only) the hourly rate."""
+    """Change names, bio, skills, interests, the time zone and (mentors only) the hourly
+    rate. An unknown time zone is a 400 naming the ``timezone`` field."""
     changes = call.body.model_dump(exclude_unset=True)
+    if "timezone" in changes and changes["timezone"] is None:
+        changes["timezone"] = DEFAULT_ZONE
     user = await request.app[PLATFORM].accounts.update_profile(call.me, **changes)
     return await _profile(request, user)
 

@@ -1,4 +1,5 @@
-"""Authentication pages: register, login, logout, password reset and e-mail verification."""
+"""Authentication pages: register, login, logout, password reset, e-mail verification, and
+the account's security page (password and e-mail change, devices, log out everywhere)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,25 @@ from aiohttp import web
 from control.errors import Conflict, DomainError, NotAuthenticated, RateLimited, ValidationFailed
 from control.models import User
 from web.keys import SETTINGS
-from web.pages.common import field_errors, form_data, platform_of, redirect, safe_next
+from web.pages.common import (
+    field_errors,
+    form_data,
+    platform_of,
+    redirect,
+    require_user,
+    safe_next,
+)
 from web.pages.render import render
-from web.security import clear_session_cookie, current_user, set_session_cookie
+from web.security import (
+    clear_session_cookie,
+    client_address,
+    current_session_id,
+    current_user,
+    public_base_url,
+    rotate_csrf,
+    set_session_cookie,
+    start_session,
+)
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -19,26 +36,26 @@ routes = web.RouteTableDef()
 ROLES = ("learner", "mentor")
 
 
-def base_url(request: web.Request) -> str:
-    settings = request.app[SETTINGS]
-    return settings.server.public_url or f"{request.scheme}://{request.host}"
+#: where links in mails point (``[server] public_url``; see ``web.security``)
+base_url = public_base_url
+client_ip = client_address
 
 
-def client_ip(request: web.Request) -> str:
-    settings = request.app[SETTINGS]
-    if settings.server.trust_proxy_headers:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.remote or "unknown"
+async def ip_limited(request: web.Request, action: str, limit: int) -> str | None:
+    """A message when the caller's address did ``action`` ``limit`` times this hour."""
+    retry = await platform_of(request).limiter.hit(
+        f"{action}:ip:{client_address(request)}", limit, 3600
+    )
+    return "Too many requests from your address; try again later." if retry else None
 
 
-def signed_in(request: web.Request, user: User, location: str) -> web.HTTPFound:
-    """Redirect that carries a fresh session cookie (every role lands on /dashboard/)."""
-    platform = platform_of(request)
-    token = platform.tokens.issue(user.id, user.role)
+async def signed_in(request: web.Request, user: User, location: str) -> web.HTTPFound:
+    """Redirect that carries a new server-side session's cookie and a fresh CSRF token
+    (every role lands on /dashboard/)."""
+    token = await start_session(request, user)
     response = redirect(location)
     set_session_cookie(response, request.app[SETTINGS], token)
+    rotate_csrf(request)  # the headers middleware sets it on this redirect
     return response
 
 
@@ -77,7 +94,7 @@ class LoginView(web.View):
                 message = exc.message or "Wrong username/e-mail or password."
                 status = 401 if isinstance(exc, NotAuthenticated) else exc.status
             else:
-                raise signed_in(request, user, nxt or "/dashboard/")
+                raise await signed_in(request, user, nxt or "/dashboard/")
         response = await render(
             request, "auth/login.html",
             {"values": {"login": login}, "errors": errors, "message": message, "next": nxt},
@@ -110,6 +127,14 @@ class RegisterView(web.View):
         if not password:
             errors["password"] = "Choose a password."
         message = ""
+        limits = request.app[SETTINGS].auth
+        if not errors and (
+            limited := await ip_limited(request, "register", limits.register_max_per_ip_per_hour)
+        ):
+            return await render(
+                request, "auth/register.html",
+                {"values": values, "errors": {}, "message": limited}, status=429,
+            )
         if not errors:
             platform = platform_of(request)
             try:
@@ -126,7 +151,7 @@ class RegisterView(web.View):
                     await platform.accounts.send_verification(user, base_url(request))
                 except Exception:  # mail trouble must not lose the new account
                     log.exception("could not send the verification e-mail")
-                response = signed_in(request, user, "/dashboard/")
+                response = await signed_in(request, user, "/dashboard/")
                 from web.pages.render import set_flash
 
                 set_flash(response, "success",
@@ -141,8 +166,13 @@ class RegisterView(web.View):
 
 @routes.post("/auth/logout/")
 async def logout(request: web.Request) -> web.StreamResponse:
+    """End this browser's session on the server (its cookie is dead even if kept)."""
+    user, sid = current_user(request), current_session_id(request)
+    if user is not None and sid:
+        await platform_of(request).accounts.logins.revoke(user.id, sid, "logout")
     response = redirect("/", ("info", "You are logged out."))
     clear_session_cookie(response)
+    rotate_csrf(request)
     raise response
 
 
@@ -161,6 +191,15 @@ class PasswordResetView(web.View):
                 request, "auth/password_reset.html",
                 {"values": {"email": email}, "errors": {"email": "Enter your e-mail address."},
                  "sent": False}, status=400,
+            )
+        limited = await ip_limited(
+            request, "mail", request.app[SETTINGS].auth.mail_max_per_ip_per_hour
+        )
+        if limited:
+            return await render(
+                request, "auth/password_reset.html",
+                {"values": {"email": email}, "errors": {}, "message": limited, "sent": False},
+                status=429,
             )
         try:
             await platform_of(request).accounts.request_password_reset(email, base_url(request))
@@ -222,3 +261,101 @@ async def verify_email(request: web.Request) -> web.StreamResponse:
         return await render(request, "auth/verify_email.html",
                             {"ok": False, "message": exc.message}, status=400)
     return await render(request, "auth/verify_email.html", {"ok": True, "verified": user})
+
+
+@routes.get("/auth/email-change/confirm/")
+async def confirm_email_change(request: web.Request) -> web.StreamResponse:
+    """The link mailed to a new address: the account moves to it (works once)."""
+    token = request.query.get("token", "")
+    try:
+        user = await platform_of(request).accounts.confirm_email_change(token)
+    except DomainError as exc:
+        return await render(request, "auth/verify_email.html",
+                            {"ok": False, "message": exc.message}, status=400)
+    return await render(request, "auth/verify_email.html",
+                        {"ok": True, "verified": user, "changed": True})
+
+
+# --------------------------------------------------------------------------- account security
+
+
+async def _security_page(
+    request: web.Request, user: User, *, errors: dict[str, str] | None = None,
+    message: str = "", status: int = 200,
+) -> web.StreamResponse:
+    devices = await platform_of(request).accounts.logins.for_user(user.id)
+    return await render(
+        request, "profile/security.html",
+        {"me": user, "devices": devices, "current_sid": current_session_id(request),
+         "errors": errors or {}, "message": message, "values": {}},
+        status=status,
+    )
+
+
+@routes.get("/profile/security/")
+async def security_page(request: web.Request) -> web.StreamResponse:
+    """Password, e-mail address and "Your devices" (each login session, removable)."""
+    return await _security_page(request, require_user(request))
+
+
+@routes.post("/profile/security/password/")
+async def change_password(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    data = await form_data(request)
+    current, new = data.get("current_password", ""), data.get("new_password", "")
+    if new != data.get("new_password_confirm", ""):
+        return await _security_page(request, user, status=400,
+                                    errors={"new_password_confirm": "The two passwords differ."})
+    try:
+        user = await platform_of(request).accounts.change_password(
+            user, current, new, ip=client_address(request))
+    except DomainError as exc:
+        errors = field_errors(exc.fields)
+        return await _security_page(request, user, errors=errors, status=exc.status,
+                                    message=exc.message if not errors else "")
+    response = await signed_in(request, user, "/profile/security/")
+    from web.pages.render import set_flash
+
+    set_flash(response, "success", "Password changed. Every other device is signed out.")
+    raise response
+
+
+@routes.post("/profile/security/email/")
+async def change_email(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    data = await form_data(request)
+    limited = await ip_limited(request, "mail", request.app[SETTINGS].auth.mail_max_per_ip_per_hour)
+    if limited:
+        return await _security_page(request, user, message=limited, status=429)
+    try:
+        email = await platform_of(request).accounts.request_email_change(
+            user, data.get("password", ""), data.get("email", ""), base_url(request),
+            ip=client_address(request),
+        )
+    except DomainError as exc:
+        errors = field_errors(exc.fields)
+        if "current_password" in errors:
+            errors["password"] = errors.pop("current_password")
+        return await _security_page(request, user, errors=errors, status=exc.status,
+                                    message=exc.message if not errors else "")
+    raise redirect("/profile/security/",
+                   ("success", f"We sent a link to {email}: open it to use that address."))
+
+
+@routes.post("/profile/security/devices/")
+async def end_devices(request: web.Request) -> web.StreamResponse:
+    """Sign one device out (``sid``), or every device (``all``; this one included)."""
+    user = require_user(request)
+    data = await form_data(request)
+    logins = platform_of(request).accounts.logins
+    if data.get("all"):
+        await logins.revoke_all(user.id, "logout_everywhere")
+        response = redirect("/auth/login/", ("info", "Every device is signed out."))
+        clear_session_cookie(response)
+        rotate_csrf(request)
+        raise response
+    sid = data.get("sid", "")[:64]
+    if sid == current_session_id(request):
+        await logout(request)  # raises its redirect
+    await logins.revoke(user.id, sid, "logout")
+    raise redirect("/profile/security/", ("info", "That device is signed out."))

@@ -18,6 +18,17 @@ from control.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from control.models import Booking, Session, User
 from control.services.feedback import may_rate
 from control.services.sessions import SessionFilters
+from control.timezones import (
+    DEFAULT_ZONE,
+    LocalTime,
+    check_zone,
+    format_local,
+    local_input_value,
+    parse_local_input,
+    to_local,
+    zone_label,
+)
+from control.timezones import choices as timezone_choices
 from web.keys import SETTINGS, SFU
 from web.pages import charts
 from web.pages.common import (
@@ -176,17 +187,27 @@ async def mentor_sessions(request: web.Request, user: User) -> Ctx:
     return {"sessions": sessions, "startable": startable, "start_window": window}
 
 
-def create_defaults(request: web.Request) -> dict[str, str]:
+def create_defaults(request: web.Request, user: User) -> dict[str, str]:
+    """A blank form: tomorrow at the next full hour *in the mentor's zone*."""
     settings = request.app[SETTINGS]
     start = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     return {"duration": "60", "max_participants": str(settings.sessions.max_participants),
-            "price": "0", "schedule": start.strftime("%Y-%m-%dT%H:%M"), "tz_offset": "0"}
+            "price": "0", "schedule": local_input_value(start, user.timezone),
+            "timezone": user.timezone}
+
+
+def schedule_form_context(user: User, detect: bool) -> Ctx:
+    """What a form with a date/time and a zone field needs (``partials/macros.html``
+    ``zone_field``). ``detect``: the browser may fill in its own zone (app.js), on a first
+    showing to a user still on the default zone."""
+    return {"zones": timezone_choices(), "detect_zone": detect and user.timezone == DEFAULT_ZONE}
 
 
 async def mentor_create(request: web.Request, user: User) -> Ctx:
     settings = request.app[SETTINGS]
-    return {"values": create_defaults(request), "errors": {},
-            "max_seats": settings.sessions.max_participants}
+    return {"values": create_defaults(request, user), "errors": {},
+            "max_seats": settings.sessions.max_participants,
+            **schedule_form_context(user, detect=True)}
 
 
 async def mentor_requests(request: web.Request, user: User) -> Ctx:
@@ -417,30 +438,53 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------------------- actions
 
 
-def parse_schedule(value: str, tz_offset: str) -> datetime:
-    """``datetime-local`` input plus the browser's offset (minutes, JS convention) → UTC."""
-    local = datetime.strptime(value.strip(), "%Y-%m-%dT%H:%M")
+@dataclass(frozen=True)
+class ScheduleInput:
+    """A form's date/time and zone fields, read by ``control.timezones`` (the one rule)."""
+
+    zone: str  # the zone the form was filled in; "" if it is unknown
+    when: LocalTime | None  # None when a field has an error
+    errors: dict[str, str]
+
+
+def parse_schedule(value: str, zone_name: str) -> ScheduleInput:
+    """``datetime-local`` input read in the IANA zone the form names (``timezone`` field).
+
+    Skipped local times are an error on ``schedule``; repeated ones take the first occurrence
+    (``LocalTime.ambiguous`` tells). Every page form with a schedule goes through here.
+    """
     try:
-        offset = int(tz_offset or 0)
-    except ValueError:
-        offset = 0
-    offset = max(-14 * 60, min(14 * 60, offset))
-    return (local + timedelta(minutes=offset)).replace(tzinfo=UTC)
+        zone = check_zone(zone_name)
+    except ValidationFailed as exc:
+        return ScheduleInput("", None, dict(exc.fields))
+    try:
+        return ScheduleInput(zone, parse_local_input(value, zone), {})
+    except ValidationFailed as exc:
+        return ScheduleInput(zone, None, dict(exc.fields))
+
+
+def schedule_note(when: LocalTime, zone: str) -> str:
+    """Words for the flash message: when the session is, and how a repeated hour was read."""
+    text = format_local(when.utc, zone)
+    if when.ambiguous:
+        local = to_local(when.utc, zone)
+        text += (f" (the clocks go back that night and {local:%H:%M} happens twice: this is the"
+                 f" first, {zone_label(local)})")
+    return text
 
 
 @routes.post("/dashboard/create-session/")
 async def create_session(request: web.Request) -> web.StreamResponse:
     user = require_user(request, "mentor")
     data = await form_data(request)
-    keys = ("title", "description", "schedule", "tz_offset", "duration", "max_participants",
+    keys = ("title", "description", "schedule", "timezone", "duration", "max_participants",
             "skills_required", "price")
     values = {k: data.get(k, "").strip() for k in keys}
-    errors: dict[str, str] = {}
-    schedule = None
-    try:
-        schedule = parse_schedule(values["schedule"], values["tz_offset"])
-    except ValueError:
-        errors["schedule"] = "Pick a date and time."
+    # A form without the zone field (an old page, a script) is read in the profile's zone.
+    values["timezone"] = values["timezone"] or user.timezone
+    read = parse_schedule(values["schedule"], values["timezone"])
+    errors: dict[str, str] = dict(read.errors)
+    schedule = read.when.utc if read.when is not None else None
     numbers: dict[str, int] = {}
     for key in ("duration", "max_participants"):
         try:
@@ -468,13 +512,20 @@ async def create_session(request: web.Request) -> web.StreamResponse:
             errors = field_errors(exc.fields)
             message = exc.message if not errors else ""
         else:
-            raise redirect("/dashboard/?tab=sessions",
-                           ("success", f"Session “{session.title}” created."))
+            assert read.when is not None
+            # The flash is cut at 300 characters: the title (up to 200) goes last.
+            note = f"Session created for {schedule_note(read.when, read.zone)}."
+            if read.zone != user.timezone:
+                # The zone the mentor works in becomes theirs: pages and notifications use it.
+                await platform_of(request).accounts.update_profile(user, timezone=read.zone)
+                note += f" Times are now shown in {read.zone} (see your profile)."
+            raise redirect("/dashboard/?tab=sessions", ("success", f"{note} “{session.title}”"))
     errors = {**required, **errors}
     settings = request.app[SETTINGS]
     return await render_tab(request, user, "create", {
         "values": values, "errors": errors, "message": message,
         "max_seats": settings.sessions.max_participants,
+        **schedule_form_context(user, detect=False),
     }, status=400)
 
 

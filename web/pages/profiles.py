@@ -8,6 +8,7 @@ from aiohttp import web
 
 from control.errors import DomainError, NotFound, ValidationFailed
 from control.models import User
+from control.timezones import choices as timezone_choices
 from web.keys import SETTINGS
 from web.pages.auth import base_url
 from web.pages.common import (
@@ -34,13 +35,15 @@ def profile_values(user: User) -> dict[str, str]:
         "skills": ", ".join(user.skills or []),
         "interests": ", ".join(user.interests or []),
         "hourly_rate": "" if user.hourly_rate is None else f"{user.hourly_rate:.2f}",
+        "timezone": user.timezone,
     }
 
 
 async def _own_context(request: web.Request, user: User) -> dict[str, Any]:
     followers, following = await platform_of(request).follows.counts(user.id)
     return {"followers_count": followers, "following_count": following, "me": user,
-            "max_image_bytes": request.app[SETTINGS].uploads.max_image_bytes}
+            "max_image_bytes": request.app[SETTINGS].uploads.max_image_bytes,
+            "zones": timezone_choices()}
 
 
 @routes.view("/profile/")
@@ -65,6 +68,8 @@ class OwnProfileView(web.View):
         }
         if user.role == "mentor":
             changes["hourly_rate"] = values["hourly_rate"] or None
+        if values["timezone"]:  # a form without the field keeps the zone
+            changes["timezone"] = values["timezone"]
         errors: dict[str, str] = {}
         message = ""
         try:

@@ -8,6 +8,7 @@ HTML requests, so it must never fail itself.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
+from control.timezones import DEFAULT_ZONE, DISPLAY_FORMAT, format_local
 from web.keys import PLATFORM, SETTINGS, TEMPLATES
 from web.security import csrf_token, current_user
 
@@ -29,20 +31,34 @@ FLASH_KINDS = ("success", "info", "warning", "error")
 FLASH_CONSUMED = web.RequestKey("flash_consumed", bool)  # the flash was shown: drop its cookie
 
 
-def _fmt_dt(value: datetime | None, fmt: str = "%a %d %b %Y, %H:%M") -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime(fmt) + " UTC"
+def viewer_zone(context: Mapping[str, Any]) -> str:
+    """The zone times are shown in: the signed-in user's (``users.timezone``), else UTC."""
+    user = context.get("user")
+    return str(getattr(user, "timezone", None) or DEFAULT_ZONE)
 
 
-def _time_tag(value: datetime | None) -> Markup:
-    """A <time> element; static/js/app.js rewrites its text into the viewer's local time."""
+@jinja2.pass_context
+def _fmt_dt(
+    context: Mapping[str, Any], value: datetime | None, fmt: str = DISPLAY_FORMAT
+) -> str:
+    """Text of an instant in the viewer's zone; the zone's abbreviation follows a time of day."""
+    with_time = "%H" in fmt or "%I" in fmt
+    return format_local(value, viewer_zone(context), fmt, label=with_time)
+
+
+@jinja2.pass_context
+def _time_tag(context: Mapping[str, Any], value: datetime | None) -> Markup:
+    """A <time> element in the viewer's zone. For anonymous visitors (no zone known) the text
+    is UTC and static/js/app.js rewrites it into the browser's local time."""
     if value is None:
         return Markup("")
     iso = value.astimezone(UTC).isoformat()
-    return Markup('<time datetime="{}" data-local-time>{}</time>').format(iso, _fmt_dt(value))
+    text = _fmt_dt(context, value)
+    if context.get("user") is None:
+        return Markup('<time datetime="{}" data-local-time>{}</time>').format(iso, text)
+    return Markup('<time datetime="{}" data-zone="{}">{}</time>').format(
+        iso, viewer_zone(context), text
+    )
 
 
 def _amount(value: Decimal | float | int | None, currency: str = "USD") -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from control.errors import DomainError, Forbidden
+from control.errors import DomainError, Forbidden, ValidationFailed
 from control.models import Session, User
 from control.services.feedback import accepts_feedback, is_attendee, may_rate
 from control.services.sessions import SessionFilters
@@ -35,12 +35,18 @@ PER_PAGE = 12
 STATUSES = ("scheduled", "active", "completed", "cancelled")
 
 
+#: a page number past this is no page of any catalogue (and would overflow the database)
+MAX_PAGE = 100_000
+
+
 def _date(value: str, *, end: bool = False) -> datetime | None:
     try:
         day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        return day + timedelta(days=1) if end else day
     except ValueError:
         return None
-    return day + timedelta(days=1) if end else day
+    except OverflowError:  # 9999-12-31 as an end date: a 400, not a 500
+        raise ValidationFailed("that date is out of range", code="invalid_date") from None
 
 
 def _decimal(value: str) -> Decimal | None:
@@ -80,6 +86,8 @@ async def browse_context(request: web.Request) -> dict[str, Any]:
     """Shared by /sessions/ and the learner dashboard's Browse tab."""
     values, filters = session_filters(request.query)
     page = query_int(request, "page")
+    if page > MAX_PAGE:
+        raise ValidationFailed("that page number is out of range", code="invalid_page")
     result = await platform_of(request).sessions.list(filters, page=page, per_page=PER_PAGE)
     query = {k: v for k, v in values.items() if v}
     return {"filters": values, "result": result, "query": query}

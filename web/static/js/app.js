@@ -2,11 +2,14 @@
 // - mobile navigation toggle
 // - confirm() before destructive form posts marked with data-confirm
 // - <time data-local-time> rendered in the viewer's time zone
-// - the create-session form sends the browser's UTC offset with its local date/time
+// - forms with local times (data-tz-form) get the browser's IANA zone name in their zone
+//   field when the server asks (data-tz-detect); the server converts with that zone's rules
+//   for the chosen date (control/timezones.py), so a change of daylight-saving time between
+//   today and the session's date does not shift it
 // - the profile image form posts with the CSRF header (the CSRF middleware reads the
 //   token from the header for multipart bodies), then reloads the page it names
 
-import { csrfToken, localizeTimes } from './util.js';
+import { browserTimeZone, csrfToken, localizeTimes } from './util.js';
 
 // Other modules used to import these from here; util.js is their home now.
 export { csrfToken, localizeTimes };
@@ -31,9 +34,15 @@ function setupConfirm() {
 }
 
 function setupTimezoneForms() {
-  document.querySelectorAll('[data-tz-form]').forEach((form) => {
-    const field = form.querySelector('[data-tz-offset]');
-    if (field) field.value = String(new Date().getTimezoneOffset());
+  const zone = browserTimeZone();
+  if (!zone) return;
+  document.querySelectorAll('[data-tz-form] select[data-tz-name][data-tz-detect]').forEach((select) => {
+    // A name the server's list lacks (a legacy alias some browsers report) is added as it
+    // is: the server accepts any zone it knows and says so if it does not.
+    if (![...select.options].some((option) => option.value === zone)) {
+      select.add(new Option(zone.replaceAll('_', ' '), zone));
+    }
+    select.value = zone;
   });
 }
 

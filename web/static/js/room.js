@@ -14,6 +14,8 @@ const FINAL_ERRORS = {
   removed: ['You were removed', 'The mentor removed you from this session.'],
   room_full: ['The room is full', 'Everyone who can fit is already in the room.'],
   room_closed: ['The session has ended', 'The room is closed.'],
+  server_full: ['The server is full', 'Too many people are in rooms on this server right now. Try again later.'],
+  too_many_rooms: ['You are in other rooms', 'Leave one of your other rooms first.'],
   session_not_active: ['The session has ended', 'The room is not open any more.'],
   forbidden: ['You cannot join this room', 'Only the mentor and learners with a seat can join.'],
   not_authenticated: ['Please log in again', 'Your login has expired.'],
