@@ -11,6 +11,7 @@ the data folder and the config file.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -96,7 +97,7 @@ class ServerSettings(_Section):
                 raise ValueError(f"not an IP address or CIDR: {item!r}") from None
         return tuple(item.strip() for item in v)
 
-    @property
+    @functools.cached_property  # read per request behind a proxy; settings are frozen
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The trusted proxies as networks (loopback for the legacy switch alone)."""
         items = self.trusted_proxies or (

@@ -25,13 +25,12 @@ from control.services.notifications import user_channel
 from peerlearn_sfu import SfuError
 from peerlearn_sfu.protocol import parse_frame
 from web.keys import PLATFORM, SETTINGS
-from web.security import authenticate_socket, origin_allowed
+from web.security import CLOSE_SIGNED_OUT, authenticate_socket, origin_allowed
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 25.0
 QUEUE_SIZE = 200  # a client this far behind is stuck; drop it rather than grow without bound
-CLOSE_SIGNED_OUT = 4401
 SOCKETS = web.AppKey("notification_sockets", weakref.WeakSet)
 
 

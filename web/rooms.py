@@ -23,7 +23,7 @@ from peerlearn_sfu import ParticipantIdentity, RoomHooks, SfuConfig, SfuError, S
 from peerlearn_sfu.protocol import parse_frame
 from peerlearn_sfu.quotas import check_admission
 from web.keys import PLATFORM, SETTINGS, SFU
-from web.security import Identity, authenticate_socket, origin_allowed
+from web.security import CLOSE_SIGNED_OUT, Identity, authenticate_socket, origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 1024 * 1024
 CLOSE_FORBIDDEN = 4403
 CLOSE_ENDED = 4000
-CLOSE_SIGNED_OUT = 4401
 #: A join refused with one of these will not succeed by retrying on this socket.
 FINAL_JOIN_ERRORS = ("room_full", "removed", "room_closed", "server_full", "too_many_rooms")
 
@@ -153,7 +152,7 @@ ROOMS = web.AppKey("rooms", RoomDirectory)
 
 async def _authenticate(request: web.Request) -> Identity:
     """The cookie, an ``Authorization: Bearer`` header or a single-use ``?ticket=`` (never a
-    token in the URL). ``web.security.session_still_live(app, identity)`` re-checks it."""
+    token in the URL). A revocation on the bus ends the socket later (``on_user_event``)."""
     identity = await authenticate_socket(request)
     if identity is None:
         raise NotAuthenticated("log in to join this session")
@@ -216,12 +215,9 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         await ws.close(code=CLOSE_SIGNED_OUT, message=b"signed out")
 
     async def on_user_event(message: dict[str, Any]) -> None:
-        if revocation_applies(message, identity.sid):
-            reason = str(message.get("reason") or "signed_out")[:40]
-        elif message.get("type") == "account_disabled":
-            reason = "deactivated"
-        else:
+        if not revocation_applies(message, identity.sid):
             return
+        reason = str(message.get("reason") or "signed_out")[:40]
         # Not inline: the bus may be delivering inside the request that revoked.
         task = asyncio.create_task(end_signed_out(reason), name=f"room-revoke-{user.id}")
         ending.add(task)

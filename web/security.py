@@ -8,6 +8,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -16,12 +17,17 @@ from config.settings import Settings
 from control.models import User
 from web.keys import PLATFORM, SETTINGS
 
+if TYPE_CHECKING:
+    from control.platform import Platform
+
 SESSION_COOKIE = "peerlearn_session"
 CSRF_COOKIE = "peerlearn_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 #: the single-use WebSocket ticket (``POST /api/auth/ws-ticket/``) travels in this parameter
 TICKET_PARAM = "ticket"
+#: WebSocket close code when the login behind a socket ends (logout, revocation, deactivation)
+CLOSE_SIGNED_OUT = 4401
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Per-request storage: who is signed in and through which login session (set by the
 # identity middleware, None when nobody is), this request's CSRF token, and a new one to
@@ -123,10 +129,18 @@ def public_base_url(request: web.Request) -> str:
 
 def allowed_hosts(settings: Settings) -> tuple[str, ...] | None:
     """Host names served, or None for "any" (development without public_url or a list)."""
-    hosts = list(settings.server.allowed_hosts)
-    if settings.server.public_url:
-        hosts.append((urlsplit(settings.server.public_url).hostname or "").lower())
-    if not settings.is_production and not settings.server.allowed_hosts:
+    server = settings.server
+    return _allowed_hosts(server.allowed_hosts, server.public_url, settings.is_production)
+
+
+@lru_cache(maxsize=16)  # asked on every request; the settings do not change
+def _allowed_hosts(
+    listed: tuple[str, ...], public_url: str | None, production: bool
+) -> tuple[str, ...] | None:
+    hosts = list(listed)
+    if public_url:
+        hosts.append((urlsplit(public_url).hostname or "").lower())
+    if not production and not listed:
         return None
     return tuple(h for h in hosts if h)
 
@@ -188,10 +202,7 @@ async def identity_from_token(app: web.Application, token: str | None) -> Identi
         return None
     if not await platform.accounts.logins.is_live(claims.sid, claims.user_id):
         return None
-    user = await platform.accounts.get_user(claims.user_id)
-    if user is None or not user.is_active:
-        return None
-    return Identity(user, claims.sid)
+    return await _active_identity(platform, claims.user_id, claims.sid)
 
 
 async def user_from_token(request: web.Request, token: str | None) -> User | None:
@@ -226,19 +237,14 @@ async def authenticate_socket(request: web.Request) -> Identity | None:
         redeemed = await platform.accounts.logins.redeem_ticket(ticket)
         if redeemed is None:
             return None
-        user = await platform.accounts.get_user(redeemed[0])
-        return Identity(user, redeemed[1]) if user is not None and user.is_active else None
+        return await _active_identity(platform, *redeemed)
     return await resolve_identity(request)
 
 
-async def session_still_live(app: web.Application, identity: Identity) -> bool:
-    """Whether a socket's user is still signed in through the same session (not logged out,
-    revoked or deactivated): what a long-lived socket re-checks (cheap: cached)."""
-    platform = app[PLATFORM]
-    if not await platform.accounts.logins.is_live(identity.sid, identity.user.id):
-        return False
-    user = await platform.accounts.get_user(identity.user.id)
-    return user is not None and user.is_active
+async def _active_identity(platform: Platform, user_id: int, sid: str) -> Identity | None:
+    """The identity of a live session's user, if the account is still active."""
+    user = await platform.accounts.get_user(user_id)
+    return Identity(user, sid) if user is not None and user.is_active else None
 
 
 async def start_session(request: web.Request, user: User) -> str:

@@ -87,6 +87,22 @@ def login_source(ip: str) -> str:
     return str(address)
 
 
+def _invalid_token() -> ValidationFailed:
+    """The one answer to a mailed link that is unknown, used, expired or malformed."""
+    return ValidationFailed(
+        "this link is invalid or has expired",
+        code="invalid_token",
+        fields={"token": "invalid or expired"},
+    )
+
+
+def _token_hash(token: str) -> str:
+    """The stored hash of a mailed token, or :func:`_invalid_token` for a malformed one."""
+    if not token or len(token) > 200:
+        raise _invalid_token()
+    return hash_opaque_token(token)
+
+
 def clean_image(data: bytes, ext: str) -> bytes:
     """The image decoded and re-encoded without any metadata (EXIF with GPS, XMP, comments);
     the EXIF orientation is applied first so the picture stays upright."""
@@ -519,17 +535,11 @@ class AccountService:
 
     async def _peek_token(self, token: str, purpose: str) -> User:
         """The active user of an unused, unexpired token, without using it up."""
-        invalid = ValidationFailed(
-            "this link is invalid or has expired",
-            code="invalid_token",
-            fields={"token": "invalid or expired"},
-        )
-        if not token or len(token) > 200:
-            raise invalid
+        token_hash = _token_hash(token)
         async with self.db.session() as s:
             user_id = await s.scalar(
                 select(UserToken.user_id).where(
-                    UserToken.token_hash == hash_opaque_token(token),
+                    UserToken.token_hash == token_hash,
                     UserToken.purpose == purpose,
                     UserToken.used_at.is_(None),
                     UserToken.expires_at > _now(),
@@ -537,19 +547,12 @@ class AccountService:
             )
         user = await self.get_user(int(user_id or 0))
         if user is None or not user.is_active:
-            raise invalid
+            raise _invalid_token()
         return user
 
     async def _consume_token(self, token: str, purpose: str) -> User:
         """Mark the token used (atomically, so it works once) and return its active user."""
-        invalid = ValidationFailed(
-            "this link is invalid or has expired",
-            code="invalid_token",
-            fields={"token": "invalid or expired"},
-        )
-        if not token or len(token) > 200:
-            raise invalid
-        token_hash = hash_opaque_token(token)
+        token_hash = _token_hash(token)
         now = _now()
         async with self.db.transaction() as s:
             result = await s.execute(
@@ -563,13 +566,13 @@ class AccountService:
                 .values(used_at=now)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise invalid
+                raise _invalid_token()
             user_id = await s.scalar(
                 select(UserToken.user_id).where(UserToken.token_hash == token_hash)
             )
         user = await self.get_user(int(user_id or 0))
         if user is None or not user.is_active:
-            raise invalid
+            raise _invalid_token()
         return user
 
     async def _mail(self, to: str, subject: str, body: str) -> None:
@@ -748,14 +751,7 @@ class AccountService:
 
     async def confirm_email_change(self, token: str) -> User:
         """Apply a requested address change (works once); the new address counts as verified."""
-        invalid = ValidationFailed(
-            "this link is invalid or has expired",
-            code="invalid_token",
-            fields={"token": "invalid or expired"},
-        )
-        if not token or len(token) > 200:
-            raise invalid
-        token_hash = hash_opaque_token(token)
+        token_hash = _token_hash(token)
         now = _now()
         try:
             async with self.db.transaction() as s:
@@ -770,7 +766,7 @@ class AccountService:
                     .returning(EmailChange)
                 )
                 if change is None:
-                    raise invalid
+                    raise _invalid_token()
                 await s.execute(
                     update(User)
                     .where(User.id == change.user_id)
