@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -102,7 +101,7 @@ class NotificationService:
         type: str = "info",
         event: str = "general",
         link: str | None = None,
-    ) -> builtins.list[Notification]:
+    ) -> list[Notification]:
         """The same notification to several users, stored in one transaction."""
         ids = list(dict.fromkeys(user_ids))  # de-duplicate, keep order
         rows = [
@@ -117,7 +116,7 @@ class NotificationService:
             await self._push(row)
         return rows
 
-    async def list(
+    async def page_for(
         self, user_id: int, *, unread_only: bool = False, page: int = 1, per_page: int = 20
     ) -> Page[Notification]:
         """Newest first."""
@@ -134,7 +133,7 @@ class NotificationService:
                 .offset(offset)
                 .limit(limit)
             )
-            items = builtins.list(rows.all())
+            items = list(rows.all())
         return Page(items=items, total=int(total or 0), page=offset // limit + 1, per_page=limit)
 
     async def unread_count(self, user_id: int) -> int:
@@ -146,7 +145,7 @@ class NotificationService:
             )
         return int(count or 0)
 
-    async def mark_read(self, user_id: int, ids: builtins.list[int] | None) -> int:
+    async def mark_read(self, user_id: int, ids: list[int] | None) -> int:
         """Mark the given ids (only this user's) or, with None, all as read; returns how many."""
         stmt = update(Notification).where(
             Notification.user_id == user_id, Notification.is_read.is_(False)

@@ -271,7 +271,7 @@ class SessionService:
             found = {s.id: s for s in rows.unique().all()}
         return [found[sid] for sid in wanted if sid in found]
 
-    async def list(
+    async def search(
         self, filters: SessionFilters, *, page: int = 1, per_page: int = 20
     ) -> Page[Session]:
         offset, limit = page_bounds(page, per_page)

@@ -407,7 +407,7 @@ async def test_notifications_name_the_time_in_each_recipients_zone(
     )
     expected = {BERLIN: "18:00 CEST", NEW_YORK: "12:00 EDT", "UTC": "16:00 UTC"}
     for zone, fan in fans.items():
-        [note] = (await platform.notifications.list(fan.id)).items
+        [note] = (await platform.notifications.page_for(fan.id)).items
         assert note.message == f"mira scheduled “Zones” for Tue 06 Apr 2027, {expected[zone]}."
     # They book (free session), then the mentor cancels: each notice in its reader's zone.
     async with platform.db.transaction() as db:
@@ -416,7 +416,7 @@ async def test_notifications_name_the_time_in_each_recipients_zone(
         await platform.bookings.book(await web_site.user(fan.username), session.id)
     await platform.sessions.cancel(mentor, session.id)
     for zone, fan in fans.items():
-        notes = (await platform.notifications.list(fan.id)).items
+        notes = (await platform.notifications.page_for(fan.id)).items
         cancelled = [n.message for n in notes if n.event == "session_cancelled"]
         assert cancelled == [f"“Zones” on Tue 06 Apr 2027, {expected[zone]} was cancelled."]
         booked = [n.message for n in notes if n.event == "booking_confirmed"]

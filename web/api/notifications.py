@@ -80,7 +80,7 @@ async def list_notifications(
     """My notifications, newest first."""
     service = request.app[PLATFORM].notifications
     q = call.query
-    page = await service.list(
+    page = await service.page_for(
         call.me.id, unread_only=q.unread_only, page=q.page, per_page=q.per_page
     )
     return NotificationPageOut.of(

@@ -441,7 +441,8 @@ async def _detail(request: web.Request, session: Session, viewer: User | None) -
 async def list_sessions(request: web.Request, call: ApiCall[None, SessionListQuery]) -> SessionPage:
     """Search sessions (cancelled ones only when asked for by status)."""
     q = call.query
-    page = await request.app[PLATFORM].sessions.list(q.filters(), page=q.page, per_page=q.per_page)
+    sessions = request.app[PLATFORM].sessions
+    page = await sessions.search(q.filters(), page=q.page, per_page=q.per_page)
     return SessionPage.of(page, SessionOut.of)
 
 
@@ -773,7 +774,7 @@ async def admin_sessions(
 ) -> SessionPage:
     """All sessions including cancelled ones (cancel through /api/sessions/{id}/cancel/)."""
     q = call.query
-    page = await request.app[PLATFORM].sessions.list(
+    page = await request.app[PLATFORM].sessions.search(
         q.filters(include_cancelled=True), page=q.page, per_page=q.per_page
     )
     return SessionPage.of(page, SessionOut.of)

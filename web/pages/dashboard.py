@@ -121,7 +121,7 @@ async def learner_overview(request: web.Request, user: User) -> Ctx:
     ]
     recent = [{**item, "at": _parse_time(item.get("at"))}
               for item in stats["recent_activity"][:8]]
-    activity = (await platform.notifications.list(user.id, page=1, per_page=6)).items
+    activity = (await platform.notifications.page_for(user.id, page=1, per_page=6)).items
     return {"cards": cards, "upcoming": upcoming[:5], "activity": activity, "recent": recent}
 
 
@@ -173,7 +173,7 @@ async def mentor_overview(request: web.Request, user: User) -> Ctx:
     sessions = await platform.sessions.for_mentor(user.id)
     upcoming = sorted((s for s in sessions if s.status in ("scheduled", "active")),
                       key=lambda s: s.schedule)[:5]
-    activity = (await platform.notifications.list(user.id, page=1, per_page=8)).items
+    activity = (await platform.notifications.page_for(user.id, page=1, per_page=8)).items
     return {"cards": cards, "upcoming": upcoming, "activity": activity}
 
 
@@ -279,7 +279,7 @@ async def admin_overview(request: web.Request, user: User) -> Ctx:
              + stats["bookings_by_status"]["completed"]),
         Card("Revenue (paid)", stats["revenue"], "money"),
     ]
-    live = (await platform.sessions.list(SessionFilters(status="active"),
+    live = (await platform.sessions.search(SessionFilters(status="active"),
                                          page=1, per_page=10)).items
     return {"cards": cards, "live": live, "top_mentors": stats["top_mentors"]}
 
@@ -303,7 +303,7 @@ async def admin_sessions(request: web.Request, user: User) -> Ctx:
     status = request.query.get("status", "")
     filters = SessionFilters(q=q or None, status=status if status in STATUSES else None,
                              include_cancelled=True)
-    result = await platform_of(request).sessions.list(
+    result = await platform_of(request).sessions.search(
         filters, page=query_int(request, "page"), per_page=20)
     values = {"q": q, "status": status}
     return {"result": result, "filters": values, "query": {k: v for k, v in values.items() if v}}
@@ -372,7 +372,7 @@ async def live_rooms(request: web.Request) -> list[LiveRoom]:
     """Every active session, plus any SFU room without one, with the room's stats."""
     sfu = request.app.get(SFU)
     rooms: dict[str, Any] = sfu.stats().get("rooms", {}) if sfu is not None else {}
-    active = (await platform_of(request).sessions.list(
+    active = (await platform_of(request).sessions.search(
         SessionFilters(status="active"), page=1, per_page=100)).items
     out = [LiveRoom(str(s.id), s, participant_rows(rooms.get(str(s.id), {}))) for s in active]
     known = {room.room_id for room in out}

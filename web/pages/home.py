@@ -16,7 +16,7 @@ routes = web.RouteTableDef()
 async def landing(request: web.Request) -> web.StreamResponse:
     platform = platform_of(request)
     upcoming = await platform.sessions.upcoming(6)
-    live = (await platform.sessions.list(SessionFilters(status="active"), page=1,
+    live = (await platform.sessions.search(SessionFilters(status="active"), page=1,
                                          per_page=3)).items
     return await render(request, "landing.html", {"upcoming": upcoming, "live": live})
 
@@ -34,7 +34,7 @@ async def recommendations(request: web.Request) -> web.StreamResponse:
 @routes.get("/notifications/")
 async def notifications(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
-    result = await platform_of(request).notifications.list(
+    result = await platform_of(request).notifications.page_for(
         user.id, page=query_int(request, "page"), per_page=20
     )
     return await render(request, "notifications.html", {"result": result})

@@ -126,7 +126,7 @@ async def _unread(request: web.Request, user: Any) -> tuple[int, list[Any]]:
     platform = request.app[PLATFORM]
     try:
         count = await platform.notifications.unread_count(user.id)
-        latest = await platform.notifications.list(user.id, page=1, per_page=6)
+        latest = await platform.notifications.page_for(user.id, page=1, per_page=6)
         return int(count), list(latest.items)
     except Exception:  # the header must render even if notifications are broken
         log.exception("could not load notifications for the header")

@@ -88,7 +88,7 @@ async def browse_context(request: web.Request) -> dict[str, Any]:
     page = query_int(request, "page")
     if page > MAX_PAGE:
         raise ValidationFailed("that page number is out of range", code="invalid_page")
-    result = await platform_of(request).sessions.list(filters, page=page, per_page=PER_PAGE)
+    result = await platform_of(request).sessions.search(filters, page=page, per_page=PER_PAGE)
     query = {k: v for k, v in values.items() if v}
     return {"filters": values, "result": result, "query": query}
 
