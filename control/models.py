@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -61,6 +62,44 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class Role(StrEnum):
+    MENTOR = "mentor"
+    LEARNER = "learner"
+    ADMIN = "admin"
+
+
+class SessionStatus(StrEnum):
+    """scheduled → active → completed, or scheduled → cancelled (SessionService._transition)."""
+
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class BookingStatus(StrEnum):
+    """pending (payment on hold) → confirmed → completed, or → cancelled."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class PaymentStatus(StrEnum):
+    NOT_REQUIRED = "not_required"
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+
+
+def _one_of(column: str, values: type[StrEnum], name: str) -> CheckConstraint:
+    """The CHECK constraint that keeps ``column`` to the enum's values (names as migrated)."""
+    listed = ", ".join(f"'{v.value}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -87,11 +126,15 @@ class User(Base):
     # IANA zone name (control/timezones.py) for reading and showing this user's local times.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
-    __table_args__ = (CheckConstraint("role IN ('mentor', 'learner', 'admin')", name="role"),)
+    __table_args__ = (_one_of("role", Role, "role"),)
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
+
+    @property
+    def is_mentor(self) -> bool:
+        return self.role == Role.MENTOR
 
     @property
     def display_name(self) -> str:
@@ -123,9 +166,7 @@ class Session(Base):
     mentor: Mapped[User] = relationship(lazy="joined")
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('scheduled', 'active', 'completed', 'cancelled')", name="status"
-        ),
+        _one_of("status", SessionStatus, "status"),
         CheckConstraint("max_participants BETWEEN 1 AND 10", name="max_participants"),
         CheckConstraint(
             "current_participants >= 0 AND current_participants <= max_participants",
@@ -138,6 +179,21 @@ class Session(Base):
     @property
     def seats_left(self) -> int:
         return max(0, self.max_participants - self.current_participants)
+
+    @property
+    def ends_at(self) -> datetime:
+        """When the session is scheduled to end (its room may close earlier or later)."""
+        return self.schedule + timedelta(minutes=self.duration)
+
+    @property
+    def is_open(self) -> bool:
+        """Not yet over: scheduled or running."""
+        return self.status in (SessionStatus.SCHEDULED, SessionStatus.ACTIVE)
+
+    @property
+    def accepts_feedback(self) -> bool:
+        """Ratings are taken from the moment the room opens."""
+        return self.status in (SessionStatus.ACTIVE, SessionStatus.COMPLETED)
 
 
 class Booking(Base):
@@ -165,18 +221,32 @@ class Booking(Base):
 
     __table_args__ = (
         UniqueConstraint("learner_id", "session_id", name="uq_bookings_learner_session"),
-        CheckConstraint(
-            "status IN ('pending', 'confirmed', 'cancelled', 'completed')", name="status"
-        ),
-        CheckConstraint(
-            "payment_status IN ('not_required', 'pending', 'paid', 'failed', 'refunded')",
-            name="payment_status",
-        ),
+        _one_of("status", BookingStatus, "status"),
+        _one_of("payment_status", PaymentStatus, "payment_status"),
     )
 
     @property
     def holds_seat(self) -> bool:
-        return self.status in ("pending", "confirmed", "completed")
+        """Counted in the session's ``current_participants``."""
+        return self.status in SEAT_STATUSES or self.status == BookingStatus.COMPLETED
+
+    @property
+    def is_kept(self) -> bool:
+        """Still on: pending or confirmed (cancelling and holds' expiry release these)."""
+        return self.status in SEAT_STATUSES
+
+    @property
+    def is_attendee(self) -> bool:
+        """Let into the room and allowed to rate: confirmed, or completed after the session."""
+        return self.status in (BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
+
+    def is_upcoming(self, now: datetime) -> bool:
+        """Kept, and its session neither closed nor past its scheduled end."""
+        return self.is_kept and self.session.is_open and self.session.ends_at >= now
+
+
+# Bookings that can still be cancelled or expire, and so release a seat.
+SEAT_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED)
 
 
 class Feedback(Base):

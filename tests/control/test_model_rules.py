@@ -1,0 +1,92 @@
+"""The rules that live on the models, checked without a database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from control.models import Booking, BookingStatus, Session, SessionStatus
+
+NOW = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def session(status: SessionStatus = SessionStatus.SCHEDULED, starts_in: int = 60) -> Session:
+    return Session(
+        id=uuid.uuid4(),
+        title="t",
+        description="d",
+        mentor_id=1,
+        schedule=NOW + timedelta(minutes=starts_in),
+        duration=60,
+        status=status,
+        max_participants=10,
+        current_participants=0,
+    )
+
+
+def booking(status: BookingStatus, of: Session) -> Booking:
+    b = Booking(learner_id=2, session_id=of.id, status=status)
+    b.session = of
+    return b
+
+
+def test_ends_at_is_schedule_plus_duration() -> None:
+    s = session(starts_in=0)
+    assert s.ends_at == NOW + timedelta(minutes=60)
+
+
+@pytest.mark.parametrize(
+    ("status", "open_", "feedback"),
+    [
+        (SessionStatus.SCHEDULED, True, False),
+        (SessionStatus.ACTIVE, True, True),
+        (SessionStatus.COMPLETED, False, True),
+        (SessionStatus.CANCELLED, False, False),
+    ],
+)
+def test_session_status_rules(status: SessionStatus, open_: bool, feedback: bool) -> None:
+    s = session(status)
+    assert (s.is_open, s.accepts_feedback) == (open_, feedback)
+
+
+@pytest.mark.parametrize(
+    ("status", "kept", "attendee", "seat"),
+    [
+        (BookingStatus.PENDING, True, False, True),
+        (BookingStatus.CONFIRMED, True, True, True),
+        (BookingStatus.COMPLETED, False, True, True),
+        (BookingStatus.CANCELLED, False, False, False),
+    ],
+)
+def test_booking_status_rules(
+    status: BookingStatus, kept: bool, attendee: bool, seat: bool
+) -> None:
+    b = booking(status, session())
+    assert (b.is_kept, b.is_attendee, b.holds_seat) == (kept, attendee, seat)
+
+
+@pytest.mark.parametrize(
+    ("booking_status", "session_status", "starts_in", "upcoming"),
+    [
+        (BookingStatus.CONFIRMED, SessionStatus.SCHEDULED, 60, True),
+        (BookingStatus.PENDING, SessionStatus.SCHEDULED, 60, True),
+        (BookingStatus.CONFIRMED, SessionStatus.ACTIVE, -30, True),
+        # Scheduled but past its end (the mentor never came): no longer upcoming.
+        (BookingStatus.CONFIRMED, SessionStatus.SCHEDULED, -61, False),
+        (BookingStatus.CONFIRMED, SessionStatus.ACTIVE, -61, False),
+        (BookingStatus.CANCELLED, SessionStatus.SCHEDULED, 60, False),
+        (BookingStatus.COMPLETED, SessionStatus.COMPLETED, -90, False),
+        (BookingStatus.CONFIRMED, SessionStatus.CANCELLED, 60, False),
+    ],
+)
+def test_is_upcoming(
+    booking_status: BookingStatus, session_status: SessionStatus, starts_in: int, upcoming: bool
+) -> None:
+    assert booking(booking_status, session(session_status, starts_in)).is_upcoming(NOW) is upcoming
+
+
+def test_statuses_compare_as_the_stored_strings() -> None:
+    assert SessionStatus.ACTIVE == "active"
+    assert f"{BookingStatus.CONFIRMED}" == "confirmed"
