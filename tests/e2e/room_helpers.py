@@ -1,5 +1,5 @@
 """Room steps shared by the browser tests: a live session, entering the room, waiting
-until the browser decodes the others' forwarded video, chatting."""
+until the browser decodes the others' forwarded video, chatting, and the journeys' room."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from control.platform import Platform
-from e2e.conftest import BrowserPage, LiveServer, TestUser
+from tests.e2e.harness import BrowserPage, LiveServer, TestUser
 
 # Inbound video per browser, from the subscribe connection's own statistics.
 INBOUND_VIDEO_JS = """async () => {
@@ -62,9 +62,14 @@ def live_session(
     async def make(platform: Platform) -> str:
         owner = await platform.accounts.get_user(mentor.id)
         session = await platform.sessions.create(
-            owner, title="Live room test", description="Cameras on.",
-            schedule=datetime.now(UTC) + timedelta(minutes=10), duration=60,
-            max_participants=max(1, len(learners)), skills_required=["WebRTC"], price=0,
+            owner,
+            title="Live room test",
+            description="Cameras on.",
+            schedule=datetime.now(UTC) + timedelta(minutes=10),
+            duration=60,
+            max_participants=max(1, len(learners)),
+            skills_required=["WebRTC"],
+            price=0,
         )
         for learner in learners:
             await platform.bookings.book(await platform.accounts.get_user(learner.id), session.id)
@@ -107,3 +112,26 @@ def send_chat(bp: BrowserPage, text: str) -> None:
     box = bp.page.get_by_label("Message to everyone")
     box.fill(text)
     box.press("Enter")
+
+
+def room_steps(
+    live_server: LiveServer,
+    mentor_page: BrowserPage,
+    learner_page: BrowserPage,
+    session_id: str,
+    learner: TestUser,
+) -> None:
+    """The journey's room: both follow "Join room" from the session page, see each other's
+    video (decoded in the browser) and chat. They stay in the room for the mentor's end."""
+    for bp in (mentor_page, learner_page):
+        bp.page.get_by_role("link", name="Join room").click()
+        bp.page.wait_for_url(f"**/sessions/{session_id}/room")
+        join_from_lobby(bp)
+    for bp in (mentor_page, learner_page):
+        wait_decoding(bp, others=1)
+    send_chat(learner_page, "Hi! Can we start with the lexer?")
+    expect(mentor_page.page.locator(".chat-text").last).to_have_text(
+        "Hi! Can we start with the lexer?"
+    )
+    for bp in (mentor_page, learner_page):
+        bp.shot("room")

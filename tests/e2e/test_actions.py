@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from e2e.conftest import BrowserPage
-from e2e.room_helpers import enter_room, wait_decoding
-from e2e.seed import EXTRA_TOPICS, as_user
+from tests.e2e.harness import BrowserPage
+from tests.e2e.room_helpers import enter_room, wait_decoding
+from tests.e2e.seed import EXTRA_TOPICS, as_user
 
 pytestmark = pytest.mark.browser
 
 
 def tiny_png(path: Path, rgb: tuple[int, int, int] = (79, 70, 229), size: int = 8) -> Path:
     """A valid PNG of one colour (no imaging library needed)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
@@ -49,8 +50,9 @@ def accept_dialogs(bp: BrowserPage) -> list[str]:
     return seen
 
 
-def test_browse_filters_and_pages(world: dict[str, Any],
-                                  new_page: Callable[..., BrowserPage]) -> None:
+def test_browse_filters_and_pages(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage]
+) -> None:
     bp = new_page("anon")
     page = bp.page
     joan = world["users"]["joan"].username
@@ -98,8 +100,9 @@ def test_browse_filters_and_pages(world: dict[str, Any],
     expect(page.locator(".empty")).to_contain_text("No sessions match")
 
 
-def test_paid_booking_confirmed_by_the_mentor(world: dict[str, Any],
-                                              new_page: Callable[..., BrowserPage]) -> None:
+def test_paid_booking_confirmed_by_the_mentor(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage]
+) -> None:
     learner = new_page("kim", user=as_user(world, "kim"))
     confirms = accept_dialogs(learner)
     page = learner.page
@@ -133,8 +136,9 @@ def test_paid_booking_confirmed_by_the_mentor(world: dict[str, Any],
     expect(past.locator("tr", has_text="Cryptography for beginners")).to_contain_text("Cancelled")
 
 
-def test_profile_picture_and_following(world: dict[str, Any], tmp_path: Path,
-                                       new_page: Callable[..., BrowserPage]) -> None:
+def test_profile_picture_and_following(
+    world: dict[str, Any], tmp_path: Path, new_page: Callable[..., BrowserPage]
+) -> None:
     sam = as_user(world, "sam")
     ada = world["users"]["ada"]
     bp = new_page("sam", user=sam)
@@ -145,8 +149,9 @@ def test_profile_picture_and_following(world: dict[str, Any], tmp_path: Path,
     expect(page.locator("[data-flash]")).to_have_text("Profile picture updated.")
     header_avatar = page.locator(".avatar-link img.avatar")
     expect(header_avatar).to_have_attribute("src", re.compile(r"^/media/avatars/.+\.png$"))
-    page.wait_for_function("img => img.complete && img.naturalWidth === 8",
-                           arg=header_avatar.element_handle())
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 8", arg=header_avatar.element_handle()
+    )
     bp.shot("picture")
 
     (tmp_path / "fake.png").write_text("not really an image")
@@ -163,8 +168,7 @@ def test_profile_picture_and_following(world: dict[str, Any], tmp_path: Path,
     expect(page.locator(".review").first).to_be_visible()
     expect(page.locator(".detail-side")).to_contain_text("Algorithms workshop")
     page.get_by_role("button", name="Follow").click()
-    expect(page.get_by_role("button", name="Following ✓")).to_have_attribute("aria-pressed",
-                                                                              "true")
+    expect(page.get_by_role("button", name="Following ✓")).to_have_attribute("aria-pressed", "true")
     page.get_by_role("link", name=re.compile(r"\d+ followers")).click()
     expect(page.locator(".card", has_text="Sam Okafor")).to_be_visible()
     bp.shot("followers")
@@ -185,17 +189,20 @@ def test_profile_picture_upload_without_javascript(
     page = bp.page
     bp.goto("/profile/")
     page.get_by_label("Choose an image").set_input_files(
-        str(tiny_png(tmp_path / "plain.png", (16, 185, 129))))
+        str(tiny_png(tmp_path / "plain.png", (16, 185, 129)))
+    )
     page.get_by_role("button", name="Upload").click()
     page.wait_for_url("**/profile/")
     expect(page.locator("[data-flash]")).to_have_text("Profile picture updated.")
     expect(page.locator(".avatar-preview img.avatar")).to_have_attribute(
-        "src", re.compile(r"^/media/avatars/.+\.png$"))
+        "src", re.compile(r"^/media/avatars/.+\.png$")
+    )
     bp.shot("uploaded-without-javascript")
 
 
-def test_admin_manages_users_and_sessions(world: dict[str, Any],
-                                          new_page: Callable[..., BrowserPage]) -> None:
+def test_admin_manages_users_and_sessions(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage]
+) -> None:
     admin = new_page("admin", user=as_user(world, "admin"))
     accept_dialogs(admin)
     page = admin.page
@@ -239,8 +246,9 @@ def test_admin_manages_users_and_sessions(world: dict[str, Any],
     admin.shot("session-cancelled")
 
 
-def test_admin_control_shows_live_room_stats(world: dict[str, Any],
-                                             new_page: Callable[..., BrowserPage]) -> None:
+def test_admin_control_shows_live_room_stats(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage]
+) -> None:
     """With a mentor and a learner in the seeded live room, Admin Control lists both with
     the SFU's figures for them (read from the app's SFU object)."""
     live = str(world["sessions"]["live"])

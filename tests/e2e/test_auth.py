@@ -8,28 +8,35 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import expect
 
-from e2e.conftest import BrowserPage, LiveServer, TestUser, login_via_form
+from tests.e2e.harness import BrowserPage, LiveServer, TestUser, login_via_form
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.mark.parametrize(("role", "first_tab"), [
-    ("learner", "Browse Sessions"), ("mentor", "Create Session"), ("admin", "User Management"),
-])
+@pytest.mark.parametrize(
+    ("role", "first_tab"),
+    [
+        ("learner", "Browse Sessions"),
+        ("mentor", "Create Session"),
+        ("admin", "User Management"),
+    ],
+)
 def test_each_role_lands_on_its_dashboard(
-    new_page: Callable[..., BrowserPage], make_user: Callable[..., TestUser],
-    role: str, first_tab: str,
+    new_page: Callable[..., BrowserPage],
+    make_user: Callable[..., TestUser],
+    role: str,
+    first_tab: str,
 ) -> None:
     bp = new_page(role)
     login_via_form(bp, make_user(role))
-    expect(bp.page.locator(".eyebrow").first).to_have_text(f"{role} dashboard",
-                                                           ignore_case=True)
+    expect(bp.page.locator(".eyebrow").first).to_have_text(f"{role} dashboard", ignore_case=True)
     expect(bp.page.locator("nav.tabs")).to_contain_text(first_tab)
     bp.shot("landed")
 
 
-def test_login_returns_to_the_page_asked_for(new_page: Callable[..., BrowserPage],
-                                             make_user: Callable[..., TestUser]) -> None:
+def test_login_returns_to_the_page_asked_for(
+    new_page: Callable[..., BrowserPage], make_user: Callable[..., TestUser]
+) -> None:
     user = make_user("learner")
     bp = new_page()
     bp.goto("/recommendations/")
@@ -54,7 +61,8 @@ def test_logout(new_page: Callable[..., BrowserPage], make_user: Callable[..., T
 
 
 def test_password_reset_through_the_mailed_link(
-    live_server: LiveServer, new_page: Callable[..., BrowserPage],
+    live_server: LiveServer,
+    new_page: Callable[..., BrowserPage],
     make_user: Callable[..., TestUser],
 ) -> None:
     user = make_user("learner")
@@ -88,7 +96,8 @@ def test_password_reset_through_the_mailed_link(
 
 
 def test_email_verification_and_resend(
-    live_server: LiveServer, new_page: Callable[..., BrowserPage],
+    live_server: LiveServer,
+    new_page: Callable[..., BrowserPage],
     make_user: Callable[..., TestUser],
 ) -> None:
     user = make_user("mentor")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from e2e.conftest import BrowserPage
-from e2e.seed import as_user
+from tests.e2e.harness import BrowserPage
+from tests.e2e.seed import as_user
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,35 @@ TABS = {
     "ada": ["overview", "sessions", "create", "requests", "analytics", "earnings"],
     "admin": ["overview", "users", "sessions", "analytics", "control"],
 }
+TAB_CASES = [(who, tab) for who, tabs in TABS.items() for tab in tabs]
 EYEBROW = {"lin": "Learner dashboard", "ada": "Mentor dashboard", "admin": "Admin dashboard"}
+#: the pages outside the dashboard, by who opens them ("anon": nobody signed in); paths are
+#: formatted with the seeded world's session ids and ``ada`` (her username)
+OTHER_PAGES = {
+    "anon": {
+        "landing": "/",
+        "login": "/auth/login/",
+        "register": "/auth/register/",
+        "reset": "/auth/password-reset/",
+        "browse": "/sessions/",
+        "portfolio": "/profile/{ada}/",
+        "session-anon": "/sessions/{free}/",
+    },
+    "lin": {
+        "session-detail": "/sessions/{free}/",
+        "session-pending": "/sessions/{paid}/",
+        "session-live": "/sessions/{live}/",
+        "feedback": "/sessions/{done}/feedback/",
+        "recommendations": "/recommendations/",
+        "profile": "/profile/",
+        "followers": "/profile/{ada}/followers/",
+        "notifications": "/notifications/",
+    },
+}
+PAGE_CASES = [
+    (who, step, path) for who, pages in OTHER_PAGES.items() for step, path in pages.items()
+]
+VIEWPORTS = pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
 
 
 def fits_width(bp: BrowserPage, phone: bool) -> None:
@@ -49,27 +77,28 @@ def all_tabs_visible(bp: BrowserPage) -> None:
         assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= viewport["width"]
 
 
-@pytest.mark.parametrize("who", ["lin", "ada", "admin"])
-def test_every_dashboard_tab(world: dict[str, Any], new_page: Callable[..., BrowserPage],
-                             who: str) -> None:
+@VIEWPORTS
+@pytest.mark.parametrize(("who", "tab"), TAB_CASES, ids=[f"{w}-{t}" for w, t in TAB_CASES])
+def test_every_dashboard_tab(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage], who: str, tab: str, phone: bool
+) -> None:
     user = as_user(world, who)
-    for phone in (False, True):
-        bp = new_page("phone" if phone else "desktop", user=user, phone=phone)
-        for tab in TABS[who]:
-            response = bp.goto(f"/dashboard/?tab={tab}")
-            assert response.status == 200, (who, tab)
-            current = bp.page.locator('nav.tabs a[aria-current="page"]')
-            assert current.get_attribute("href") == f"/dashboard/?tab={tab}"
-            assert bp.page.locator(".eyebrow").first.inner_text().lower() == EYEBROW[who].lower()
-            assert bp.page.locator("h1").first.is_visible()
-            bp.shot(f"{user.role}-{tab}")
-            fits_width(bp, phone)
-            all_tabs_visible(bp)
-            inputs_labelled(bp)
+    bp = new_page("phone" if phone else "desktop", user=user, phone=phone)
+    response = bp.goto(f"/dashboard/?tab={tab}")
+    assert response.status == 200, (who, tab)
+    current = bp.page.locator('nav.tabs a[aria-current="page"]')
+    assert current.get_attribute("href") == f"/dashboard/?tab={tab}"
+    assert bp.page.locator(".eyebrow").first.inner_text().lower() == EYEBROW[who].lower()
+    assert bp.page.locator("h1").first.is_visible()
+    bp.shot(f"{user.role}-{tab}")
+    fits_width(bp, phone)
+    all_tabs_visible(bp)
+    inputs_labelled(bp)
 
 
-def test_learner_tabs_show_the_seeded_data(world: dict[str, Any],
-                                           new_page: Callable[..., BrowserPage]) -> None:
+def test_learner_tabs_show_the_seeded_data(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage]
+) -> None:
     bp = new_page(user=as_user(world, "lin"))
     page = bp.page
     bp.goto("/dashboard/")
@@ -78,7 +107,8 @@ def test_learner_tabs_show_the_seeded_data(world: dict[str, Any],
     bp.goto("/dashboard/?tab=bookings")
     live = page.locator("tr", has_text="Number theory live")
     assert live.get_by_role("link", name="Join room").get_attribute("href") == (
-        f"/sessions/{world['sessions']['live']}/room")
+        f"/sessions/{world['sessions']['live']}/room"
+    )
     pending = page.locator("tr", has_text="Python code review clinic")
     assert "$25.00 due" in pending.inner_text()
     assert pending.get_by_role("button", name="Cancel").is_visible()
@@ -94,12 +124,13 @@ def test_learner_tabs_show_the_seeded_data(world: dict[str, Any],
         assert card.locator(".reason").inner_text().strip()
     # Already booked sessions are not suggested again.
     for booked in ("free", "paid", "live"):
-        href = f'/sessions/{world["sessions"][booked]}/'
+        href = f"/sessions/{world['sessions'][booked]}/"
         assert page.locator(f'.session-card a[href="{href}"]').count() == 0, booked
 
 
-def test_mentor_tabs_show_the_seeded_data(world: dict[str, Any],
-                                          new_page: Callable[..., BrowserPage]) -> None:
+def test_mentor_tabs_show_the_seeded_data(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage]
+) -> None:
     bp = new_page(user=as_user(world, "ada"))
     page = bp.page
     bp.goto("/dashboard/")
@@ -107,8 +138,9 @@ def test_mentor_tabs_show_the_seeded_data(world: dict[str, Any],
     assert earnings.inner_text() == "$65.00"  # two paid seats of "Sorting" + one of the clinic
     assert "4.0" in page.locator(".stat", has_text="Average rating").inner_text()
     bp.goto("/dashboard/?tab=requests")
-    assert page.locator("tr", has_text="Lin Chen").get_by_role(
-        "button", name="Mark paid").is_visible()
+    assert (
+        page.locator("tr", has_text="Lin Chen").get_by_role("button", name="Mark paid").is_visible()
+    )
     bp.goto("/dashboard/?tab=analytics")
     charts = page.locator("svg.chart")
     assert charts.count() == 2
@@ -132,14 +164,19 @@ def test_mentor_tabs_show_the_seeded_data(world: dict[str, Any],
     assert page.locator("svg.chart rect.chart-bar").count() >= 1
 
 
-def test_admin_tabs_show_the_seeded_data(world: dict[str, Any],
-                                         new_page: Callable[..., BrowserPage]) -> None:
+def test_admin_tabs_show_the_seeded_data(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage]
+) -> None:
     bp = new_page(user=as_user(world, "admin"))
     page = bp.page
     bp.goto("/dashboard/?tab=analytics")
     titles = page.locator("svg.chart > title").all_text_contents()
-    assert titles == ["New accounts per week", "Bookings per week", "Sessions by status",
-                      "Accounts by role"]
+    assert titles == [
+        "New accounts per week",
+        "Bookings per week",
+        "Sessions by status",
+        "Accounts by role",
+    ]
     bp.goto("/dashboard/?tab=control")
     room = page.locator(f'[data-room="{world["sessions"]["live"]}"]')
     assert "Number theory live" in room.inner_text()
@@ -153,8 +190,9 @@ def test_admin_tabs_show_the_seeded_data(world: dict[str, Any],
     assert "********" in section("server").inner_text()
 
 
-def test_tabs_are_keyboard_usable(world: dict[str, Any],
-                                  new_page: Callable[..., BrowserPage]) -> None:
+def test_tabs_are_keyboard_usable(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage]
+) -> None:
     bp = new_page(user=as_user(world, "ada"))
     bp.goto("/dashboard/")
     bp.page.locator('nav.tabs a[href="/dashboard/?tab=analytics"]').focus()
@@ -164,38 +202,42 @@ def test_tabs_are_keyboard_usable(world: dict[str, Any],
     assert bp.page.locator("svg.chart title").first.text_content() == "Rating distribution"
 
 
-@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
-def test_other_pages(world: dict[str, Any], new_page: Callable[..., BrowserPage],
-                     phone: bool) -> None:
+@VIEWPORTS
+@pytest.mark.parametrize(
+    ("who", "step", "path"), PAGE_CASES, ids=[f"{who}-{step}" for who, step, _ in PAGE_CASES]
+)
+def test_other_page_fits_and_is_labelled(
+    world: dict[str, Any],
+    new_page: Callable[..., BrowserPage],
+    who: str,
+    step: str,
+    path: str,
+    phone: bool,
+) -> None:
+    user = None if who == "anon" else as_user(world, who)
+    bp = new_page(who, user=user, phone=phone)
+    url = path.format(ada=world["users"]["ada"].username, **world["sessions"])
+    assert bp.goto(url).status == 200, url
+    fits_width(bp, phone)
+    inputs_labelled(bp)
+    bp.shot(step)
+
+
+@VIEWPORTS
+def test_landing_navigation_and_notifications(
+    world: dict[str, Any], new_page: Callable[..., BrowserPage], phone: bool
+) -> None:
     sessions = world["sessions"]
-    ada = world["users"]["ada"].username
     anon = new_page("anon", phone=phone)
-    for step, path in [("landing", "/"), ("login", "/auth/login/"),
-                       ("register", "/auth/register/"), ("reset", "/auth/password-reset/"),
-                       ("browse", "/sessions/"), ("portfolio", f"/profile/{ada}/"),
-                       ("session-anon", f"/sessions/{sessions['free']}/")]:
-        assert anon.goto(path).status == 200, path
-        fits_width(anon, phone)
-        inputs_labelled(anon)
-        anon.shot(step)
     anon.goto("/")
     live = anon.page.locator("section", has=anon.page.get_by_role("heading", name="Live now"))
-    live_href = f'/sessions/{sessions["live"]}/'
+    live_href = f"/sessions/{sessions['live']}/"
     expect(live.locator(f'.session-card a[href="{live_href}"]')).to_be_visible()
     expect(anon.page.get_by_role("link", name="Become a mentor")).to_have_attribute(
-        "href", "/auth/register/?role=mentor")
+        "href", "/auth/register/?role=mentor"
+    )
     learner = new_page("learner", user=as_user(world, "lin"), phone=phone)
-    for step, path in [("session-detail", f"/sessions/{sessions['free']}/"),
-                       ("session-pending", f"/sessions/{sessions['paid']}/"),
-                       ("session-live", f"/sessions/{sessions['live']}/"),
-                       ("feedback", f"/sessions/{sessions['done']}/feedback/"),
-                       ("recommendations", "/recommendations/"), ("profile", "/profile/"),
-                       ("followers", f"/profile/{ada}/followers/"),
-                       ("notifications", "/notifications/")]:
-        assert learner.goto(path).status == 200, path
-        fits_width(learner, phone)
-        inputs_labelled(learner)
-        learner.shot(step)
+    learner.goto("/notifications/")  # a page with the notification bell and a list to match
     nav = learner.page.get_by_role("navigation", name="Main")
     if phone:  # the main navigation folds behind a button
         expect(nav.get_by_role("link", name="For you")).to_be_hidden()
@@ -212,8 +254,7 @@ def test_other_pages(world: dict[str, Any], new_page: Callable[..., BrowserPage]
     expect(panel.locator(".notif-item").first).to_be_visible()
     learner.shot("notification-dropdown", full_page=False)
     # The live notification socket counts as a request, and stays on our origin.
-    assert any(url.startswith("ws://") and "/ws/notifications/" in url
-               for url in learner.requests)
+    assert any(url.startswith("ws://") and "/ws/notifications/" in url for url in learner.requests)
     for bp in (anon, learner):
         assert bp.foreign_requests() == []
         assert bp.real_console_errors() == []

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from control.platform import Platform
-from e2e.conftest import PASSWORD, BrowserPage, LiveServer, TestUser
+from tests.e2e.harness import PASSWORD, BrowserPage, LiveServer, TestUser
 
 pytestmark = pytest.mark.browser
 
@@ -23,8 +23,9 @@ def field_error(bp: BrowserPage, name: str) -> str:
     return error.inner_text()
 
 
-def test_register_and_login_errors(new_page: Callable[..., BrowserPage],
-                                   make_user: Callable[..., TestUser]) -> None:
+def test_register_and_login_errors(
+    new_page: Callable[..., BrowserPage], make_user: Callable[..., TestUser]
+) -> None:
     taken = make_user("learner")
     bp = new_page("anon")
     page = bp.page
@@ -66,8 +67,9 @@ def test_register_and_login_errors(new_page: Callable[..., BrowserPage],
     bp.shot("login-error")
 
 
-def test_session_profile_and_reset_forms(new_page: Callable[..., BrowserPage],
-                                         make_user: Callable[..., TestUser]) -> None:
+def test_session_profile_and_reset_forms(
+    new_page: Callable[..., BrowserPage], make_user: Callable[..., TestUser]
+) -> None:
     mentor = new_page("mentor", user=make_user("mentor"))
     page = mentor.page
     mentor.goto("/dashboard/?tab=create")
@@ -104,8 +106,9 @@ def test_session_profile_and_reset_forms(new_page: Callable[..., BrowserPage],
     anon.shot("reset-bad-token")
 
 
-def test_forms_work_from_the_keyboard(new_page: Callable[..., BrowserPage],
-                                      make_user: Callable[..., TestUser]) -> None:
+def test_forms_work_from_the_keyboard(
+    new_page: Callable[..., BrowserPage], make_user: Callable[..., TestUser]
+) -> None:
     bp = new_page("anon")
     page = bp.page
     bp.goto("/auth/register/")
@@ -128,14 +131,17 @@ def test_forms_work_from_the_keyboard(new_page: Callable[..., BrowserPage],
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
 
 
-def test_forged_csrf_token_is_refused(live_server: LiveServer,
-                                      new_page: Callable[..., BrowserPage],
-                                      make_user: Callable[..., TestUser]) -> None:
+def test_forged_csrf_token_is_refused(
+    live_server: LiveServer,
+    new_page: Callable[..., BrowserPage],
+    make_user: Callable[..., TestUser],
+) -> None:
     user = make_user("learner")
     bp = new_page("learner", user=user)
     bp.goto("/profile/")
     bp.page.locator('form[action="/profile/"] input[name="csrf_token"]').evaluate(
-        "input => { input.value = 'forged' }")
+        "input => { input.value = 'forged' }"
+    )
     bp.page.get_by_label("Bio").fill("should not be saved")
     bp.page.get_by_role("button", name="Save profile").click()
     expect(bp.page.locator(".error-code")).to_have_text("403")

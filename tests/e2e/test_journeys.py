@@ -14,7 +14,8 @@ import pytest
 from playwright.sync_api import expect
 
 from control.platform import Platform
-from e2e.conftest import PASSWORD, BrowserPage, LiveServer, TestUser, room_steps
+from tests.e2e.harness import PASSWORD, BrowserPage, LiveServer, TestUser
+from tests.e2e.room_helpers import room_steps
 from web.keys import RECOMMENDER
 
 pytestmark = pytest.mark.browser
@@ -47,8 +48,9 @@ def user_id(live_server: LiveServer, username: str) -> int:
     return live_server.call(find)
 
 
-def check_calendar_file(bp: BrowserPage, session_id: str, title: str, start: datetime,
-                        minutes: int) -> None:
+def check_calendar_file(
+    bp: BrowserPage, session_id: str, title: str, start: datetime, minutes: int
+) -> None:
     """The .ics link answers a valid iCalendar event for the booked session (RFC 5545)."""
     link = bp.page.get_by_role("link", name="Add to calendar (.ics)")
     href = link.get_attribute("href")
@@ -125,8 +127,9 @@ def test_mentor_and_learner_journey(
 
     # ... finds it in their recommendations too, with the reason it is suggested: the model
     # took the new session (and its new mentor) in when it was published, without a refit ...
-    card = learner.page.locator(".session-card", has=learner.page.locator(
-        f'a[href="/sessions/{session_id}/"]')).first
+    card = learner.page.locator(
+        ".session-card", has=learner.page.locator(f'a[href="/sessions/{session_id}/"]')
+    ).first
     learner.page.get_by_role("link", name="For you").click()
     learner.page.wait_for_url("**/recommendations/")
     expect(card).to_be_visible()
@@ -157,8 +160,9 @@ def test_mentor_and_learner_journey(
     mentor.goto(f"/sessions/{session_id}/")
     expect(mentor.page.get_by_role("link", name="Join room")).to_have_attribute("href", room)
     learner.goto("/dashboard/?tab=bookings")
-    expect(learner.page.locator("tr", has_text=title).get_by_role(
-        "link", name="Join room")).to_have_attribute("href", room)
+    expect(
+        learner.page.locator("tr", has_text=title).get_by_role("link", name="Join room")
+    ).to_have_attribute("href", room)
     learner.goto(f"/sessions/{session_id}/")
     expect(learner.page.get_by_role("link", name="Join room")).to_have_attribute("href", room)
     learner.shot("10-live")
@@ -202,7 +206,8 @@ def test_mentor_and_learner_journey(
 
 
 def test_notification_badge_updates_live(
-    live_server: LiveServer, make_user: Callable[..., TestUser],
+    live_server: LiveServer,
+    make_user: Callable[..., TestUser],
     new_page: Callable[..., BrowserPage],
 ) -> None:
     mentor_user = make_user("mentor", skills=["Go"])
@@ -210,9 +215,15 @@ def test_notification_badge_updates_live(
     async def create(platform: Platform) -> str:
         mentor = await platform.accounts.get_user(mentor_user.id)
         session = await platform.sessions.create(
-            mentor, title="Go concurrency", description="Channels",
-            schedule=datetime.now(UTC) + timedelta(days=1), duration=60,
-            max_participants=3, skills_required=["Go"], price=0)
+            mentor,
+            title="Go concurrency",
+            description="Channels",
+            schedule=datetime.now(UTC) + timedelta(days=1),
+            duration=60,
+            max_participants=3,
+            skills_required=["Go"],
+            price=0,
+        )
         return str(session.id)
 
     session_id = live_server.call(create)

@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import expect
 
 from control.platform import Platform
-from e2e.conftest import BrowserPage, LiveServer, TestUser
-from e2e.room_helpers import (
+from tests.e2e.harness import BrowserPage, LiveServer, TestUser
+from tests.e2e.room_helpers import (
     DENY_MEDIA_JS,
     PLAYING_TILES_JS,
     enter_room,
@@ -22,6 +22,7 @@ from e2e.room_helpers import (
 )
 
 pytestmark = pytest.mark.browser
+
 
 @pytest.fixture
 def trio(
@@ -171,8 +172,10 @@ def test_reconnects_after_the_connection_drops(
 
 
 def test_room_page_access(
-    live_server: LiveServer, new_page: Callable[..., BrowserPage],
-    make_user: Callable[..., TestUser], trio: tuple[TestUser, ...],
+    live_server: LiveServer,
+    new_page: Callable[..., BrowserPage],
+    make_user: Callable[..., TestUser],
+    trio: tuple[TestUser, ...],
 ) -> None:
     mentor, ada, alan = trio
     sid = live_session(live_server, mentor, [ada], start=False)

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sfu.client import WsClient
-from sfu.media import make_clip
 
-from e2e.conftest import BrowserPage, LiveServer, TestUser
-from e2e.room_helpers import enter_room, live_session, wait_decoding
+from tests.e2e.harness import BrowserPage, LiveServer, TestUser
+from tests.e2e.room_helpers import enter_room, live_session, wait_decoding
+from tests.sfu.client import WsClient
+from tests.sfu.media import make_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -98,7 +98,8 @@ def test_ten_people_each_decode_every_other_video(
 
             def senders() -> set[int]:
                 return {
-                    uid for uid in others
+                    uid
+                    for uid in others
                     if (frames := client.frames_from(uid, "camera")) and frames[0][2]
                 }
 

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sfu import loss
-from sfu.client import WsClient
-from sfu.media import make_clip
 
-from e2e.conftest import BrowserPage, LiveServer, TestUser
-from e2e.room_helpers import enter_room, live_session
+from tests.e2e.harness import BrowserPage, LiveServer, TestUser
+from tests.e2e.room_helpers import enter_room, live_session
+from tests.sfu import loss
+from tests.sfu.client import WsClient
+from tests.sfu.media import make_clip
 from web.keys import SFU
 
 pytestmark = pytest.mark.browser

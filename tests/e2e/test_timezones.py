@@ -26,14 +26,14 @@ import time_machine
 from playwright.sync_api import expect
 
 from control.platform import Platform
-from e2e.conftest import (
+from tests.e2e.harness import (
     DESKTOP,
     BrowserPage,
     LiveServer,
     TestUser,
-    _on_response,
-    _slug,
     login_via_form,
+    slug,
+    watch,
 )
 
 pytestmark = pytest.mark.browser
@@ -118,19 +118,9 @@ def zoned_page(
             base_url=live_server.url, viewport=DESKTOP, timezone_id=zone, locale="en-GB"
         )
         context.set_default_timeout(10_000)
-        bp = BrowserPage(None, name, live_server.url, _slug(request.node.name))
+        bp = BrowserPage(None, name, live_server.url, slug(request.node.name))
         # As in ``new_page``: a form re-rendered with 400 is expected, other errors are not.
-        context.on(
-            "console",
-            lambda msg: (
-                bp.console_errors.append(f"{msg.text} @ {msg.location.get('url', '')}")
-                if msg.type == "error"
-                else None
-            ),
-        )
-        context.on("response", lambda resp: _on_response(bp, resp))
-        context.on("weberror", lambda err: bp.console_errors.append(f"pageerror: {err.error}"))
-        context.on("request", lambda req: bp.requests.append(req.url))
+        watch(context, bp)
         bp.page = context.new_page()
         bp.page.clock.install(time=now)  # before any page script reads the time
         made.append((context, bp))
@@ -139,12 +129,7 @@ def zoned_page(
     yield make
     problems = []
     for context, bp in made:
-        if bp.real_console_errors():
-            problems.append(f"{bp.name}: console errors: {bp.real_console_errors()}")
-        if bp.failed:
-            problems.append(f"{bp.name}: failed sub-resources: {bp.failed}")
-        if bp.foreign_requests():
-            problems.append(f"{bp.name}: foreign requests: {bp.foreign_requests()}")
+        problems += bp.problems()
         context.close()
     assert not problems, "\n".join(problems)
 

@@ -1,11 +1,15 @@
-// The live room: lobby, join, media legs, chat, hands, moderation and reconnection.
+// The live room's orchestrator: lobby, join, media legs, chat, hands, moderation and
+// reconnection. It owns the state (`phase`, participants, hands) and decides; the modules
+// under room/ do the work: media.js (our camera, microphone and screen), legs.js (the two
+// peer connections), signaling.js (the WebSocket), view.js (everything drawn).
 // Protocol: docs/protocol.md. The server (peerlearn_sfu) forwards everyone's encoded media.
 import { csrfToken } from './util.js';
 import { PublishLeg, SubscribeLeg } from './room/legs.js';
+import { LocalMedia } from './room/media.js';
+import { Phase } from './room/phase.js';
 import { Signaling } from './room/signaling.js';
 import { RoomView } from './room/view.js';
 
-const CAMERA = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 20, max: 24 } };
 const WAITING_POLL_MS = 5000;
 const RECONNECT_MAX_MS = 10000;
 const ICE_GRACE_MS = 10000; // "disconnected" that lasts this long is treated as a drop
@@ -33,8 +37,9 @@ class RoomClient {
     this.view = new RoomView(root, this.me);
     this.participants = new Map(); // user_id -> {user_id, display_name, role, state}
     this.hands = [];
-    this.local = { stream: null, audio: null, camera: null, screen: null, micOn: false, camOn: false };
-    this.phase = data.state === 'waiting' ? 'waiting' : 'lobby';
+    this.local = new LocalMedia();
+    // data-state is the server's view of the room: "waiting", "live" (or "ended": no client).
+    this.phase = data.state === 'waiting' ? Phase.WAITING : Phase.LOBBY;
     this.signaling = null;
     this.publish = null;
     this.subscribe = null;
@@ -48,54 +53,30 @@ class RoomClient {
   // -- lobby ---------------------------------------------------------------------------
 
   async prepare() {
-    const note = this.view.q('[data-device-note]');
-    try {
-      this.local.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: CAMERA });
-    } catch (err) {
-      // Denied or missing devices: join anyway, as a listener who can chat.
-      note.textContent = err && err.name === 'NotAllowedError'
-        ? 'Camera and microphone are blocked for this site: you will join as a listener. Allow them in your browser settings to be seen and heard.'
-        : 'No camera or microphone found: you will join as a listener.';
-      note.dataset.kind = 'warning';
-      try { // a microphone alone is still worth using
-        this.local.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-      } catch {
-        this.local.stream = null;
-      }
-    }
-    this.local.audio = this.local.stream?.getAudioTracks()[0] || null;
-    this.local.camera = this.local.stream?.getVideoTracks()[0] || null;
-    this.local.micOn = Boolean(this.local.audio);
-    this.local.camOn = Boolean(this.local.camera);
-    if (this.local.camera) {
-      const preview = this.view.q('[data-lobby-video]');
-      preview.srcObject = new MediaStream([this.local.camera]);
-      note.textContent = this.local.audio ? 'Camera and microphone are ready.' : 'Camera ready; no microphone found.';
-    } else if (this.local.audio) {
-      note.textContent ||= 'Microphone ready; no camera found.';
-    }
+    // Denied or missing devices still join, as a listener who can chat.
+    const problem = await this.local.open();
+    this.view.showDevices(this.local, problem);
     this.renderToggles();
     // Joining before the devices are settled would publish without them.
     this.prepared = true;
     this.updateJoinButton();
-    if (this.phase === 'waiting') this.waitForStart();
+    if (this.phase === Phase.WAITING) this.waitForStart();
   }
 
   updateJoinButton() {
-    const button = this.view.q('[data-join]');
-    if (button) button.disabled = !(this.prepared && this.phase === 'lobby');
+    this.view.setJoinEnabled(this.prepared && this.phase === Phase.LOBBY);
   }
 
   async waitForStart() {
     // Poll the session until the mentor opens the room; joining stays a click (autoplay rules).
-    while (this.phase === 'waiting') {
+    while (this.phase === Phase.WAITING) {
       try {
         const response = await fetch(`/api/sessions/${this.sessionId}/`, { credentials: 'same-origin' });
         if (response.ok) {
           const session = await response.json();
           if (session.status === 'active') return this.roomOpened();
           if (session.status === 'completed' || session.status === 'cancelled') {
-            this.phase = 'ended';
+            this.phase = Phase.ENDED;
             return this.view.showEnded('The session is over', `This session was ${session.status}.`);
           }
         }
@@ -108,11 +89,9 @@ class RoomClient {
   }
 
   roomOpened() {
-    this.phase = 'lobby';
+    this.phase = Phase.LOBBY;
     this.updateJoinButton();
-    this.view.q('[data-start-session]')?.remove();
-    this.view.q('[data-waiting-note]')?.remove();
-    this.view.setStatus('The room is open', 'ok');
+    this.view.showRoomOpen();
   }
 
   async startSession() {
@@ -142,12 +121,12 @@ class RoomClient {
   join() {
     this.view.showStage();
     this.view.upsert(this.self(), true);
-    this.view.setTracks(this.me.id, { camera: this.local.camera, screen: this.local.screen });
+    this.showOwnTracks();
     this.connect();
   }
 
   connect() {
-    this.phase = this.retries ? 'reconnecting' : 'connecting';
+    this.phase = this.retries ? Phase.RECONNECTING : Phase.CONNECTING;
     this.view.setStatus(this.retries ? 'Reconnecting…' : 'Connecting…', 'warning');
     this.lastError = null;
     const signaling = new Signaling(this.wsPath, {
@@ -164,19 +143,19 @@ class RoomClient {
 
   onClosed() {
     this.teardown();
-    if (this.phase === 'ended' || this.phase === 'left') return;
+    if (this.phase === Phase.ENDED || this.phase === Phase.LEFT) return;
     const final = FINAL_ERRORS[this.lastError];
     if (final) {
-      this.phase = 'ended';
+      this.phase = Phase.ENDED;
       this.view.showEnded(final[0], final[1]);
       return;
     }
     const delay = Math.min(RECONNECT_MAX_MS, 1000 * 2 ** this.retries);
     this.retries += 1;
-    this.phase = 'reconnecting';
+    this.phase = Phase.RECONNECTING;
     this.view.setStatus(`Connection lost — reconnecting in ${Math.round(delay / 1000)} s…`, 'warning');
     setTimeout(() => {
-      if (this.phase === 'reconnecting') this.connect();
+      if (this.phase === Phase.RECONNECTING) this.connect();
     }, delay);
   }
 
@@ -219,7 +198,7 @@ class RoomClient {
 
   async on_joined(message) {
     this.retries = 0;
-    this.phase = 'live';
+    this.phase = Phase.LIVE;
     this.view.setStatus('Joining the call…', 'info');
     for (const participant of message.participants || []) this.addParticipant(participant);
     this.setHands(message.hands || []);
@@ -233,9 +212,7 @@ class RoomClient {
     this.publish.chat.addEventListener('message', (event) => this.onChatChannel(event.data));
     // Tell the room how we arrive before the media does (mic or camera may be off).
     this.sendState();
-    const sdp = await this.publish.offer({
-      audio: this.local.audio, camera: this.local.camera, screen: this.local.screen,
-    });
+    const sdp = await this.publish.offer(this.local.tracks);
     this.send({ type: 'offer', pc: 'publish', sdp });
   }
 
@@ -292,18 +269,18 @@ class RoomClient {
   }
 
   on_removed() {
-    this.phase = 'ended';
+    this.phase = Phase.ENDED;
     this.view.showEnded('You were removed', 'The mentor removed you from this session.');
   }
 
   on_session_ended(message) {
-    this.phase = 'ended';
+    this.phase = Phase.ENDED;
     if (message.reason === 'replaced') {
       this.view.showEnded('You joined from somewhere else', 'This session is open in another tab or device.');
     } else {
       this.view.showEnded('The session has ended', 'The mentor closed the room. Thanks for taking part!');
     }
-    this.stopLocal();
+    this.local.stop();
   }
 
   on_error(message) {
@@ -315,22 +292,14 @@ class RoomClient {
     }
   }
 
-  // -- participants and media ----------------------------------------------------------
+  // -- participants --------------------------------------------------------------------
 
   self() {
     return {
       user_id: this.me.id,
       display_name: this.me.name,
       role: this.me.role,
-      state: this.localState(),
-    };
-  }
-
-  localState() {
-    return {
-      audio_muted: !this.local.micOn,
-      video_muted: !this.local.camOn,
-      screen_sharing: Boolean(this.local.screen),
+      state: this.local.state,
     };
   }
 
@@ -358,6 +327,8 @@ class RoomClient {
     this.view.setToggle('hand', queue.includes(this.me.id), ['Lower hand', 'Raise hand']);
   }
 
+  // -- our own media -------------------------------------------------------------------
+
   sendState() {
     this.send({ type: 'mute', kind: 'audio', muted: !this.local.micOn });
     this.send({ type: 'mute', kind: 'video', muted: !this.local.camOn });
@@ -368,72 +339,51 @@ class RoomClient {
     this.view.setToggle('mic', this.local.micOn, ['Mute', 'Unmute'], !this.local.audio);
     this.view.setToggle('camera', this.local.camOn, ['Stop video', 'Start video'], !this.local.camera);
     this.view.setToggle('screen', Boolean(this.local.screen), ['Stop sharing', 'Share screen'],
-      !navigator.mediaDevices?.getDisplayMedia);
+      !LocalMedia.canShareScreen);
     this.view.upsert(this.self(), true);
   }
 
+  showOwnTracks() {
+    this.view.setTracks(this.me.id, { camera: this.local.camera, screen: this.local.screen });
+  }
+
   setMic(on, announce = true) {
-    if (!this.local.audio) return;
-    this.local.micOn = on;
-    this.local.audio.enabled = on;
+    if (!this.local.setMic(on)) return;
     if (announce) this.send({ type: 'mute', kind: 'audio', muted: !on });
     this.renderToggles();
   }
 
   setCamera(on) {
-    if (!this.local.camera) return;
-    this.local.camOn = on;
-    // A disabled track sends black frames at a trickle: cheap, and no renegotiation.
-    this.local.camera.enabled = on;
+    if (!this.local.setCamera(on)) return;
     this.send({ type: 'mute', kind: 'video', muted: !on });
     this.renderToggles();
   }
 
   async toggleScreen() {
     if (this.local.screen) return this.stopScreen();
-    let stream;
-    try {
-      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { max: 15 } }, audio: false });
-    } catch {
-      return undefined; // the user closed the picker
-    }
-    const track = stream.getVideoTracks()[0];
-    track.contentHint = 'detail';
-    track.addEventListener('ended', () => this.stopScreen());
-    this.local.screen = track;
+    const track = await this.local.startScreen(() => this.stopScreen());
+    if (!track) return undefined;
     await this.publish?.setScreen(track);
     this.send({ type: 'mute', kind: 'screen', muted: false });
-    this.view.setTracks(this.me.id, { camera: this.local.camera, screen: track });
+    this.showOwnTracks();
     this.renderToggles();
     return undefined;
   }
 
   async stopScreen() {
-    const track = this.local.screen;
-    if (!track) return;
-    this.local.screen = null;
-    track.stop();
+    if (!this.local.stopScreen()) return;
     await this.publish?.setScreen(null);
     this.send({ type: 'mute', kind: 'screen', muted: true });
-    this.view.setTracks(this.me.id, { camera: this.local.camera, screen: null });
+    this.showOwnTracks();
     this.renderToggles();
   }
 
-  stopLocal() {
-    for (const track of [this.local.audio, this.local.camera, this.local.screen]) track?.stop();
-  }
-
   leave() {
-    this.phase = 'left';
+    this.phase = Phase.LEFT;
     this.signaling?.hangUp();
     this.teardown();
-    this.stopLocal();
-    this.view.showEnded('You left the room', 'You can rejoin while the session is live.');
-    const rejoin = document.createElement('a');
-    rejoin.className = 'btn btn-ghost';
-    rejoin.href = window.location.pathname;
-    rejoin.textContent = 'Rejoin';
-    this.view.q('[data-ended] .room-ended-actions').prepend(rejoin);
+    this.local.stop();
+    this.view.showLeft();
   }
 
   // -- chat ----------------------------------------------------------------------------
@@ -499,7 +449,7 @@ class RoomClient {
       }
     });
     window.addEventListener('pagehide', () => {
-      if (this.phase === 'live') this.send({ type: 'leave' });
+      if (this.phase === Phase.LIVE) this.send({ type: 'leave' });
     });
   }
 

@@ -1,5 +1,6 @@
 // Everything the room page draws. Text from other people (names, chat) is only ever set
 // with textContent: it is never interpreted as HTML.
+import { DeviceProblem } from './media.js';
 
 const MODERATORS = new Set(['mentor', 'admin']);
 
@@ -154,6 +155,38 @@ export class RoomView {
     this.status.dataset.kind = kind;
   }
 
+  // -- lobby ---------------------------------------------------------------------------
+
+  /** The lobby's preview and its note on what the devices gave (`problem`: a DeviceProblem or null). */
+  showDevices({ audio, camera }, problem) {
+    const note = this.q('[data-device-note]');
+    if (problem) {
+      // Denied or missing devices: join anyway, as a listener who can chat.
+      note.textContent = problem === DeviceProblem.BLOCKED
+        ? 'Camera and microphone are blocked for this site: you will join as a listener. Allow them in your browser settings to be seen and heard.'
+        : 'No camera or microphone found: you will join as a listener.';
+      note.dataset.kind = 'warning';
+    }
+    if (camera) {
+      this.q('[data-lobby-video]').srcObject = new MediaStream([camera]);
+      note.textContent = audio ? 'Camera and microphone are ready.' : 'Camera ready; no microphone found.';
+    } else if (audio) {
+      note.textContent ||= 'Microphone ready; no camera found.';
+    }
+  }
+
+  setJoinEnabled(enabled) {
+    const button = this.q('[data-join]');
+    if (button) button.disabled = !enabled;
+  }
+
+  /** The mentor opened the room: the waiting lobby becomes a plain one. */
+  showRoomOpen() {
+    this.q('[data-start-session]')?.remove();
+    this.q('[data-waiting-note]')?.remove();
+    this.setStatus('The room is open', 'ok');
+  }
+
   showStage() {
     this.q('[data-lobby]').hidden = true;
     this.q('[data-stage]').hidden = false;
@@ -275,5 +308,13 @@ export class RoomView {
     ended.querySelector('[data-ended-reason]').textContent = reason;
     ended.hidden = false;
     this.setStatus(title, 'ended');
+  }
+
+  /** The end screen after Leave, with a way back in. */
+  showLeft() {
+    this.showEnded('You left the room', 'You can rejoin while the session is live.');
+    const rejoin = el('a', 'btn btn-ghost', 'Rejoin');
+    rejoin.href = window.location.pathname;
+    this.q('[data-ended] .room-ended-actions').prepend(rejoin);
   }
 }
