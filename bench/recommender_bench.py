@@ -30,7 +30,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +60,8 @@ K = 10
 
 
 def rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
+    rss: int = psutil.Process().memory_info().rss
+    return rss / 2**20
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -118,17 +120,25 @@ def naive_recommend(rec: Recommender, user_id: int, now_ts: float) -> list[str]:
             for p in range(sessions.indptr[i], sessions.indptr[i + 1])
         )
         mentor = int(cat.session_mentor[i])
-        skill = sum(
-            float(skills.data[p]) * aff[n_m + int(skills.indices[p])]
-            for p in range(skills.indptr[i], skills.indptr[i + 1])
-        ) if aff else 0.0
+        skill = (
+            sum(
+                float(skills.data[p]) * aff[n_m + int(skills.indices[p])]
+                for p in range(skills.indptr[i], skills.indptr[i + 1])
+            )
+            if aff
+            else 0.0
+        )
         audience = sum(a * b for a, b in zip(live.session_audience[i].tolist(), taste, strict=True))
         audience /= 3.0 + float(live.audience_weight[i])
         collab = aff[mentor] + 0.7 * skill + audience if aff else 0.0
-        pop = (float(pop_counter.values[i]) + MENTOR_POPULARITY_SHARE
-               * float(live.mentor_popularity.values[mentor])) * decay
+        pop = (
+            float(pop_counter.values[i])
+            + MENTOR_POPULARITY_SHARE * float(live.mentor_popularity.values[mentor])
+        ) * decay
         bookable = (
-            cat.session_open[i] and cat.session_ts[i] >= now_ts and i not in booked
+            cat.session_open[i]
+            and cat.session_ts[i] >= now_ts
+            and i not in booked
             and cat.session_taken[i] + live.taken_extra[i] < cat.session_capacity[i]
             and s.mentor_id != user_id
         )
@@ -160,7 +170,7 @@ def naive_recommend(rec: Recommender, user_id: int, now_ts: float) -> list[str]:
     return out
 
 
-def time_publishing(model: FittedModel, weights: RecommenderWeights, now) -> list[float]:  # type: ignore[no-untyped-def]
+def time_publishing(model: FittedModel, weights: RecommenderWeights, now: datetime) -> list[float]:
     """``add_session`` (a session published between refits) for sessions in brand-new topics
     by mentors new since the fit: new vocabulary columns, a new mentor each."""
     rec = Recommender(model, weights)
@@ -168,12 +178,19 @@ def time_publishing(model: FittedModel, weights: RecommenderWeights, now) -> lis
     for j in range(50):
         mentor = MentorItem(90_000_000 + j, f"newcomer{j}", (f"Newtopic{j}",), "bio", None, 0)
         item = SessionItem(
-            id=f"bench-new-{j}", mentor_id=mentor.id, title=f"Intro to newtopic{j} craft{j}",
-            description=f"newword{j} othernewword{j} for beginners", skills=(f"Newtopic{j}",),
-            schedule=now + timedelta(days=2), status="scheduled", max_participants=6,
-            current_participants=0, price=0.0, created_at=now,
+            id=f"bench-new-{j}",
+            mentor_id=mentor.id,
+            title=f"Intro to newtopic{j} craft{j}",
+            description=f"newword{j} othernewword{j} for beginners",
+            skills=(f"Newtopic{j}",),
+            schedule=now + timedelta(days=2),
+            status="scheduled",
+            max_participants=6,
+            current_participants=0,
+            price=0.0,
+            created_at=now,
         )
-        out.append(timed_ms(lambda i=item, m=mentor: rec.add_session(i, m)))
+        out.append(timed_ms(partial(rec.add_session, item, mentor)))
     return out
 
 
@@ -184,8 +201,13 @@ def latency_row(name: str, samples: list[float]) -> str:
     )
 
 
-async def during_refit(model: FittedModel, snapshot: Snapshot, weights: RecommenderWeights,
-                       mix: list[tuple[int, UserProfile | None]], now) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
+async def during_refit(
+    model: FittedModel,
+    snapshot: Snapshot,
+    weights: RecommenderWeights,
+    mix: list[tuple[int, UserProfile | None]],
+    now: datetime,
+) -> tuple[list[float], float]:
     """Requests on the loop while the engine refits in its worker thread."""
     fits = iter([model])
 
@@ -224,8 +246,13 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    params = PopulationParams(seed=args.seed, users=args.users, sessions=args.sessions,
-                              mentors=args.mentors, interactions=args.interactions)
+    params = PopulationParams(
+        seed=args.seed,
+        users=args.users,
+        sessions=args.sessions,
+        mentors=args.mentors,
+        interactions=args.interactions,
+    )
     population = generate(params)
     snapshot, now = population.snapshot, population.end - timedelta(days=3)
     gen_s = time.perf_counter() - t0
@@ -256,16 +283,16 @@ def main() -> None:
     for uid, profile in mix[:50]:  # warm-up
         rec.recommend_sessions(uid, K, now=now, profile=profile)
     sessions_ms = [
-        timed_ms(lambda u=uid, p=profile: rec.recommend_sessions(u, K, now=now, profile=p))
+        timed_ms(partial(rec.recommend_sessions, uid, K, now=now, profile=profile))
         for uid, profile in mix
     ]
     mentors_ms = [
-        timed_ms(lambda u=uid, p=profile: rec.recommend_mentors(u, K, now=now, profile=p))
+        timed_ms(partial(rec.recommend_mentors, uid, K, now=now, profile=profile))
         for uid, profile in mix
     ]
-    trending_ms = [timed_ms(lambda: rec.trending(K, now=now)) for _ in range(200)]
+    trending_ms = [timed_ms(partial(rec.trending, K, now=now)) for _ in range(200)]
     live_events = list(snapshot.interactions[-2000:])
-    record_ms = [timed_ms(lambda e=e: rec.record(e)) for e in live_events]
+    record_ms = [timed_ms(partial(rec.record, e)) for e in live_events]
     publish_ms = time_publishing(model, weights, now)
 
     known = [(u, p) for u, p in mix if p is None and u in model.catalog.user_index]
@@ -276,9 +303,9 @@ def main() -> None:
     # The loop spells out the configured blend: compare it with the same, vectorised.
     fixed = Recommender(model, fixed_weights, rec.live)
     for uid, _ in known:
-        learnt_ms.append(timed_ms(lambda u=uid: rec.recommend_sessions(u, K, now=now)))
-        fast_ms.append(timed_ms(lambda u=uid: fixed.recommend_sessions(u, K, now=now)))
-        naive_ms.append(timed_ms(lambda u=uid: naive_recommend(fixed, u, now_ts)))
+        learnt_ms.append(timed_ms(partial(rec.recommend_sessions, uid, K, now=now)))
+        fast_ms.append(timed_ms(partial(fixed.recommend_sessions, uid, K, now=now)))
+        naive_ms.append(timed_ms(partial(naive_recommend, fixed, uid, now_ts)))
         fast_ids = [r.id for r in fixed.recommend_sessions(uid, K, now=now)]
         same += fast_ids == naive_recommend(fixed, uid, now_ts)
 
@@ -286,19 +313,23 @@ def main() -> None:
 
     n_users = len(model.catalog.users)
     print("# Recommender benchmark\n")
-    print(f"population: {n_users} users, {model.catalog.n_sessions} sessions, "
-          f"{model.catalog.n_mentors} mentors, {len(snapshot.interactions)} interactions "
-          f"(seed {args.seed}; generated in {gen_s:.1f} s); {psutil.cpu_count()} CPUs; "
-          f"requests at {now:%Y-%m-%d} with {int(model.catalog.session_open.sum())} open "
-          f"sessions in the catalogue\n")
+    print(
+        f"population: {n_users} users, {model.catalog.n_sessions} sessions, "
+        f"{model.catalog.n_mentors} mentors, {len(snapshot.interactions)} interactions "
+        f"(seed {args.seed}; generated in {gen_s:.1f} s); {psutil.cpu_count()} CPUs; "
+        f"requests at {now:%Y-%m-%d} with {int(model.catalog.session_open.sum())} open "
+        f"sessions in the catalogue\n"
+    )
     print("| fit | value |")
     print("|---|---:|")
     print(f"| fit time, first (s) | {fit_times[0]:.2f} |")
     print(f"| fit time, second (s) | {fit_times[1]:.2f} |")
     print(f"| fit time without the learnt blend (s) | {fixed_fit_s:.2f} |")
     blend = model.blend
-    print(f"| learnt blend: training bookings / pairs | "
-          f"{f'{blend.queries} / {blend.pairs}' if blend else 'none (too little data)'} |")
+    print(
+        f"| learnt blend: training bookings / pairs | "
+        f"{f'{blend.queries} / {blend.pairs}' if blend else 'none (too little data)'} |"
+    )
     print(f"| process RSS before fit (MB) | {rss_before:.0f} |")
     print(f"| process RSS after fit (MB) | {rss_after:.0f} |")
     print(f"| fitted model, pickled (MB) | {model_mb:.1f} |")
@@ -317,13 +348,17 @@ def main() -> None:
     print("|---|---:|---:|")
     print(f"| vectorised, configured weights | {fast_p50:.2f} | 1x |")
     learnt_p50 = statistics.median(learnt_ms)
-    print(f"| vectorised, learnt blend (what serves) | {learnt_p50:.2f} "
-          f"| {learnt_p50 / fast_p50:.1f}x |")
+    print(
+        f"| vectorised, learnt blend (what serves) | {learnt_p50:.2f} "
+        f"| {learnt_p50 / fast_p50:.1f}x |"
+    )
     print(f"| Python loop over every session | {naive_p50:.2f} | {naive_p50 / fast_p50:.0f}x |")
     refit_ms = fit_times[1] * 1000
     print(f"| refit per request | {refit_ms:.0f} | {refit_ms / fast_p50:.0f}x |")
-    print(f"\n(the Python loop gave the same top {K} as the configured weights, vectorised, "
-          f"for {same} of {len(known)} users)")
+    print(
+        f"\n(the Python loop gave the same top {K} as the configured weights, vectorised, "
+        f"for {same} of {len(known)} users)"
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from datetime import datetime
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from .data import Interaction, Snapshot
+from .data import COMPONENTS, Component, Interaction, Snapshot
 
 FEATURES = (
     "content",
@@ -55,8 +55,8 @@ FEATURES = (
     "free seats",
 )
 #: which component each feature's contribution is credited to (for reasons and sources)
-CREDIT: tuple[str | None, ...] = (
-    *("content", "collaborative", "popularity") * 2,
+CREDIT: tuple[Component | None, ...] = (
+    *COMPONENTS * 2,
     "content",
     "content",
     None,
@@ -135,11 +135,12 @@ class LearnedBlend:
     pairs: int  # (booked, not booked) pairs
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        return features @ self.coef
+        scores: np.ndarray = features @ self.coef
+        return scores
 
-    def parts(self, features: np.ndarray) -> dict[str, np.ndarray]:
+    def parts(self, features: np.ndarray) -> dict[Component, np.ndarray]:
         """Each component's share of the score (the session features are left out)."""
-        out: dict[str, np.ndarray] = {}
+        out: dict[Component, np.ndarray] = {}
         for j, name in enumerate(CREDIT):
             if name is not None:
                 contrib = self.coef[j] * features[:, j]

@@ -77,7 +77,9 @@ class Catalog:
 
     def booked_of(self, row: int) -> np.ndarray:
         """Session indices a user row had booked at snapshot time."""
-        return self.booked.indices[self.booked.indptr[row] : self.booked.indptr[row + 1]]
+        start, end = self.booked.indptr[row], self.booked.indptr[row + 1]
+        booked: np.ndarray = self.booked.indices[start:end]
+        return booked
 
     def with_session(self, item: SessionItem, mentor: MentorItem | None = None) -> Catalog:
         """This catalogue plus one session published since the fit (appended, so every index
@@ -216,12 +218,11 @@ def positive_mask(events: InteractionArrays) -> np.ndarray:
     """Vectorised ``is_positive``."""
     book = (events.kind == KIND_CODES["booking"]) | (events.kind == KIND_CODES["completion"])
     good = (events.kind == KIND_CODES["rating"]) & (np.nan_to_num(events.value) >= 4)
-    return book | good
+    positive: np.ndarray = book | good
+    return positive
 
 
 def normalize_rows(m: sp.spmatrix | np.ndarray, norm: str = "l2") -> sp.csr_matrix | np.ndarray:
     """Row-normalise; empty matrices pass through (sklearn refuses 0 rows or 0 columns)."""
-    if m.shape[0] == 0 or m.shape[1] == 0:
-        return m.tocsr() if sp.issparse(m) else m
-    out = normalize(m, norm=norm)
-    return out.tocsr() if sp.issparse(out) else out
+    out = m if m.shape[0] == 0 or m.shape[1] == 0 else normalize(m, norm=norm)
+    return out if isinstance(out, np.ndarray) else out.tocsr()

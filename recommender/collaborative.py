@@ -95,13 +95,19 @@ class CollaborativeModel:
         audience = np.asarray(user_session.T @ tastes)
         weight = np.asarray(user_session.sum(axis=0)).ravel()
         return cls(
-            raw, components, session_skills, cat.session_mentor, tuple(names), n_m,
-            audience, weight,
+            raw,
+            components,
+            session_skills,
+            cat.session_mentor,
+            tuple(names),
+            n_m,
+            audience,
+            weight,
         )
 
-    def with_session(self, skills: tuple[str, ...], mentor: int, new_mentor: bool) -> (
-        CollaborativeModel
-    ):
+    def with_session(
+        self, skills: tuple[str, ...], mentor: int, new_mentor: bool
+    ) -> CollaborativeModel:
         """This model plus one session published since the fit, taught by catalogue mentor
         ``mentor``: scored through its mentor and the skills the fit knows, with no audience
         yet."""
@@ -137,7 +143,7 @@ class CollaborativeModel:
         """The user's unit vector in the latent space (zeros without history)."""
         if not raw_row.any() or not len(self.components):
             return np.zeros(len(self.components))
-        z = self.components @ _transform_row(raw_row, self.n_mentors)
+        z: np.ndarray = self.components @ _transform_row(raw_row, self.n_mentors)
         norm = float(np.linalg.norm(z))
         return z / norm if norm > 0 else z
 
@@ -145,7 +151,8 @@ class CollaborativeModel:
         """Reconstructed (mentor | skill) affinities: what learners like this user engage with."""
         if not taste.any():
             return np.zeros(self.raw.shape[1])
-        return taste @ self.components
+        affinity: np.ndarray = taste @ self.components
+        return affinity
 
     def audience_scores(
         self, taste: np.ndarray, audience: np.ndarray, weight: np.ndarray
@@ -153,7 +160,8 @@ class CollaborativeModel:
         """How close each session's audience so far is to the user (shrunk towards 0)."""
         if not taste.any() or not audience.shape[1]:
             return np.zeros(len(weight))
-        return (audience @ taste) / (AUDIENCE_PRIOR + weight)
+        scores: np.ndarray = (audience @ taste) / (AUDIENCE_PRIOR + weight)
+        return scores
 
     def score_sessions(self, aff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-session (mentor part, skill part) of the collaborative score."""
@@ -164,8 +172,8 @@ class CollaborativeModel:
     def score_mentors(self, aff: np.ndarray) -> np.ndarray:
         """Affinity per catalogue mentor (0 for mentors added since the fit)."""
         fitted = aff[: self.n_mentors]
-        return np.concatenate([fitted, np.zeros(self.live_mentors)]) if self.live_mentors else (
-            fitted
+        return (
+            np.concatenate([fitted, np.zeros(self.live_mentors)]) if self.live_mentors else (fitted)
         )
 
     def top_skill(self, session: int, aff: np.ndarray) -> str | None:
@@ -204,7 +212,7 @@ def _transform(raw: sp.csr_matrix, n_mentors: int) -> sp.csr_matrix:
 
 def _transform_row(raw_row: np.ndarray, n_mentors: int) -> np.ndarray:
     """``_transform`` for one dense row (no sparse overhead per request)."""
-    x = np.log1p(raw_row)
+    x: np.ndarray = np.log1p(raw_row)
     for block, scale in ((slice(0, n_mentors), 1.0), (slice(n_mentors, None), SKILL_BLOCK_WEIGHT)):
         norm = np.linalg.norm(x[block])
         if norm > 0:

@@ -52,8 +52,9 @@ class Vocabulary:
     def extended(self, docs: list[Doc]) -> Vocabulary:
         """This vocabulary plus the tokens of ``docs`` it lacks (appended: columns handed out
         stay valid). A new token gets the IDF of a term found in one document of the fit's."""
-        new = [t for t in dict.fromkeys(tok for d in docs for tok in analyze(d))
-               if t not in self.index]
+        new = [
+            t for t in dict.fromkeys(tok for d in docs for tok in analyze(d)) if t not in self.index
+        ]
         if not new:
             return self
         index = dict(self.index)
@@ -169,13 +170,9 @@ class ContentModel:
         for skills in declared:
             for token, name in display_names(skills).items():
                 names.setdefault(token, name)
-        return cls(
-            vocab, sessions, mentors, profiles, history, hist, names, _word_names(names)
-        )
+        return cls(vocab, sessions, mentors, profiles, history, hist, names, _word_names(names))
 
-    def with_session(
-        self, item: SessionItem, mentor: MentorItem, new_mentor: bool
-    ) -> ContentModel:
+    def with_session(self, item: SessionItem, mentor: MentorItem, new_mentor: bool) -> ContentModel:
         """This model plus one session published since the fit (and its mentor when new).
         Words and skills the vocabulary lacks become new columns first, so a session in a
         brand-new topic matches a learner interested in it before any refit."""
@@ -202,7 +199,7 @@ class ContentModel:
     @property
     def vocabulary_grew(self) -> bool:
         """Whether sessions published since the fit added columns to the vocabulary."""
-        return self.vocabulary.size > self.profiles.shape[1]
+        return bool(self.vocabulary.size > self.profiles.shape[1])
 
     def touched_by(self, row: int | None, n_sessions: int) -> np.ndarray:
         """1.0 for each session the user looked at or booked before the fit, else 0."""
@@ -221,7 +218,8 @@ class ContentModel:
         """Dense history vector of sessions (index -> weight), e.g. recorded since the fit."""
         idx = np.fromiter(sessions.keys(), np.int64, len(sessions))
         weights = np.fromiter(sessions.values(), np.float64, len(sessions))
-        return (sp.csr_matrix(weights[None, :]) @ self.sessions[idx]).toarray().ravel()
+        history: np.ndarray = (sp.csr_matrix(weights[None, :]) @ self.sessions[idx]).toarray()
+        return history.ravel()
 
     def user_vector(
         self,
@@ -259,11 +257,13 @@ class ContentModel:
 
     def score_sessions(self, u: np.ndarray) -> np.ndarray:
         """Cosine of the user vector with every session."""
-        return self.sessions @ u
+        scores: np.ndarray = self.sessions @ u
+        return scores
 
     def score_mentors(self, u: np.ndarray) -> np.ndarray:
         """Cosine of the user vector with every mentor's profile and session titles."""
-        return self.mentors @ u
+        scores: np.ndarray = self.mentors @ u
+        return scores
 
     def best_term(self, matrix: sp.csr_matrix, i: int, u: np.ndarray) -> str | None:
         """The feature contributing most to the cosine of row ``i`` with ``u``."""

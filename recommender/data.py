@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 InteractionKind = Literal["view", "booking", "completion", "rating"]
-Source = Literal["content", "collaborative", "popularity", "hybrid"]
+#: the three scores every recommendation blends
+Component = Literal["content", "collaborative", "popularity"]
+COMPONENTS: tuple[Component, ...] = get_args(Component)
+#: what a recommendation is credited to: its dominant component, or "hybrid" when none is
+Source = Literal[Component, "hybrid"]
 
 #: Session statuses a learner can still book (the platform refuses to book a started session).
 BOOKABLE_STATUSES: frozenset[str] = frozenset({"scheduled"})

@@ -269,13 +269,13 @@ class Engine:
         return self._fitter(snapshot, self.weights), _recent_keys(snapshot, during_load)
 
     async def _load(self, loop: asyncio.AbstractEventLoop) -> Snapshot:
+        loaded: Awaitable[Snapshot] | Snapshot
         if inspect.iscoroutinefunction(self._loader):
-            return await self._loader()
-        # A sync loader may block (database, file): run it in the worker thread.
-        result = await loop.run_in_executor(self._executor, self._loader)
-        if inspect.isawaitable(result):
-            result = await result
-        return result  # type: ignore[return-value]
+            loaded = self._loader()
+        else:
+            # A sync loader may block (database, file): run it in the worker thread.
+            loaded = await loop.run_in_executor(self._executor, self._loader)
+        return loaded if isinstance(loaded, Snapshot) else await loaded
 
     async def _run(self) -> None:
         while True:

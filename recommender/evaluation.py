@@ -114,12 +114,18 @@ def make_split(
     profiles = {u.id: u for u in snapshot.users}
     warm = {u: r for u, r in truth.items() if u not in cold_users and u in with_history}
     cold = {
-        u: r for u, r in truth.items()
+        u: r
+        for u, r in truth.items()
         if u in cold_users and u in profiles and (profiles[u].skills or profiles[u].interests)
     }
     train = as_of(snapshot, cutoff, past, drop_users=cold_users)
     return Split(
-        train, cutoff, frozenset(new), warm, cold, frozenset(cold_users),
+        train,
+        cutoff,
+        frozenset(new),
+        warm,
+        cold,
+        frozenset(cold_users),
         tuple(i for i in inter if i.at >= cutoff),
         {s.id: created_at(s, first_seen) for s in snapshot.sessions if s.id in new},
         {s.id: s for s in snapshot.sessions if s.id in new},
@@ -135,11 +141,13 @@ class _Scorer:
 
     def add(self, user_id: int, ranked: list[str], relevant: set[str]) -> None:
         self.lists.append(ranked)
-        self.per_user[user_id].append((
-            precision_at_k(ranked, relevant, K),
-            recall_at_k(ranked, relevant, K),
-            ndcg_at_k(ranked, relevant, K),
-        ))
+        self.per_user[user_id].append(
+            (
+                precision_at_k(ranked, relevant, K),
+                recall_at_k(ranked, relevant, K),
+                ndcg_at_k(ranked, relevant, K),
+            )
+        )
 
     def result(self, split: str, method: str, catalogue: int) -> MethodResult:
         means = {u: np.mean(v, axis=0) for u, v in self.per_user.items()}
@@ -163,7 +171,7 @@ def evaluate_users(
     scorer = _Scorer()
     for user_id, relevant in truth.items():
         recs = rec.recommend_sessions(user_id, K, now=cutoff, candidate_ids=candidates)
-        scorer.add(user_id, [x.id for x in recs], relevant)
+        scorer.add(user_id, [str(x.id) for x in recs], relevant)
     return scorer.result(split_name, method, len(candidates))
 
 
@@ -182,16 +190,21 @@ def evaluate_frozen(
     out = []
     for name, truth in (("temporal", split.warm), ("cold-start", split.cold)):
         for method in METHODS:
-            out.append(evaluate_users(
-                model, weights_for(method, base), truth, name, split.cutoff,
-                split.candidates, method,
-            ))
+            out.append(
+                evaluate_users(
+                    model,
+                    weights_for(method, base),
+                    truth,
+                    name,
+                    split.cutoff,
+                    split.candidates,
+                    method,
+                )
+            )
     return out
 
 
-def evaluate_live(
-    split: Split, model: FittedModel, base: RecommenderWeights
-) -> list[MethodResult]:
+def evaluate_live(split: Split, model: FittedModel, base: RecommenderWeights) -> list[MethodResult]:
     """Live protocol: the fitted model plus real-time recording, queried at each test booking.
 
     Interactions after the cutoff are replayed in time order through ``Recommender.record``
@@ -226,17 +239,16 @@ def evaluate_live(
                 live.record(model, events[j])
             j += 1
         candidates = [
-            sid for sid, when in split.published.items()
+            sid
+            for sid, when in split.published.items()
             if when <= query.at < split.sessions[sid].schedule
             and split.sessions[sid].status != "cancelled"
         ]
         offered.update(candidates)
         for method, rec in recs.items():
             ranked = rec.recommend_sessions(uid, K, now=query.at, candidate_ids=candidates)
-            scorers[(group, method)].add(uid, [x.id for x in ranked], {query.session_id})
-    return [
-        scorers[(g, m)].result(g, m, len(offered)) for g in groups for m in METHODS
-    ]
+            scorers[(group, method)].add(uid, [str(x.id) for x in ranked], {query.session_id})
+    return [scorers[(g, m)].result(g, m, len(offered)) for g in groups for m in METHODS]
 
 
 def evaluate_split(
@@ -274,8 +286,15 @@ def tune(split: Split, base: RecommenderWeights, seed: int) -> RecommenderWeight
         for cf in (0.1, 0.3, 0.5):
             for pop in (0.1, 0.2, 0.4):
                 w = replace(base, content=c, collaborative=cf, popularity=pop)
-                res = evaluate_users(model, replace(w, learn_blend=False), val.warm,
-                                     "validation", val.cutoff, val.candidates, "hybrid")
+                res = evaluate_users(
+                    model,
+                    replace(w, learn_blend=False),
+                    val.warm,
+                    "validation",
+                    val.cutoff,
+                    val.candidates,
+                    "hybrid",
+                )
                 if res.ndcg > best_ndcg:
                     best, best_ndcg = w, res.ndcg
     return best
@@ -386,14 +405,22 @@ def check_population(params: PopulationParams, weights: RecommenderWeights) -> C
     split = make_split(generate(params).snapshot, 0.75, 0.15, params.seed)
     model = fit_model(split.train, weights)
     results = {
-        m: evaluate_users(model, weights_for(m, weights), split.warm, "temporal",
-                          split.cutoff, split.candidates, m)
+        m: evaluate_users(
+            model,
+            weights_for(m, weights),
+            split.warm,
+            "temporal",
+            split.cutoff,
+            split.candidates,
+            m,
+        )
         for m in METHODS
     }
     best = max(("popularity", "content", "collaborative"), key=lambda m: results[m].ndcg)
     gain, se = paired_gain(results["hybrid"], results[best])
-    return CheckRow(params, {m: r.ndcg for m, r in results.items()}, best, gain, se,
-                    results["hybrid"].users)
+    return CheckRow(
+        params, {m: r.ndcg for m, r in results.items()}, best, gain, se, results["hybrid"].users
+    )
 
 
 def run_check(
@@ -406,8 +433,10 @@ def run_check(
     """``--check``: every population of the grid, one markdown row each as it finishes,
     then a summary per grid cell (the seeds pooled). The goals hold when no row failed."""
     base = base or PopulationParams()
-    out("| level w. | noise | topics | seed | popularity | content | collaborative | hybrid "
-        "| hybrid - best single (paired s.e.) | hybrid / pop. | goals |")
+    out(
+        "| level w. | noise | topics | seed | popularity | content | collaborative | hybrid "
+        "| hybrid - best single (paired s.e.) | hybrid / pop. | goals |"
+    )
     out("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
     rows = []
     for level, noise, topics in grid:
@@ -422,22 +451,50 @@ def run_check(
                 f"| {r.ratio:.2f}x | {'; '.join(r.failed) or 'met'} |"
             )
     out("")
-    out("| level w. | noise | topics | hybrid - best single, mean of the seeds (s.e.) "
-        "| lowest hybrid / pop. | failed |")
+    out(
+        "| level w. | noise | topics | hybrid - best single, mean of the seeds (s.e.) "
+        "| lowest hybrid / pop. | failed |"
+    )
     out("|---:|---:|---:|---|---:|---:|")
     for level, noise, topics in grid:
-        cell = [r for r in rows if (r.params.level_weight, r.params.noise, r.params.topics)
-                == (level, noise, topics)]
+        cell = [
+            r
+            for r in rows
+            if (r.params.level_weight, r.params.noise, r.params.topics) == (level, noise, topics)
+        ]
         gain = float(np.mean([r.gain for r in cell]))
         se = float(np.sqrt(sum(r.se**2 for r in cell))) / len(cell)
-        out(f"| {level:g} | {noise:g} | {topics} | {gain:+.4f} ({se:.4f}) "
+        out(
+            f"| {level:g} | {noise:g} | {topics} | {gain:+.4f} ({se:.4f}) "
             f"| {min(r.ratio for r in cell):.2f}x | {sum(bool(r.failed) for r in cell)} "
-            f"of {len(cell)} |")
+            f"of {len(cell)} |"
+        )
     failed = sum(bool(r.failed) for r in rows)
     out("")
-    out(f"goals (hybrid >= best single and >= 2x popularity, every population): "
-        f"{'all met' if not failed else f'NOT met on {failed} of {len(rows)}'}")
+    out(
+        f"goals (hybrid >= best single and >= 2x popularity, every population): "
+        f"{'all met' if not failed else f'NOT met on {failed} of {len(rows)}'}"
+    )
     return rows
+
+
+#: the ``PopulationParams`` fields the command line sets (``--style-weight`` for
+#: ``style_weight``), in the order ``--help`` lists them; the rest keep their defaults
+POPULATION_OPTIONS = (
+    "seed",
+    "users",
+    "mentors",
+    "sessions",
+    "topics",
+    "interactions",
+    "noise",
+    "days",
+    "style_weight",
+    "level_weight",
+    "topic_alpha",
+    "profile_noise",
+    "empty_profile_rate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -450,44 +507,41 @@ def build_parser() -> argparse.ArgumentParser:
     source = ap.add_mutually_exclusive_group()
     source.add_argument("--snapshot-json", help="evaluate on an exported snapshot file")
     source.add_argument(
-        "--database", action="store_true",
+        "--database",
+        action="store_true",
         help="evaluate on the configured database's data (peerlearn recommender-eval only)",
     )
     pop = ap.add_argument_group("synthetic population")
-    pop.add_argument("--seed", type=int, default=d.seed)
-    pop.add_argument("--users", type=int, default=d.users)
-    pop.add_argument("--mentors", type=int, default=d.mentors)
-    pop.add_argument("--sessions", type=int, default=d.sessions)
-    pop.add_argument("--topics", type=int, default=d.topics)
-    pop.add_argument("--interactions", type=int, default=d.interactions)
-    pop.add_argument("--noise", type=float, default=d.noise)
-    pop.add_argument("--days", type=float, default=d.days)
-    pop.add_argument("--style-weight", type=float, default=d.style_weight)
-    pop.add_argument("--level-weight", type=float, default=d.level_weight)
-    pop.add_argument("--topic-alpha", type=float, default=d.topic_alpha)
-    pop.add_argument("--profile-noise", type=float, default=d.profile_noise)
-    pop.add_argument("--empty-profile-rate", type=float, default=d.empty_profile_rate)
+    for name in POPULATION_OPTIONS:
+        default = getattr(d, name)
+        pop.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     ap.add_argument("--cutoff-quantile", type=float, default=0.75)
     ap.add_argument("--cold-fraction", type=float, default=0.15)
     ap.add_argument(
-        "--protocol", choices=("frozen", "live", "both"), default="both",
+        "--protocol",
+        choices=("frozen", "live", "both"),
+        default="both",
         help="frozen: rank once at the cutoff; live: replay events, rank at each test booking",
     )
     ap.add_argument(
-        "--fixed-blend", action="store_true",
+        "--fixed-blend",
+        action="store_true",
         help="the hybrid with the configured weights only (no learned blend)",
     )
     ap.add_argument(
-        "--tune", action="store_true",
+        "--tune",
+        action="store_true",
         help="choose the configured weights on a validation split (the learned blend's "
         "fallback; with --fixed-blend, the hybrid)",
     )
     ap.add_argument(
-        "--validation", action="store_true",
+        "--validation",
+        action="store_true",
         help="report the validation split (for tuning without touching the test period)",
     )
     ap.add_argument(
-        "--check", action="store_true",
+        "--check",
+        action="store_true",
         help="synthetic data: evaluate the fixed grid of populations (level weight 0 and "
         f"{d.level_weight:g}, noise 1 and 1.5, 12 and 20 topics, seeds "
         f"{', '.join(map(str, CHECK_SEEDS))}; the other population options are ignored; "
@@ -500,13 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def population_params(args: argparse.Namespace) -> PopulationParams:
     """The synthetic population the command line asks for."""
-    return PopulationParams(
-        seed=args.seed, users=args.users, mentors=args.mentors, sessions=args.sessions,
-        topics=args.topics, interactions=args.interactions, noise=args.noise, days=args.days,
-        style_weight=args.style_weight, level_weight=args.level_weight,
-        topic_alpha=args.topic_alpha, profile_noise=args.profile_noise,
-        empty_profile_rate=args.empty_profile_rate,
-    )
+    return PopulationParams(**{name: getattr(args, name) for name in POPULATION_OPTIONS})
 
 
 def main(
@@ -536,8 +584,10 @@ def main(
         print(f"# Recommender evaluation: {args.snapshot_json}\n")
     elif args.check:
         print("# Recommender check: the fixed grid of synthetic populations\n")
-        print(f"temporal split (frozen protocol), hybrid {_blend_name(weights)}; other "
-              f"parameters as the default population ({PopulationParams().users} users)\n")
+        print(
+            f"temporal split (frozen protocol), hybrid {_blend_name(weights)}; other "
+            f"parameters as the default population ({PopulationParams().users} users)\n"
+        )
         rows = run_check(weights)
         print(f"({time.perf_counter() - t0:.1f} s)")
         return 1 if any(r.failed for r in rows) else 0

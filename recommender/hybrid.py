@@ -31,6 +31,8 @@ from .catalog import Catalog, build_catalog, implicit_weight
 from .collaborative import AUDIENCE_WEIGHT, CollaborativeModel
 from .content import PROFILE_WEIGHT, ContentModel
 from .data import (
+    COMPONENTS,
+    Component,
     Interaction,
     MentorItem,
     Recommendation,
@@ -55,7 +57,6 @@ PAGE = 10  # the diversity cap applies per page of this many results
 TIE_BREAK = 1e-3
 #: decayed popularity worth calling "trending": about one view today or a booking last week
 TRENDING_MIN = 1.0
-COMPONENTS = ("content", "collaborative", "popularity")
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,12 @@ class FittedModel:
         rating = self.mentor_rating
         if new_mentor:
             profile = cat.mentors[m]
-            rating = np.append(rating, _bayesian_rating(
-                (profile.rating or 0.0) * profile.rating_count, profile.rating_count
-            ))
+            rating = np.append(
+                rating,
+                _bayesian_rating(
+                    (profile.rating or 0.0) * profile.rating_count, profile.rating_count
+                ),
+            )
         return replace(
             self,
             catalog=cat,
@@ -115,8 +119,14 @@ def _fit_components(snapshot: Snapshot, weights: RecommenderWeights) -> FittedMo
     w, ts = interaction_arrays(snapshot.interactions)
     ref = float(ts.max()) if len(ts) else now.timestamp()
     spop, mpop = build_counters(
-        cat.events.session, cat.events.mentor, w, ts, cat.n_sessions, cat.n_mentors,
-        weights.half_life_days, ref,
+        cat.events.session,
+        cat.events.mentor,
+        w,
+        ts,
+        cat.n_sessions,
+        cat.n_mentors,
+        weights.half_life_days,
+        ref,
     )
     return FittedModel(
         cat, content, collab, spop, mpop, _mentor_ratings(cat), now, len(snapshot.interactions)
@@ -345,7 +355,7 @@ class _Components:
 
 @dataclass(frozen=True)
 class _Scores:
-    parts: dict[str, np.ndarray]  # weighted, normalised component scores
+    parts: dict[Component, np.ndarray]  # weighted, normalised component scores
     total: np.ndarray
     user_vec: np.ndarray
     aff: np.ndarray
@@ -386,10 +396,7 @@ class Recommender:
         if not cat.n_sessions or k <= 0:
             return []
         now_ts = (now or datetime.now(UTC)).timestamp()
-        mask = self._bookable(now_ts)
-        if user_id is not None:
-            mask &= cat.session_mentor_id != user_id  # a mentor's own sessions
-            self._drop_booked(mask, user_id, booked_ids)
+        mask = self._offerable(user_id, booked_ids, now_ts)
         if candidate_ids is not None:
             keep = np.zeros(cat.n_sessions, dtype=bool)
             keep[[cat.session_index[i] for i in candidate_ids if i in cat.session_index]] = True
@@ -408,10 +415,7 @@ class Recommender:
         if not cat.n_sessions or k <= 0:
             return []
         now_ts = (now or datetime.now(UTC)).timestamp()
-        mask = self._bookable(now_ts)
-        if user_id is not None:
-            mask &= cat.session_mentor_id != user_id
-            self._drop_booked(mask, user_id, ())
+        mask = self._offerable(user_id, (), now_ts)
         own = self.live.session_popularity.at(now_ts)
         mentor = self.live.mentor_popularity.at(now_ts)[cat.session_mentor]
         # Own activity ranks first; the mentor's popularity only orders sessions with none yet.
@@ -419,7 +423,9 @@ class Recommender:
         picked = _ranked(score, mask, cat.session_mentor, k, self.weights.max_per_mentor)
         return [
             Recommendation(
-                cat.sessions[i].id, float(score[i]), self._popularity_reason(i, now_ts),
+                cat.sessions[i].id,
+                float(score[i]),
+                self._popularity_reason(i, now_ts),
                 "popularity",
             )
             for i in picked
@@ -450,14 +456,14 @@ class Recommender:
         aff = self.model.collaborative.affinity(user.taste)
         pop = np.log1p(self.live.mentor_popularity.at(now_ts))
         rating = (self.model.mentor_rating - 1.0) / 4.0
-        parts = {
+        parts: dict[Component, np.ndarray] = {
             "content": w.content * _scale(self.model.content.score_mentors(u), mask),
             "collaborative": self._collab_weight(row, user_id)
             * _scale(self.model.collaborative.score_mentors(aff), mask, shift=True),
-            "popularity": w.popularity
-            * _scale(pop, mask) * (1 - RATING_BOOST) + w.popularity * RATING_BOOST * rating,
+            "popularity": w.popularity * _scale(pop, mask) * (1 - RATING_BOOST)
+            + w.popularity * RATING_BOOST * rating,
         }
-        total = sum(parts.values())
+        total = _total(parts)
         out = []
         for i in _top(total, mask, k):
             i = int(i)
@@ -504,7 +510,18 @@ class Recommender:
     def _bookable(self, now_ts: float) -> np.ndarray:
         cat = self.model.catalog
         seats = cat.session_taken + self.live.taken_extra < cat.session_capacity
-        return self.live.session_open & (cat.session_ts >= now_ts) & seats
+        bookable: np.ndarray = self.live.session_open & (cat.session_ts >= now_ts) & seats
+        return bookable
+
+    def _offerable(
+        self, user_id: int | None, booked_ids: Iterable[str], now_ts: float
+    ) -> np.ndarray:
+        """Sessions bookable now, minus the user's own (a mentor's) and booked ones."""
+        mask = self._bookable(now_ts)
+        if user_id is not None:
+            mask &= self.model.catalog.session_mentor_id != user_id
+            self._drop_booked(mask, user_id, booked_ids)
+        return mask
 
     def _drop_booked(self, mask: np.ndarray, user_id: int, booked_ids: Iterable[str]) -> None:
         cat = self.model.catalog
@@ -515,9 +532,9 @@ class Recommender:
         for s in self.live.booked.get(user_id, ()):
             mask[s] = False
         for sid in booked_ids:
-            s = cat.session_index.get(sid)
-            if s is not None:
-                mask[s] = False
+            idx = cat.session_index.get(sid)
+            if idx is not None:
+                mask[idx] = False
 
     def _user(self, user_id: int | None, profile: UserProfile | None) -> _User:
         """The user's content vector and collaborative taste, live events included."""
@@ -604,7 +621,10 @@ class Recommender:
             comp.seen,
             comp.collaborative_parts,
             comp.popularity_parts,
-            cat.session_created, free / capacity, _scale(np.log1p(free), mask), now_ts,
+            cat.session_created,
+            free / capacity,
+            _scale(np.log1p(free), mask),
+            now_ts,
         )
 
     def _session_scores(
@@ -624,16 +644,20 @@ class Recommender:
         else:
             parts = {
                 "content": w.content * comp.content,
-                "collaborative": self._collab_weight(comp.user.row, user_id)
-                * comp.collaborative,
+                "collaborative": self._collab_weight(comp.user.row, user_id) * comp.collaborative,
                 "popularity": w.popularity * comp.popularity,
             }
-            total = sum(parts.values())
+            total = _total(parts)
         # Popularity also breaks ties, so a user nothing is known about (or a blend without a
         # popularity weight) still gets the most wanted sessions first, not catalogue order.
         total = total + TIE_BREAK * comp.popularity
         return _Scores(
-            parts, total, comp.user.vector, comp.aff, comp.collab_parts, comp.user.profile,
+            parts,
+            total,
+            comp.user.vector,
+            comp.aff,
+            comp.collab_parts,
+            comp.user.profile,
             now_ts,
         )
 
@@ -648,7 +672,7 @@ class Recommender:
             return Recommendation(sid, float(sc.total[i]), reason, "popularity")
         first = ranked[0]
         reasons = [self._reason(first, i, sc)]
-        source: Source = first  # type: ignore[assignment]
+        source: Source = first
         if contrib[first] < DOMINANT_SHARE * total and contrib[ranked[1]] > 0:
             source = "hybrid"
             reasons.append(self._reason(ranked[1], i, sc))
@@ -666,8 +690,10 @@ class Recommender:
             if part == "audience":
                 return "learners like you are looking at this session"
             skill = m.collaborative.top_skill(i, sc.aff)
-            return f"learners like you are learning {skill}" if skill else (
-                "learners like you booked similar sessions"
+            return (
+                f"learners like you are learning {skill}"
+                if skill
+                else ("learners like you booked similar sessions")
             )
         return self._popularity_reason(i, sc.now_ts)
 
@@ -680,8 +706,10 @@ class Recommender:
         if self.live.mentor_popularity.value(mentor_index, now_ts) >= TRENDING_MIN:
             return f"new session from {mentor.name}, popular with learners this week"
         if mentor.rating is not None and mentor.rating_count >= 3 and mentor.rating >= 4:
-            return f"{mentor.name} is highly rated ({mentor.rating:.1f} from " \
+            return (
+                f"{mentor.name} is highly rated ({mentor.rating:.1f} from "
                 f"{mentor.rating_count} ratings)"
+            )
         return "new upcoming session"
 
 
@@ -746,11 +774,13 @@ def _diversify(order: np.ndarray, mentor: np.ndarray, k: int, cap: int) -> list[
     return out
 
 
-def _dominant(parts: dict[str, np.ndarray], i: int) -> str:
+def _total(parts: dict[Component, np.ndarray]) -> np.ndarray:
+    """The components added up (``sum()`` with an array start: the same floats, typed)."""
+    return sum(parts.values(), start=np.zeros(()))
+
+
+def _dominant(parts: dict[Component, np.ndarray], i: int) -> Component:
     return max(COMPONENTS, key=lambda name: float(parts[name][i]))
-
-
-
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -45,7 +45,8 @@ class DecayedCounter:
 
     def at(self, now_ts: float) -> np.ndarray:
         """Decayed values at ``now_ts`` (a new array)."""
-        return self.values * 2.0 ** (-(now_ts - self.ref_ts) / self.half_life_s)
+        decay: float = 2.0 ** (-(now_ts - self.ref_ts) / self.half_life_s)
+        return self.values * decay
 
     def value(self, idx: int, now_ts: float) -> float:
         """Decayed value of one item at ``now_ts``."""

@@ -43,27 +43,51 @@ TOPICS: list[tuple[str, list[str]]] = [
     ("Python", ["Python", "Pandas", "NumPy", "Flask", "Django", "Asyncio"]),
     ("Web development", ["JavaScript", "React", "CSS", "HTML", "TypeScript", "Node.js"]),
     ("Data science", ["Statistics", "SQL", "Data visualization", "R", "Excel", "Tableau"]),
-    ("Machine learning", ["Machine learning", "PyTorch", "Scikit-learn", "NLP", "Deep learning",
-                          "Computer vision"]),
+    (
+        "Machine learning",
+        ["Machine learning", "PyTorch", "Scikit-learn", "NLP", "Deep learning", "Computer vision"],
+    ),
     ("DevOps", ["Docker", "Kubernetes", "Linux", "Terraform", "CI/CD", "AWS"]),
     ("Mobile", ["Swift", "Kotlin", "Flutter", "Android", "iOS", "React Native"]),
-    ("Design", ["Figma", "UX research", "Typography", "Illustration", "Color theory",
-                "Prototyping"]),
+    (
+        "Design",
+        ["Figma", "UX research", "Typography", "Illustration", "Color theory", "Prototyping"],
+    ),
     ("Music", ["Guitar", "Piano", "Music theory", "Singing", "Ableton", "Songwriting"]),
     ("Languages", ["Spanish", "French", "German", "Japanese", "Pronunciation", "Grammar"]),
-    ("Mathematics", ["Algebra", "Calculus", "Linear algebra", "Probability", "Geometry",
-                     "Number theory"]),
-    ("Photography", ["Lightroom", "Portrait photography", "Composition", "Lighting",
-                     "Photoshop", "Street photography"]),
-    ("Marketing", ["SEO", "Copywriting", "Social media", "Email marketing", "Analytics",
-                   "Branding"]),
+    (
+        "Mathematics",
+        ["Algebra", "Calculus", "Linear algebra", "Probability", "Geometry", "Number theory"],
+    ),
+    (
+        "Photography",
+        [
+            "Lightroom",
+            "Portrait photography",
+            "Composition",
+            "Lighting",
+            "Photoshop",
+            "Street photography",
+        ],
+    ),
+    (
+        "Marketing",
+        ["SEO", "Copywriting", "Social media", "Email marketing", "Analytics", "Branding"],
+    ),
     ("Finance", ["Budgeting", "Investing", "Accounting", "Crypto", "Taxes", "Valuation"]),
-    ("Writing", ["Fiction", "Technical writing", "Poetry", "Editing", "Blogging",
-                 "Storytelling"]),
-    ("Security", ["Cryptography", "Penetration testing", "Networking", "OWASP", "Forensics",
-                  "Threat modeling"]),
-    ("Cooking", ["Baking", "Knife skills", "Vegan cooking", "Fermentation", "Pastry",
-                 "Meal prep"]),
+    ("Writing", ["Fiction", "Technical writing", "Poetry", "Editing", "Blogging", "Storytelling"]),
+    (
+        "Security",
+        [
+            "Cryptography",
+            "Penetration testing",
+            "Networking",
+            "OWASP",
+            "Forensics",
+            "Threat modeling",
+        ],
+    ),
+    ("Cooking", ["Baking", "Knife skills", "Vegan cooking", "Fermentation", "Pastry", "Meal prep"]),
 ]
 # Neutral words: they say nothing about topic or level.
 _FILLER = (
@@ -164,15 +188,15 @@ def generate(p: PopulationParams) -> Population:
     s_skills, s_text = [], []
     for i in range(p.sessions):
         name, pool = topics[s_topic[i]]
-        skills = [str(x) for x in rng.choice(pool, size=int(rng.integers(2, 4)), replace=False)]
+        picked = [str(x) for x in rng.choice(pool, size=int(rng.integers(2, 4)), replace=False)]
         if rng.random() < 0.15:
-            skills.append(str(rng.choice(topics[rng.integers(n_t)][1])))
+            picked.append(str(rng.choice(topics[rng.integers(n_t)][1])))
         template = str(rng.choice(_LEVEL_TEMPLATES[s_level[i]]))
-        title = template.format(a=skills[0], b=skills[1])
+        title = template.format(a=picked[0], b=picked[1])
         topic_words = " ".join(rng.choice(pool, size=3)).lower() + f" {name.lower()}"
         filler = " ".join(rng.choice(_FILLER, size=8))
         desc = f"{topic_words} {_LEVEL_PHRASES[s_level[i]]} {filler}"
-        s_skills.append(tuple(skills))
+        s_skills.append(tuple(picked))
         s_text.append((title, desc))
 
     # Interactions --------------------------------------------------------------------------
@@ -220,10 +244,16 @@ def generate(p: PopulationParams) -> Population:
                     events.append(Interaction(u + 1, sid, mid, "completion", done))
                     if rng.random() < 0.6:
                         r = 3.5 + 0.8 * (clean[c] - 2.5) + rng.normal(0, 0.8 * p.noise)
-                        events.append(Interaction(
-                            u + 1, sid, mid, "rating", done + timedelta(minutes=30),
-                            float(np.clip(round(r), 1, 5)),
-                        ))
+                        events.append(
+                            Interaction(
+                                u + 1,
+                                sid,
+                                mid,
+                                "rating",
+                                done + timedelta(minutes=30),
+                                float(np.clip(round(r), 1, 5)),
+                            )
+                        )
             if len(events) >= p.interactions:
                 break
     events.sort(key=lambda e: e.at)
@@ -232,13 +262,21 @@ def generate(p: PopulationParams) -> Population:
     for i in range(p.sessions):
         sched = START + timedelta(days=float(s_sched[i]))
         status = "cancelled" if s_cancel[i] else ("completed" if sched < end else "scheduled")
-        sessions.append(SessionItem(
-            id=_sid(p.seed, i), mentor_id=int(m_ids[s_mentor[i]]), title=s_text[i][0],
-            description=s_text[i][1], skills=s_skills[i], schedule=sched, status=status,
-            max_participants=int(s_cap[i]), current_participants=int(taken[i]),
-            price=float(rng.choice([0.0, 5.0, 10.0, 20.0])),
-            created_at=START + timedelta(days=float(s_created[i])),
-        ))
+        sessions.append(
+            SessionItem(
+                id=_sid(p.seed, i),
+                mentor_id=int(m_ids[s_mentor[i]]),
+                title=s_text[i][0],
+                description=s_text[i][1],
+                skills=s_skills[i],
+                schedule=sched,
+                status=status,
+                max_participants=int(s_cap[i]),
+                current_participants=int(taken[i]),
+                price=float(rng.choice([0.0, 5.0, 10.0, 20.0])),
+                created_at=START + timedelta(days=float(s_created[i])),
+            )
+        )
     mentors = _with_ratings(mentors, events)
     # Shuffle so that catalogue order carries no information (ties are broken by index).
     perm = rng.permutation(len(sessions))
@@ -252,8 +290,11 @@ def _sid(seed: int, i: int) -> str:
 
 
 def _profile(
-    uid: int, theta: np.ndarray, topics: list[tuple[str, list[str]]],
-    p: PopulationParams, rng: np.random.Generator,
+    uid: int,
+    theta: np.ndarray,
+    topics: list[tuple[str, list[str]]],
+    p: PopulationParams,
+    rng: np.random.Generator,
 ) -> UserProfile:
     if rng.random() < p.empty_profile_rate:
         return UserProfile(uid, "learner")

@@ -74,5 +74,8 @@ fi
 ensure_venv "test"
 echo "==> ruff"
 .venv/bin/ruff check .
+# enabled by the lead once every package is clean
+# echo "==> mypy"
+# .venv/bin/mypy
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"

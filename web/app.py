@@ -12,6 +12,7 @@ from aiohttp import web
 from config.settings import Settings
 from control.db import DatabaseNotMigrated
 from control.platform import Platform
+from web import recommendations
 from web.api.registry import ApiRegistry, build_openapi
 from web.keys import BACKGROUND, OPENAPI, PLATFORM, SETTINGS
 from web.middlewares import (
@@ -38,11 +39,12 @@ API_MODULES = (
     "web.api.recommendations",
     "web.api.rooms",
 )
-# Each module exposes ``setup(app)``: routes, and cleanup contexts for what it owns.
+# Each module exposes ``setup(app)``: routes, and cleanup contexts for what it owns. Not the
+# recommender: ``web.keys`` imports its key from ``web.recommendations``, which therefore
+# reads no app keys and is handed what it needs in ``create_app``.
 FEATURE_MODULES = (
     "web.notifications_ws",
     "web.rooms",
-    "web.recommendations",
     "web.pages",
 )
 
@@ -95,10 +97,12 @@ def create_app(
         ],
         client_max_size=settings.uploads.max_image_bytes + 64 * 1024,
     )
+    platform = platform or Platform(settings)
     app[SETTINGS] = settings
-    app[PLATFORM] = platform or Platform(settings)
+    app[PLATFORM] = platform
     app[BACKGROUND] = background
     app.cleanup_ctx.append(_platform_ctx)
+    recommendations.setup(app, platform, settings.recommender, background=background)
 
     combined = ApiRegistry()
     for name in API_MODULES:

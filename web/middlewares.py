@@ -101,7 +101,7 @@ def error_response(
     return web.json_response({"error": body}, status=status)
 
 
-async def _page_error(request: web.Request, status: int, message: str) -> web.StreamResponse:
+async def _page_error(request: web.Request, status: int, message: str) -> web.Response:
     from web.pages.render import render_error  # pages are optional for the API-only tests
 
     return await render_error(request, status, message)
@@ -172,16 +172,16 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not exempt and (is_form or SESSION_COOKIE in request.cookies):
             submitted = request.headers.get(CSRF_HEADER)
             if submitted is None and ctype == "application/x-www-form-urlencoded":
-                submitted = (await request.post()).get(CSRF_FIELD)  # type: ignore[assignment]
+                field = (await request.post()).get(CSRF_FIELD)  # a file is no token
+                submitted = field if isinstance(field, str) else None
             elif submitted is None and ctype == "multipart/form-data":
                 submitted = await leading_field(request, CSRF_FIELD)
-            if not csrf_valid(request, submitted if isinstance(submitted, str) else None):
+            if not csrf_valid(request, submitted):
                 raise CsrfFailed(
                     "missing or invalid CSRF token (the X-CSRF-Token header, or the first field "
                     "of the form); reload the page and try again"
                 )
-    response = await handler(request)
-    return response
+    return await handler(request)
 
 
 @web.middleware

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 25.0
 QUEUE_SIZE = 200  # a client this far behind is stuck; drop it rather than grow without bound
-SOCKETS = web.AppKey("notification_sockets", weakref.WeakSet)
+#: Open sockets, closed at shutdown so the server does not wait for their heartbeats.
+SOCKETS = web.AppKey("notification_sockets", weakref.WeakSet[web.WebSocketResponse])
 
 
 async def notifications_ws(request: web.Request) -> web.StreamResponse:
@@ -130,7 +131,8 @@ def _reply_to(text: str) -> dict[str, Any] | None:
 
 async def _close_all(app: web.Application) -> None:
     """Close open sockets on shutdown so the server does not wait for their heartbeats."""
-    for ws in list(app[SOCKETS]):
+    sockets = app[SOCKETS]  # not inside list(): mypy would take the key type from list's
+    for ws in list(sockets):
         with contextlib.suppress(Exception):
             await ws.close(code=1001, message=b"server shutdown")
 

@@ -18,7 +18,10 @@
 Fits run in the engine's worker thread; requests never wait for one. Until the first fit
 has finished (a fraction of a second after start-up on a small platform) answers are empty.
 The refit loop (and so the first fit) only runs when the app was created with background
-loops on (``app[BACKGROUND]``); otherwise fits happen when ``refresh()`` is called.
+loops on (``create_app(background=True)``); otherwise fits happen when ``refresh()`` is called.
+
+The app factory hands ``setup`` the platform and settings instead of this module reading app
+keys: ``RECOMMENDER`` is defined here, next to its type, and ``web.keys`` re-exports it.
 """
 
 from __future__ import annotations
@@ -39,10 +42,14 @@ from control.models import Session, User
 from control.platform import Platform
 from control.services.accounts import MAX_DB_ID
 from control.services.interactions import mentor_dict, session_dict
-from recommender.data import Interaction, Recommendation, RecommenderWeights, Snapshot, UserProfile
+from recommender.data import Recommendation, RecommenderWeights, Snapshot, UserProfile
 from recommender.engine import Engine
-from recommender.serialization import mentor_from_dict, session_from_dict, snapshot_from_dict
-from web.keys import BACKGROUND, PLATFORM, RECOMMENDER, SETTINGS
+from recommender.serialization import (
+    interaction_from_dict,
+    mentor_from_dict,
+    session_from_dict,
+    snapshot_from_dict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +82,6 @@ async def load_snapshot(platform: Platform) -> Snapshot:
 def profile_of(user: User) -> UserProfile:
     """The user's current skills and interests (edits count before the next refit)."""
     return UserProfile(user.id, user.role, tuple(user.skills or ()), tuple(user.interests or ()))
-
-
-def interaction_of(data: dict[str, Any]) -> Interaction:
-    """An ``InteractionService`` listener payload as the recommender's ``Interaction``."""
-    at = datetime.fromisoformat(str(data["at"]))
-    return Interaction(
-        user_id=int(data["user_id"]),
-        session_id=str(data["session_id"]),
-        mentor_id=int(data["mentor_id"]),
-        kind=data["kind"],
-        at=at if at.tzinfo else at.replace(tzinfo=UTC),
-        value=None if data.get("value") is None else float(data["value"]),
-    )
 
 
 @dataclass(frozen=True)
@@ -137,7 +131,7 @@ class RecommenderGateway:
     def on_interaction(self, data: dict[str, Any]) -> None:
         """InteractionService listener: runs on the loop right after the commit."""
         try:
-            self.engine.record(interaction_of(data))
+            self.engine.record(interaction_from_dict(data))
         except (KeyError, TypeError, ValueError):
             log.warning("ignoring malformed interaction for the recommender: %r", data)
 
@@ -149,9 +143,11 @@ class RecommenderGateway:
                 session = await self.platform.sessions.get(session_id)
             except DomainError:  # deleted meanwhile
                 return
-            mentor = mentor_from_dict(mentor_dict(
-                session.mentor, *await self.platform.feedback.mentor_rating(session.mentor_id)
-            ))
+            mentor = mentor_from_dict(
+                mentor_dict(
+                    session.mentor, *await self.platform.feedback.mentor_rating(session.mentor_id)
+                )
+            )
             self.engine.add_session(session_from_dict(session_dict(session)), mentor)
         elif event in CLOSING_EVENTS:
             self.engine.close_session(session_id)
@@ -194,8 +190,11 @@ class RecommenderGateway:
         for rec in recs:
             mentor = rows.get(int(rec.id))
             if (
-                mentor is not None and mentor.is_active and mentor.role == "mentor"
-                and mentor.id != user.id and mentor.id not in followed
+                mentor is not None
+                and mentor.is_active
+                and mentor.role == "mentor"
+                and mentor.id != user.id
+                and mentor.id not in followed
             ):
                 out.append(MentorPick(rec, mentor))
                 if len(out) == k:
@@ -241,20 +240,29 @@ def _bookable_for(session: Session, user: User | None, booked: set[str], now: da
     )
 
 
+RECOMMENDER = web.AppKey("recommender", RecommenderGateway)
+
+
 def gateway_of(app: web.Application) -> RecommenderGateway:
-    gateway: RecommenderGateway = app[RECOMMENDER]
-    return gateway
+    """``app[RECOMMENDER]``; the key is typed, so new code reads it directly."""
+    return app[RECOMMENDER]
 
 
-async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
-    gateway = gateway_of(app)
-    await gateway.start(background=app[BACKGROUND])
-    yield
-    await gateway.stop()
+def setup(
+    app: web.Application,
+    platform: Platform,
+    settings: RecommenderSettings,
+    *,
+    background: bool,
+) -> None:
+    """Create the gateway at ``app[RECOMMENDER]``, started with the app (register this after
+    the platform's context: it listens to the platform) and stopped before the platform."""
+    gateway = RecommenderGateway(platform, weights_from_settings(settings))
+    app[RECOMMENDER] = gateway
 
+    async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+        await gateway.start(background=background)
+        yield
+        await gateway.stop()
 
-def setup(app: web.Application) -> None:
-    """Create the gateway (started with the app, after the platform) and its lifecycle."""
-    weights = weights_from_settings(app[SETTINGS].recommender)
-    app[RECOMMENDER] = RecommenderGateway(app[PLATFORM], weights)
-    app.cleanup_ctx.append(_gateway_ctx)
+    app.cleanup_ctx.append(gateway_ctx)

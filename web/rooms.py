@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -19,7 +19,15 @@ from control.errors import DomainError, Forbidden, NotAuthenticated
 from control.platform import Platform
 from control.services.logins import revocation_applies
 from control.services.notifications import user_channel
-from peerlearn_sfu import ParticipantIdentity, RoomHooks, SfuConfig, SfuError, SfuServer
+from peerlearn_sfu import (
+    Participant,
+    ParticipantIdentity,
+    Room,
+    RoomHooks,
+    SfuConfig,
+    SfuError,
+    SfuServer,
+)
 from peerlearn_sfu.protocol import parse_frame
 from peerlearn_sfu.quotas import check_admission
 from web.keys import PLATFORM, SETTINGS, SFU
@@ -82,10 +90,10 @@ class PlatformRoomHooks(RoomHooks):
     async def on_left(self, user_id: int) -> None:
         await self._platform.bookings.record_leave(self._session_id, user_id)
 
-    async def on_chat(self, user_id: int, display_name: str, text: str) -> dict:
+    async def on_chat(self, user_id: int, display_name: str, text: str) -> dict[str, Any]:
         return await self._platform.chat.add(self._session_id, user_id, text)
 
-    async def chat_history(self) -> list[dict]:
+    async def chat_history(self) -> list[dict[str, Any]]:
         return await self._platform.chat.history(self._session_id)
 
     async def on_removed(self, user_id: int) -> None:
@@ -102,9 +110,9 @@ class RoomDirectory:
     def __init__(self, platform: Platform, sfu: SfuServer) -> None:
         self.platform = platform
         self.sfu = sfu
-        self._unsubscribe: dict[str, Any] = {}
+        self._unsubscribe: dict[str, Callable[[], None]] = {}
 
-    def room_for(self, session_id: uuid.UUID) -> Any:
+    def room_for(self, session_id: uuid.UUID) -> Room:
         room_id = str(session_id)
         room = self.sfu.get_room(room_id)
         if room is not None:
@@ -194,7 +202,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     directory = request.app[ROOMS]
     limit = directory.sfu.config.max_message_bytes
     room_id = str(session_id)
-    participant = None
+    participant: Participant | None = None
     watcher: asyncio.Task[None] | None = None
 
     async def close_when_ended(ended: asyncio.Event) -> None:
@@ -233,8 +241,13 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                     continue
                 break
             if len(msg.data) > limit:
-                await send({"type": "error", "code": "message_too_large",
-                            "message": f"messages are limited to {limit} bytes"})
+                await send(
+                    {
+                        "type": "error",
+                        "code": "message_too_large",
+                        "message": f"messages are limited to {limit} bytes",
+                    }
+                )
                 continue
             try:
                 # Depth-limited, lone surrogates refused: every hostile frame gets an error.
@@ -244,16 +257,26 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                 continue
             target = message.get("session_id")
             if target is not None and str(target) != room_id:
-                await send({"type": "error", "code": "wrong_room",
-                            "message": "this socket belongs to another session"})
+                await send(
+                    {
+                        "type": "error",
+                        "code": "wrong_room",
+                        "message": "this socket belongs to another session",
+                    }
+                )
                 continue
             kind = message.get("type")
             if participant is None:
                 if kind != "join_session":
-                    await send({"type": "error", "code": "not_joined",
-                                "message": "send join_session first"})
+                    await send(
+                        {
+                            "type": "error",
+                            "code": "not_joined",
+                            "message": "send join_session first",
+                        }
+                    )
                     continue
-                who = ParticipantIdentity(user.id, user.display_name, role)  # type: ignore[arg-type]
+                who = ParticipantIdentity(user.id, user.display_name, role)
                 try:
                     check_admission(directory.sfu, room_id, user.id)
                     participant = await directory.room_for(session_id).join(who, send)
@@ -293,4 +316,3 @@ def setup(app: web.Application) -> None:
 
     app.cleanup_ctx.append(sfu_ctx)
     app.router.add_get("/ws/session/{session_id}/", session_socket)
-

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-# Make the repository importable when pytest is run without an installed package.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from recommender.data import (  # noqa: E402
+from recommender.data import (
     Interaction,
+    InteractionKind,
     MentorItem,
+    Recommendation,
+    RecommenderWeights,
     SessionItem,
     Snapshot,
     UserProfile,
@@ -23,6 +20,8 @@ from recommender.data import (  # noqa: E402
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 PY_LOVER, DESIGNER, BLANK = 1, 2, 3
+#: the content model alone: rankings that follow skills and interests only
+CONTENT_ONLY = RecommenderWeights(content=1.0, collaborative=0.0, popularity=0.0)
 ALICE, BOB, CAROL, DAVE = 100, 101, 102, 103
 
 
@@ -40,15 +39,33 @@ def session(
 ) -> SessionItem:
     """A session ``days`` from NOW (negative = past)."""
     return SessionItem(
-        id=sid, mentor_id=mentor, title=title, description=description or title,
-        skills=skills, schedule=NOW + timedelta(days=days), status=status,
-        max_participants=cap, current_participants=taken, price=0.0,
+        id=sid,
+        mentor_id=mentor,
+        title=title,
+        description=description or title,
+        skills=skills,
+        schedule=NOW + timedelta(days=days),
+        status=status,
+        max_participants=cap,
+        current_participants=taken,
+        price=0.0,
     )
 
 
-def event(user: int, sid: str, mentor: int, kind: str, days_ago: float = 1,
-          value: float | None = None) -> Interaction:
-    return Interaction(user, sid, mentor, kind, NOW - timedelta(days=days_ago), value)  # type: ignore[arg-type]
+def event(
+    user: int,
+    sid: str,
+    mentor: int,
+    kind: InteractionKind,
+    days_ago: float = 1,
+    value: float | None = None,
+) -> Interaction:
+    return Interaction(user, sid, mentor, kind, NOW - timedelta(days=days_ago), value)
+
+
+def ids(recs: Iterable[Recommendation]) -> list[str | int]:
+    """The ids of ``recs``, in order."""
+    return [r.id for r in recs]
 
 
 USERS = (
@@ -65,8 +82,13 @@ MENTORS = (
     MentorItem(DAVE, "dave", ("Python", "Pandas"), "Data person", 3.9, 3),
 )
 SESSIONS = (
-    session("py-intro", ALICE, "Intro to Python", ("Python",),
-            description="variables loops functions in python"),
+    session(
+        "py-intro",
+        ALICE,
+        "Intro to Python",
+        ("Python",),
+        description="variables loops functions in python",
+    ),
     session("pandas", DAVE, "Pandas for data analysis", ("Pandas", "Python")),
     session("figma", BOB, "Figma basics", ("Figma", "UX research")),
     session("guitar", CAROL, "Guitar chords", ("Guitar",)),

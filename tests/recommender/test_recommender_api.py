@@ -7,6 +7,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.conftest import ApiDriver, StatementCounter
 from web.keys import PLATFORM, RECOMMENDER
 
@@ -22,12 +24,23 @@ async def _profile(api: Any, who: dict[str, Any], **fields: Any) -> None:
     assert status == 200, body
 
 
-async def _session(api: Any, mentor: dict[str, Any], title: str, skills: list[str],
-                   *, days: float = 2, seats: int = 5) -> str:
+async def _session(
+    api: Any,
+    mentor: dict[str, Any],
+    title: str,
+    skills: list[str],
+    *,
+    days: float = 2,
+    seats: int = 5,
+) -> str:
     body = {
-        "title": title, "description": f"{title}: a live group session.",
-        "schedule": _in_days(days), "duration": 60, "max_participants": seats,
-        "skills_required": skills, "price": 0,
+        "title": title,
+        "description": f"{title}: a live group session.",
+        "schedule": _in_days(days),
+        "duration": 60,
+        "max_participants": seats,
+        "skills_required": skills,
+        "price": 0,
     }
     status, data = await api.call("POST", "/api/sessions/create/", mentor, json=body)
     assert status == 201, data
@@ -57,9 +70,7 @@ async def _platform(api: Any) -> dict[str, Any]:
 
 
 async def _sessions_for(api: Any, who: dict[str, Any], limit: int = 10) -> dict[str, Any]:
-    status, body = await api.call(
-        "GET", f"/api/recommendations/sessions/?limit={limit}", who
-    )
+    status, body = await api.call("GET", f"/api/recommendations/sessions/?limit={limit}", who)
     assert status == 200, body
     return body
 
@@ -180,31 +191,29 @@ async def test_trending_is_public_and_live(sqlite_api: Any) -> None:
     assert world["ids"]["py-test"] not in [r["session"]["id"] for r in mine["results"]]
 
 
-async def test_invalid_queries_are_400(sqlite_api: Any) -> None:
+@pytest.mark.parametrize("path", ["sessions", "mentors", "trending"])
+@pytest.mark.parametrize("query", ["limit=0", "limit=51", "limit=ten", "limit=3&colour=blue"])
+async def test_invalid_queries_are_400(sqlite_api: Any, path: str, query: str) -> None:
     learner = await sqlite_api.register("learner")
-    for query in ("limit=0", "limit=51", "limit=ten", "limit=3&colour=blue"):
-        for path in ("sessions", "mentors", "trending"):
-            status, body = await sqlite_api.call(
-                "GET", f"/api/recommendations/{path}/?{query}", learner
-            )
-            assert status == 400, (path, query, body)
-            assert body["error"]["code"] and body["error"]["message"]
+    status, body = await sqlite_api.call("GET", f"/api/recommendations/{path}/?{query}", learner)
+    assert status == 400, body
+    assert body["error"]["code"] and body["error"]["message"]
 
 
-async def test_personal_recommendations_need_a_login(sqlite_api: Any) -> None:
+@pytest.mark.parametrize("path", ["sessions", "mentors"])
+async def test_personal_recommendations_need_a_login(sqlite_api: Any, path: str) -> None:
     await sqlite_api.register("learner")
     sqlite_api.client.session.cookie_jar.clear()
-    for path in ("sessions", "mentors"):
-        status, body = await sqlite_api.call("GET", f"/api/recommendations/{path}/")
-        assert status == 401 and body["error"]["code"], path
+    status, body = await sqlite_api.call("GET", f"/api/recommendations/{path}/")
+    assert status == 401 and body["error"]["code"]
 
 
-async def test_empty_platform_answers_empty_lists(sqlite_api: Any) -> None:
+@pytest.mark.parametrize("path", ["sessions", "mentors", "trending"])
+async def test_empty_platform_answers_empty_lists(sqlite_api: Any, path: str) -> None:
     await sqlite_api.client.app[RECOMMENDER].refresh()
     learner = await sqlite_api.register("learner")
-    for path in ("sessions", "mentors", "trending"):
-        status, body = await sqlite_api.call("GET", f"/api/recommendations/{path}/", learner)
-        assert status == 200 and body["results"] == [], path
+    status, body = await sqlite_api.call("GET", f"/api/recommendations/{path}/", learner)
+    assert status == 200 and body["results"] == []
 
 
 async def test_background_flag_keeps_the_refit_loop_off_until_asked(
@@ -358,8 +367,9 @@ async def test_catalogue_changes_reach_every_node_over_redis(
 
 async def test_reasons_name_mentors_as_the_pages_do(sqlite_api: Any) -> None:
     api = sqlite_api
-    ada = await api.register("mentor", username="ada_928e54", first_name="Ada",
-                             last_name="Lovelace")
+    ada = await api.register(
+        "mentor", username="ada_928e54", first_name="Ada", last_name="Lovelace"
+    )
     booked = await _session(api, ada, "Analytical engines", ["Mathematics"])
     fresh = await _session(api, ada, "Notes on the engine", ["Mathematics"], days=3)
     learner = await api.register("learner")

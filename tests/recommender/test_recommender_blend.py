@@ -90,15 +90,17 @@ def test_the_learned_blend_ranks_and_explains(population: Population, learned: R
     assert differ > 0  # the learned blend is what serves, not the configured weights
 
 
-def test_too_little_history_falls_back_to_the_configured_weights(snapshot: Snapshot) -> None:
+@pytest.mark.parametrize("uid", [PY_LOVER, DESIGNER])
+def test_too_little_history_falls_back_to_the_configured_weights(
+    snapshot: Snapshot, uid: int
+) -> None:
     model = fit_model(snapshot)
     assert model.blend is None  # four interactions
     learned = Recommender(model)
     fixed = Recommender(model, RecommenderWeights(learn_blend=False))
-    for uid in (PY_LOVER, DESIGNER):
-        a = learned.recommend_sessions(uid, 10, now=NOW)
-        b = fixed.recommend_sessions(uid, 10, now=NOW)
-        assert [(r.id, r.score, r.reason) for r in a] == [(r.id, r.score, r.reason) for r in b]
+    a = learned.recommend_sessions(uid, 10, now=NOW)
+    b = fixed.recommend_sessions(uid, 10, now=NOW)
+    assert [(r.id, r.score, r.reason) for r in a] == [(r.id, r.score, r.reason) for r in b]
 
 
 def test_the_blend_can_be_turned_off(population: Population) -> None:

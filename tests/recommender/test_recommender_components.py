@@ -52,10 +52,14 @@ def test_collaborative_carries_to_new_session_via_mentor() -> None:
 def test_collaborative_carries_via_skills() -> None:
     snap = _two_communities()
     # A new mentor W teaches Go (a skill of the X/Y community) and Haskell's community's nothing.
-    sessions = [*snap.sessions, session("w-go", 203, "Evening meetup", ("Go",)),
-                session("w-hs", 204, "Evening meetup", ("Haskell",))]
-    rec = Recommender(fit_model(Snapshot(snap.users, sessions, snap.mentors, snap.interactions)),
-                      COLLAB_ONLY)
+    sessions = [
+        *snap.sessions,
+        session("w-go", 203, "Evening meetup", ("Go",)),
+        session("w-hs", 204, "Evening meetup", ("Haskell",)),
+    ]
+    rec = Recommender(
+        fit_model(Snapshot(snap.users, sessions, snap.mentors, snap.interactions)), COLLAB_ONLY
+    )
     out = [r.id for r in rec.recommend_sessions(16, k=4, now=NOW, booked_ids=["y-new", "z-new"])]
     assert out.index("w-go") < out.index("w-hs")
 
@@ -77,8 +81,11 @@ def test_decayed_counter_half_life() -> None:
 
 
 def test_popularity_decay_ordering() -> None:
-    sessions = [session("old-hit", 200, "A", ("X",)), session("fresh", 201, "B", ("Y",)),
-                session("quiet", 202, "C", ("Z",))]
+    sessions = [
+        session("old-hit", 200, "A", ("X",)),
+        session("fresh", 201, "B", ("Y",)),
+        session("quiet", 202, "C", ("Z",)),
+    ]
     ev = [event(u, "old-hit", 200, "booking", 30) for u in range(1, 6)]  # 5 bookings, a month ago
     ev += [event(9, "fresh", 201, "booking", 1)]  # 1 booking yesterday
     rec = Recommender(fit_model(Snapshot((), sessions, (), ev)))

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from recommender.data import RecommenderWeights, Snapshot
+from recommender.data import Interaction, RecommenderWeights, Snapshot
 from recommender.engine import Engine
 from recommender.hybrid import FittedModel, Recommender, fit_model
-from tests.recommender.conftest import BLANK, BOB, DESIGNER, NOW, PY_LOVER, event
+from tests.recommender.conftest import BLANK, BOB, DESIGNER, NOW, PY_LOVER, event, session
 
 FAST = RecommenderWeights(refit_after_interactions=3, refit_interval_s=3600)
 TIMEOUT = 10
@@ -97,9 +97,12 @@ async def test_events_recorded_during_a_slow_load_are_counted_once(snapshot: Sna
     booking = event(DESIGNER, "figma", BOB, "booking", 0)
     loading = asyncio.Event()
     release = asyncio.Event()
-    snapshots = [snapshot, Snapshot(
-        snapshot.users, snapshot.sessions, snapshot.mentors, [*snapshot.interactions, booking]
-    )]
+    snapshots = [
+        snapshot,
+        Snapshot(
+            snapshot.users, snapshot.sessions, snapshot.mentors, [*snapshot.interactions, booking]
+        ),
+    ]
 
     async def loader() -> Snapshot:
         current = snapshots.pop(0)
@@ -124,18 +127,18 @@ async def test_events_recorded_during_a_slow_load_are_counted_once(snapshot: Sna
         await engine.stop()
 
 
-def snapshots_final(snapshot: Snapshot, *extra: object) -> Snapshot:
+def snapshots_final(snapshot: Snapshot, *extra: Interaction) -> Snapshot:
     return Snapshot(
         snapshot.users, snapshot.sessions, snapshot.mentors, [*snapshot.interactions, *extra]
     )
 
 
 async def test_an_unknown_session_triggers_a_refit(snapshot: Snapshot) -> None:
-    from conftest import session
-
     published = Snapshot(
-        snapshot.users, [*snapshot.sessions, session("brand-new", BOB, "Figma again", ("Figma",))],
-        snapshot.mentors, snapshot.interactions,
+        snapshot.users,
+        [*snapshot.sessions, session("brand-new", BOB, "Figma again", ("Figma",))],
+        snapshot.mentors,
+        snapshot.interactions,
     )
     snapshots = [snapshot, published]
     engine = Engine(lambda: snapshots[min(engine.version, 1)], FAST, min_refit_gap_s=0)

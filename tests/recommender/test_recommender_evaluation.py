@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Iterable
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 
 from recommender import evaluation
-from recommender.data import Interaction
+from recommender.data import Interaction, Recommendation, RecommenderWeights, UserProfile
 from recommender.evaluation import REPLAY_GUARD, evaluate_split, make_split
-from recommender.hybrid import LiveState
-from recommender.synthetic import PopulationParams, generate
+from recommender.hybrid import FittedModel, LiveState, Recommender
+from recommender.synthetic import Population, PopulationParams, generate
 
 SMALL = PopulationParams(
     seed=3, users=400, mentors=25, sessions=150, topics=6, interactions=6000, days=40
@@ -19,11 +21,11 @@ SMALL = PopulationParams(
 
 
 @pytest.fixture(scope="module")
-def population():  # type: ignore[no-untyped-def]
+def population() -> Population:
     return generate(SMALL)
 
 
-def test_population_is_reproducible_and_seed_dependent(population) -> None:  # type: ignore[no-untyped-def]
+def test_population_is_reproducible_and_seed_dependent(population: Population) -> None:
     again = generate(SMALL).snapshot
     assert again.interactions == population.snapshot.interactions
     assert again.sessions == population.snapshot.sessions
@@ -33,7 +35,7 @@ def test_population_is_reproducible_and_seed_dependent(population) -> None:  # t
     assert kinds == {"view", "booking", "completion", "rating"}
 
 
-def test_split_trains_on_the_past_and_tests_on_new_sessions(population) -> None:  # type: ignore[no-untyped-def]
+def test_split_trains_on_the_past_and_tests_on_new_sessions(population: Population) -> None:
     split = make_split(population.snapshot, 0.75, 0.15, seed=3)
     assert split.warm and split.cold
     assert all(i.at < split.cutoff for i in split.train.interactions)
@@ -46,7 +48,8 @@ def test_split_trains_on_the_past_and_tests_on_new_sessions(population) -> None:
     # Seats taken are those of the training period, not the final ones.
     booked = Counter(i.session_id for i in split.train.interactions if i.kind == "booking")
     cold_booked = Counter(
-        i.session_id for i in population.snapshot.interactions
+        i.session_id
+        for i in population.snapshot.interactions
         if i.at < split.cutoff and i.kind == "booking" and i.user_id in split.cold_users
     )
     for s in split.train.sessions:
@@ -54,26 +57,35 @@ def test_split_trains_on_the_past_and_tests_on_new_sessions(population) -> None:
 
 
 def test_live_protocol_never_replays_the_visit_behind_a_query(
-    population, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    population: Population, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     split = make_split(population.snapshot, 0.75, 0.15, seed=3)
     replayed: list[Interaction] = []
     original = LiveState.record
 
-    def spy(self: LiveState, model, it: Interaction) -> None:  # type: ignore[no-untyped-def]
+    def spy(self: LiveState, model: FittedModel, it: Interaction) -> None:
         replayed.append(it)
         original(self, model, it)
 
-    asked: list[tuple[int, object]] = []
-    real = evaluation.Recommender.recommend_sessions
+    asked: list[tuple[int | None, datetime, int]] = []
+    real = Recommender.recommend_sessions
 
-    def ask(self, user_id, k=10, booked_ids=(), now=None, profile=None, candidate_ids=None):  # type: ignore[no-untyped-def]
+    def ask(
+        self: Recommender,
+        user_id: int | None,
+        k: int = 10,
+        booked_ids: Iterable[str] = (),
+        now: datetime | None = None,
+        profile: UserProfile | None = None,
+        candidate_ids: Collection[str] | None = None,
+    ) -> list[Recommendation]:
+        assert now is not None  # the evaluation always ranks at a given time
         asked.append((user_id, now, len(replayed)))
         return real(self, user_id, k, booked_ids, now, profile, candidate_ids)
 
     monkeypatch.setattr(LiveState, "record", spy)
-    monkeypatch.setattr(evaluation.Recommender, "recommend_sessions", ask)
-    results = evaluate_split(split, evaluation.RecommenderWeights(), protocols=("live",))
+    monkeypatch.setattr(Recommender, "recommend_sessions", ask)
+    results = evaluate_split(split, RecommenderWeights(), protocols=("live",))
     assert asked and {r.split for r in results} == {"temporal, live", "cold-start, live"}
     for user_id, now, n_seen in asked:
         seen = replayed[:n_seen]
@@ -84,8 +96,22 @@ def test_live_protocol_never_replays_the_visit_behind_a_query(
 
 
 def test_cli_prints_the_table_for_every_method(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--seed", "3", "--users", "400", "--mentors", "25", "--sessions", "150",
-            "--topics", "6", "--interactions", "6000", "--days", "40"]
+    argv = [
+        "--seed",
+        "3",
+        "--users",
+        "400",
+        "--mentors",
+        "25",
+        "--sessions",
+        "150",
+        "--topics",
+        "6",
+        "--interactions",
+        "6000",
+        "--days",
+        "40",
+    ]
     assert evaluation.main(argv) == 0
     out = capsys.readouterr().out
     for split in ("temporal", "cold-start", "temporal, live", "cold-start, live"):
@@ -112,8 +138,11 @@ def test_the_check_grid_is_the_issues_and_unseen() -> None:
 def test_run_check_prints_a_row_per_population_and_the_paired_error() -> None:
     lines: list[str] = []
     rows = evaluation.run_check(
-        evaluation.RecommenderWeights(), grid=[(0.0, 1.0, 6), (1.0, 1.5, 6)], seeds=[1],
-        base=SMALL, out=lines.append,
+        RecommenderWeights(),
+        grid=[(0.0, 1.0, 6), (1.0, 1.5, 6)],
+        seeds=[1],
+        base=SMALL,
+        out=lines.append,
     )
     assert len(rows) == 2
     for r in rows:

@@ -13,21 +13,18 @@ from tests.recommender.conftest import (
     ALICE,
     BLANK,
     BOB,
+    CONTENT_ONLY,
     DAVE,
     DESIGNER,
     NOW,
     PY_LOVER,
     event,
+    ids,
     session,
 )
 
-CONTENT_ONLY = RecommenderWeights(content=1.0, collaborative=0.0, popularity=0.0)
 NEWCOMER = 500  # a mentor who registered after the fit
 TIMEOUT = 10
-
-
-def ids(recs: list) -> list:
-    return [r.id for r in recs]
 
 
 def test_a_published_session_is_served_at_once(snapshot: Snapshot) -> None:
@@ -100,9 +97,12 @@ def test_a_live_booking_cancelled_before_any_refit(snapshot: Snapshot) -> None:
 
 def test_cancelling_frees_a_seat_in_a_full_session(snapshot: Snapshot) -> None:
     full = session("duo", DAVE, "Pandas in pairs", ("Pandas",), cap=1, taken=1)
-    snap = replace(snapshot, sessions=[*snapshot.sessions, full],
-                   interactions=[*snapshot.interactions, event(BLANK, "duo", DAVE, "booking")],
-                   seats=[(PY_LOVER, "py-booked"), (BLANK, "guitar"), (BLANK, "duo")])
+    snap = replace(
+        snapshot,
+        sessions=[*snapshot.sessions, full],
+        interactions=[*snapshot.interactions, event(BLANK, "duo", DAVE, "booking")],
+        seats=[(PY_LOVER, "py-booked"), (BLANK, "guitar"), (BLANK, "duo")],
+    )
     rec = Recommender(fit_model(snap))
     assert "duo" not in ids(rec.recommend_sessions(PY_LOVER, k=10, now=NOW))
     rec.unbook(BLANK, "duo")
