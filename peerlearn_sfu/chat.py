@@ -1,4 +1,4 @@
-"""Chat validation and per-sender rate limiting (the relay itself lives in the room)."""
+"""Chat validation and per-sender rate limiting (the relay: :mod:`.chatrelay`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One subscriber's view of one publisher track: a queue of encoded ``av.Packet``."""
+"""One subscriber's view of one publisher track: a queue of encoded ``av.Packet[Any]``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -14,8 +15,14 @@ MAX_QUEUE = {"audio": 50, "video": 30}
 PTS_STEP = {"audio": 960, "video": 3000}
 
 
+def _pts(packet: av.Packet[Any]) -> int:
+    """A forwarded packet's RTP timestamp (``Publication`` always sets it)."""
+    assert packet.pts is not None
+    return packet.pts
+
+
 class DownTrack(MediaStreamTrack):
-    """A ``MediaStreamTrack`` whose ``recv()`` returns already-encoded ``av.Packet``.
+    """A ``MediaStreamTrack`` whose ``recv()`` returns already-encoded ``av.Packet[Any]``.
 
     The aiortc sender only packetises what it gets, so nothing is decoded or encoded.
     Video is dropped until a keyframe arrives (after attach, overflow or start of
@@ -28,8 +35,8 @@ class DownTrack(MediaStreamTrack):
     def __init__(self, kind: str, instrument: bool = False) -> None:
         super().__init__()
         self.kind = kind
-        self._queue: deque[tuple[av.Packet, float]] = deque()
-        self._waiter: asyncio.Future | None = None
+        self._queue: deque[tuple[av.Packet[Any], float]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._max = MAX_QUEUE[kind]
         self._reading = False
         self._need_keyframe = kind == "video"
@@ -53,7 +60,7 @@ class DownTrack(MediaStreamTrack):
         if self._reading:
             self._ask_keyframe()
 
-    def push(self, packet: av.Packet, keyframe: bool, t_in: float) -> None:
+    def push(self, packet: av.Packet[Any], keyframe: bool, t_in: float) -> None:
         """Called by the publication for every frame (on the event loop)."""
         if not self._reading or self.readyState != "live":
             return
@@ -72,7 +79,7 @@ class DownTrack(MediaStreamTrack):
             return
         if self._rebase:
             self._rebase = False
-            self.pts_offset = self._last_pts + PTS_STEP[self.kind] - int(packet.pts)
+            self.pts_offset = self._last_pts + PTS_STEP[self.kind] - _pts(packet)
         self._queue.append((packet, t_in))
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -82,7 +89,7 @@ class DownTrack(MediaStreamTrack):
         if self.kind == "video" and self.on_keyframe_needed is not None:
             self.on_keyframe_needed()
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         if not self._reading:
@@ -99,7 +106,7 @@ class DownTrack(MediaStreamTrack):
         packet, t_in = self._queue.popleft()
         self.forwarded += 1
         self.bytes_out += packet.size
-        self._last_pts = int(packet.pts) + self.pts_offset
+        self._last_pts = _pts(packet) + self.pts_offset
         if self.delays is not None:
             self._sending_since = t_in
         return packet

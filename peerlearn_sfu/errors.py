@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SfuError(Exception):
     """Base class: ``code`` is the machine-readable protocol error code."""
@@ -13,7 +15,7 @@ class SfuError(Exception):
         if code is not None:
             self.code = code
 
-    def to_message(self) -> dict:
+    def to_message(self) -> dict[str, Any]:
         """The ``error`` message a client receives for this exception."""
         return {"type": "error", "code": self.code, "message": str(self)}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["mentor", "learner", "admin"]
 
@@ -23,7 +23,7 @@ class RoomHooks:
     tests can pass a plain ``RoomHooks()``. Exceptions raised here are logged, not fatal."""
 
     def __init__(self) -> None:
-        self._chat: list[dict] = []
+        self._chat: list[dict[str, Any]] = []
 
     async def on_joined(self, user_id: int) -> None:
         """Attendance: the user entered the room."""
@@ -31,7 +31,7 @@ class RoomHooks:
     async def on_left(self, user_id: int) -> None:
         """Attendance: the user left, was removed, vanished, or the room closed."""
 
-    async def on_chat(self, user_id: int, display_name: str, text: str) -> dict:
+    async def on_chat(self, user_id: int, display_name: str, text: str) -> dict[str, Any]:
         """Persist a chat message; return ``{id, user_id, display_name, text, created_at}``."""
         message = {
             "id": len(self._chat) + 1,
@@ -43,7 +43,7 @@ class RoomHooks:
         self._chat.append(message)
         return message
 
-    async def chat_history(self) -> list[dict]:
+    async def chat_history(self) -> list[dict[str, Any]]:
         """Stored messages, oldest first, sent to each joiner."""
         return list(self._chat)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import functools
 import ipaddress
 import logging
 import socket
@@ -41,7 +42,6 @@ from .udpmux import UdpMux
 
 logger = logging.getLogger(__name__)
 
-AIOICE_PINNED = taps.AIOICE_PINNED
 _PATCHED = "_peerlearn_ice_policy"
 _SOCKET_BUFFER = 1024 * 1024
 
@@ -128,11 +128,6 @@ class IcePolicy:
         """Release the single-port sockets (range-mode sockets close with their PCs)."""
         if self.mux is not None:
             await self.mux.close()
-
-
-def check_aioice_version() -> None:
-    """Fail loudly if aioice is not the version the gathering override was written for."""
-    taps.check_aioice_private()
 
 
 def host_addresses(policy: IcePolicy) -> list[str]:
@@ -224,7 +219,7 @@ def _patch_connection(connection: aioice_ice.Connection, policy: IcePolicy) -> N
         candidates += await original(component=component, addresses=[], timeout=timeout)
         return candidates
 
-    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+    taps.ice_replace_host_gathering(connection, get_component_candidates)
     consent.install(connection)  # RFC 7675 timing that survives a busy event loop
     setattr(connection, _PATCHED, policy)
 
@@ -286,7 +281,7 @@ async def _host_candidates(
                 budget.release(room)
 
         _, protocol = await loop.create_datagram_endpoint(
-            lambda release=release: _BudgetedStunProtocol(connection, release), sock=sock
+            functools.partial(_BudgetedStunProtocol, connection, release), sock=sock
         )
         host, port = protocol.transport.get_extra_info("sockname")[:2]
         protocol.local_candidate = _host_candidate(component, host, port)
@@ -333,6 +328,3 @@ def apply_ice_policy(pc: RTCPeerConnection, policy: IcePolicy) -> None:
             connection
         ):
             _patch_connection(connection, policy)
-
-
-check_aioice_version()

@@ -66,7 +66,8 @@ class KeyframeRequester:
             self._pending = None
 
 
-Spawn = Callable[[Coroutine[Any, Any, None]], None]
+#: Starts a coroutine (its task, if any, is the caller's business).
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
 
 
 class LossRepair:
@@ -140,7 +141,7 @@ class LossRepair:
             self._timer = None
 
 
-_detached: set[asyncio.Task] = set()
+_detached: set[asyncio.Task[None]] = set()
 
 
 def _spawn_detached(coro: Coroutine[Any, Any, None]) -> None:

@@ -16,12 +16,15 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from .protocol import Message
+
 logger = logging.getLogger(__name__)
 
-Send = Callable[[dict], Awaitable[None]]
+#: Writes one signaling message to the client (the web layer's WebSocket ``send_json``).
+Send = Callable[[Message], Awaitable[None]]
 
 
-def encoded_size(message: dict) -> int:
+def encoded_size(message: Message) -> int:
     """What a message costs on the wire (computed once per broadcast, not per target)."""
     return len(json.dumps(message, separators=(",", ":"), default=str))
 
@@ -41,7 +44,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.max_stall_s = max_stall_s
         self._on_overflow = on_overflow
-        self._queue: deque[tuple[dict, int, asyncio.Future[None]]] = deque()
+        self._queue: deque[tuple[Message, int, asyncio.Future[None]]] = deque()
         self.queued_bytes = 0
         self._writing = False
         self._writer: asyncio.Task[None] | None = None
@@ -56,7 +59,7 @@ class Outbox:
         """A write is under way or queued: a caller should not wait for this client."""
         return self._writing or bool(self._queue)
 
-    def post(self, message: dict, size: int | None = None) -> asyncio.Future[None] | None:
+    def post(self, message: Message, size: int | None = None) -> asyncio.Future[None] | None:
         """Queue ``message`` and return at once.
 
         Returns a future resolved once it is written — only when this outbox was idle, so
@@ -74,7 +77,7 @@ class Outbox:
             )
         return done if idle else None
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: Message) -> None:
         """Queue ``message`` and wait until it is written (or the client is dropped).
 
         For replies to the client's own messages: the caller is that client's handler, so
@@ -90,7 +93,7 @@ class Outbox:
         else:
             await done
 
-    def _enqueue(self, message: dict, size: int) -> asyncio.Future[None] | None:
+    def _enqueue(self, message: Message, size: int) -> asyncio.Future[None] | None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((message, size, done))
         self.queued_bytes += size

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc import RTCDataChannel
 
@@ -13,14 +14,17 @@ from .chat import ChatRateLimiter
 from .config import SfuConfig
 from .hooks import ParticipantIdentity
 from .ice import IcePolicy
-from .outbox import Outbox
-from .publisher import PublishSession
-from .subscriber import SubscribeSession
+from .outbox import Outbox, Send
+from .protocol import Message
+from .publisher import PublishLeg
+from .subscriber import SubscribeLeg
 from .tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[dict], Awaitable[None]]
+#: How long a broadcast waits for clients whose queue was empty (prompt, ordered delivery
+#: to healthy sockets); a client already behind is never waited for.
+BROADCAST_WAIT_S = 0.1
 
 
 @dataclass
@@ -31,7 +35,7 @@ class MediaState:
     video_muted: bool = False
     screen_sharing: bool = False
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, bool]:
         return {
             "audio_muted": self.audio_muted,
             "video_muted": self.video_muted,
@@ -70,8 +74,8 @@ class Participant:
         self.moderator_muted = False
         self.chat_limiter = ChatRateLimiter(config.chat_rate_count, config.chat_rate_window_s)
         self.chat_channel: RTCDataChannel | None = None
-        self.publish: PublishSession | None = None
-        self.subscribe = SubscribeSession(
+        self.publish: PublishLeg | None = None
+        self.subscribe = SubscribeLeg(
             self.send,
             ice_policy,
             self.tasks,
@@ -87,7 +91,7 @@ class Participant:
         return self.identity.user_id
 
     @property
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """How other participants see this one."""
         return {
             "user_id": self.identity.user_id,
@@ -96,13 +100,13 @@ class Participant:
             "state": self.state.as_dict(),
         }
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: Message) -> None:
         """Signal the client and wait until it is written (replies to its own messages;
         at most ``outbox_max_stall_s``). A dead socket is the web layer's business."""
         if not self.closed.is_set():
             await self.outbox.send(message)
 
-    def post(self, message: dict, size: int | None = None) -> asyncio.Future[None] | None:
+    def post(self, message: Message, size: int | None = None) -> asyncio.Future[None] | None:
         """Queue a message without waiting (broadcasts, messages caused by others)."""
         if self.closed.is_set():
             return None
@@ -113,10 +117,10 @@ class Participant:
         if self._on_drop is not None:
             self._on_drop(why)
 
-    def new_publish_session(
+    def new_publish_leg(
         self, on_datachannel: Callable[[RTCDataChannel], None], on_state: Callable[[str], None]
-    ) -> PublishSession:
-        self.publish = PublishSession(
+    ) -> PublishLeg:
+        self.publish = PublishLeg(
             self.user_id, self._config, self._ice_policy, self.tasks, on_datachannel, on_state
         )
         return self.publish
@@ -132,3 +136,11 @@ class Participant:
             await self.publish.close()
         await self.subscribe.close()
         await self.tasks.close()
+
+
+async def post_to_all(participants: Iterable[Participant], message: Message, size: int) -> None:
+    """Queue ``message`` (``size`` bytes on the wire) for each; never blocks on a slow client:
+    waits at most ``BROADCAST_WAIT_S``, and only for those whose queue was empty."""
+    waits = [f for p in participants if (f := p.post(message, size)) is not None]
+    if waits:
+        await asyncio.wait(waits, timeout=BROADCAST_WAIT_S)

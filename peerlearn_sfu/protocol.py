@@ -31,6 +31,9 @@ MAX_JSON_DEPTH = 32
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _BRACKET = re.compile(r"[\[\]{}]")
 
+#: A signaling message, either way (a JSON object); docs/protocol.md lists the types.
+Message = dict[str, Any]
+
 
 class BadJson(ProtocolError):
     """The frame is not a JSON object."""
@@ -62,17 +65,23 @@ def check_text(value: str, what: str = "text") -> str:
     return value
 
 
+def decode_utf8(data: str | bytes, what: str) -> str:
+    """``data`` as text; bytes that are not UTF-8 are a :class:`ProtocolError`."""
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(f"{what} is not valid UTF-8") from None
+
+
 def parse_frame(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
     """Parse one client frame (WebSocket text or a data-channel message) safely.
 
     Raises :class:`BadJson` (not JSON, not an object) or :class:`ProtocolError`
     (``bad_request``: invalid UTF-8, nested deeper than ``max_depth``, lone surrogates).
     """
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError("the frame is not valid UTF-8") from None
+    text = decode_utf8(text, "the frame")
     if _too_deep(text, max_depth):
         raise ProtocolError(f"JSON nested deeper than {max_depth} levels")
     try:
@@ -86,7 +95,7 @@ def parse_frame(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str,
     return message
 
 
-def error(code: str, message: str) -> dict:
+def error(code: str, message: str) -> Message:
     return {"type": "error", "code": code, "message": message}
 
 
@@ -111,7 +120,9 @@ def check_message(message: Any, max_bytes: int) -> str:
     return kind
 
 
-def field(message: dict, name: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
+def field(
+    message: Message, name: str, kind: type | tuple[type, ...], optional: bool = False
+) -> Any:
     value = message.get(name)
     if value is None and optional:
         return None
@@ -120,8 +131,8 @@ def field(message: dict, name: str, kind: type | tuple[type, ...], optional: boo
     return value
 
 
-def sdp_field(message: dict, max_bytes: int) -> str:
-    sdp = field(message, "sdp", str)
+def sdp_field(message: Message, max_bytes: int) -> str:
+    sdp: str = field(message, "sdp", str)
     if len(sdp) > max_bytes:
         raise SfuError(f"SDP larger than {max_bytes} bytes", code="invalid_sdp")
     if not sdp.startswith("v=0"):
@@ -129,10 +140,16 @@ def sdp_field(message: dict, max_bytes: int) -> str:
     return sdp
 
 
-def pc_field(message: dict, expected: str) -> str:
+def pc_name(message: Message) -> str:
+    """The ``pc`` field: ``publish`` or ``subscribe`` (``wrong_pc`` otherwise)."""
     pc = message.get("pc")
     if pc not in ("publish", "subscribe"):
         raise SfuError("'pc' must be 'publish' or 'subscribe'", code="wrong_pc")
+    return str(pc)
+
+
+def pc_field(message: Message, expected: str) -> str:
+    pc = pc_name(message)
     if pc != expected:
         raise SfuError(f"{message['type']} is only accepted for pc={expected!r}", code="wrong_pc")
     return pc

@@ -19,7 +19,7 @@ from .sdp_validation import PublishLayout, check_publish_offer
 from .tasks import TaskSet
 
 
-class PublishSession:
+class PublishLeg:
     """Owns the publish peer connection and the participant's three publications."""
 
     def __init__(

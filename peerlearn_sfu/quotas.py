@@ -31,8 +31,8 @@ def check_admission(sfu: SfuServer, room_id: str, user_id: int) -> None:
         raise TooManyRooms(
             f"you are already in {elsewhere} other rooms (at most {config.max_rooms_per_user})"
         )
-    room = sfu.rooms.get(room_id)
-    rejoining = room is not None and user_id in room.participants
+    current = sfu.rooms.get(room_id)
+    rejoining = current is not None and user_id in current.participants
     if not rejoining and total >= config.max_participants_per_server:
         raise ServerFull(
             f"this server is at its limit of {config.max_participants_per_server} participants"

@@ -1,36 +1,38 @@
-"""A room: admission, signaling dispatch, fan-out wiring, chat, hands, speaker, REMB."""
+"""A room: admission and signaling dispatch; it holds the parts that do the rest.
+
+:class:`~.moderation.Moderation` (hands, mute state, moderation), :class:`~.chatrelay.ChatRelay`
+(signaling and data-channel chat) and :class:`~.ticker.RoomTicker` (active speaker, REMB,
+stats) each get from the room only what they use.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from aiortc import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
-from . import protocol, sdp_validation, taps
-from .chat import validate_text
+from . import protocol, sdp_validation
+from .chatrelay import ChatRelay
 from .config import SfuConfig
 from .errors import Banned, ProtocolError, RoomClosed, RoomFull, SfuError
 from .hooks import ParticipantIdentity, RoomHooks
 from .ice import IcePolicy
-from .outbox import encoded_size
-from .participant import Participant, Send
-from .speaker import ActiveSpeakerDetector
-from .stats import StatsSampler
+from .moderation import Moderation, StateBroadcaster
+from .outbox import Send, encoded_size
+from .participant import Participant, post_to_all
+from .protocol import Message
 from .tasks import TaskSet
+from .ticker import RoomTicker
 from .turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
 
-MODERATORS = ("mentor", "admin")
-REMB_INTERVAL_S = 1.0
-#: How long a broadcast waits for clients whose queue was empty (prompt, ordered delivery
-#: to healthy sockets); a client already behind is never waited for.
-BROADCAST_WAIT_S = 0.1
+_T = TypeVar("_T")
+#: Handles one client message of a type (``Room.handle`` dispatches by ``type``).
+Handler = Callable[[Participant, Message], Awaitable[None]]
 
 
 class Room:
@@ -45,17 +47,26 @@ class Room:
         self._ice_policy = ice_policy
         self.participants: dict[int, Participant] = {}
         self.banned: set[int] = set()
-        self.hands: list[int] = []
         self.closed = False
         self.tasks = TaskSet()
-        self.speaker = ActiveSpeakerDetector()
-        self.sampler = StatsSampler()
-        self._ticker: asyncio.Task | None = None
-        # State coalescing (hands, mute state): when each key last went out, the trailing
-        # update scheduled for it, and the last message per topic (to skip repeats).
-        self._state_sent_at: dict[tuple, float] = {}
-        self._state_deferred: dict[tuple, asyncio.Task] = {}
-        self._state_last: dict[Any, dict] = {}
+        states = StateBroadcaster(
+            config.state_update_interval_ms / 1000, self.broadcast, self.tasks
+        )
+        self.moderation = Moderation(self.participants, states, self._ban)
+        self.chat = ChatRelay(room_id, config, hooks, self.participants)
+        self.ticker = RoomTicker(room_id, config, self.participants, self.broadcast, self.tasks)
+        self._handlers: dict[str, Handler] = {
+            "join_session": self._on_join_session,
+            "ping": self._on_ping,
+            "leave": self._on_leave,
+            "offer": self._on_offer,
+            "answer": self._on_answer,
+            "ice_candidate": self._on_ice_candidate,
+            "chat": self.chat.on_message,
+            "mute": self.moderation.mute,
+            "raise_hand": self.moderation.raise_hand,
+            "moderate": self.moderation.moderate,
+        }
 
     # -- admission ---------------------------------------------------------------
 
@@ -83,8 +94,7 @@ class Room:
             on_drop=lambda why: self._drop(participant, why),
         )
         self.participants[identity.user_id] = participant
-        if self._ticker is None:
-            self._ticker = self.tasks.spawn(self._tick(), name=f"room-{self.room_id}-ticker")
+        self.ticker.start()
         await participant.send(
             {
                 "type": "joined",
@@ -94,7 +104,7 @@ class Room:
                 "participants": [
                     p.public for p in self.participants.values() if p is not participant
                 ],
-                "hands": list(self.hands),
+                "hands": list(self.moderation.hands),
                 "ice_servers": ice_servers_for(self.config, identity.user_id),
                 "limits": {
                     "chat_max_chars": self.config.chat_max_chars,
@@ -102,10 +112,10 @@ class Room:
                 },
             }
         )
-        history = await self._hook("chat_history", default=[])
+        history = await self._hook("chat_history", self.hooks.chat_history(), [])
         await participant.send({"type": "chat_history", "messages": history or []})
         await self.broadcast({"type": "user_joined", **participant.public}, exclude=participant)
-        await self._hook("on_joined", identity.user_id)
+        await self._hook("on_joined", self.hooks.on_joined(identity.user_id), None)
         # Existing publishers' tracks are offered to the newcomer straight away.
         for other in self.participants.values():
             if other is not participant and other.publish is not None:
@@ -120,23 +130,19 @@ class Room:
         participant.left = True
         if self.participants.get(participant.user_id) is participant:
             del self.participants[participant.user_id]
-        hands_changed = participant.user_id in self.hands
-        if hands_changed:
-            self.hands.remove(participant.user_id)
-        self.speaker.forget(participant.user_id)
+        hands_changed = self.moderation.lower_hand(participant.user_id)
+        self.ticker.forget(participant.user_id)
         for other in self.participants.values():
             other.subscribe.remove_owner(participant.user_id)
         await self.broadcast(
             {"type": "user_left", "user_id": participant.user_id, "reason": reason}
         )
         if hands_changed:
-            await self._send_state(("hands", participant.user_id), "hands", self._hands_message)
-        if not self.participants and self._ticker is not None:
-            # Nobody left to speak, measure or cap: the next join starts it again.
-            self._ticker.cancel()
-            self._ticker = None
+            await self.moderation.send_hands(participant.user_id)
+        if not self.participants:
+            self.ticker.stop()
         await participant.close()
-        await self._hook("on_left", participant.user_id)
+        await self._hook("on_left", self.hooks.on_left(participant.user_id), None)
 
     async def remove(self, participant: Participant, reason: str, *, banned: bool) -> None:
         """End one participant from outside the room's own signaling: a revoked login
@@ -165,51 +171,26 @@ class Room:
         self.participants.clear()
         await asyncio.gather(*(p.close() for p in participants), return_exceptions=True)
         for p in participants:
-            await self._hook("on_left", p.user_id)
+            await self._hook("on_left", self.hooks.on_left(p.user_id), None)
         await self.tasks.close()
 
-    async def broadcast(self, message: dict, exclude: Participant | None = None) -> None:
+    async def broadcast(self, message: Message, exclude: Participant | None = None) -> None:
         """Queue ``message`` for everyone (but ``exclude``); never blocks on a slow client."""
-        size = encoded_size(message)
-        waits = [
-            f
-            for p in list(self.participants.values())
-            if p is not exclude and (f := p.post(message, size)) is not None
-        ]
-        if waits:
-            await asyncio.wait(waits, timeout=BROADCAST_WAIT_S)
+        others = [p for p in list(self.participants.values()) if p is not exclude]
+        await post_to_all(others, message, encoded_size(message))
+
+    async def _ban(self, target: Participant, by: int) -> None:
+        """A moderator removed ``target``: refused from now on, then out of the room."""
+        # Persist the ban before telling anyone: a reload must already be refused.
+        self.banned.add(target.user_id)
+        await self._hook("on_removed", self.hooks.on_removed(target.user_id), None)
+        target.post({"type": "removed", "by": by})
+        await self.leave(target, reason="removed")  # flushes that last message
 
     def _drop(self, p: Participant, why: str) -> None:
         """``p``'s outbox overflowed: it stopped reading. It leaves; the room goes on."""
         if not p.left and not self.closed:
             self.tasks.spawn(self.leave(p, reason="too_slow"), name="drop-slow")
-
-    async def _broadcast_state(self, key: tuple, topic: Any, build: Any) -> None:
-        """Broadcast ``build()`` (the current state, built when sent) at most once per
-        ``state_update_interval_ms`` per ``key``; a burst ends with one trailing update."""
-        if key in self._state_deferred:
-            return  # the trailing update will carry the latest state
-        interval = self.config.state_update_interval_ms / 1000
-        wait = self._state_sent_at.get(key, -1e9) + interval - time.monotonic()
-        if wait <= 0:
-            await self._send_state(key, topic, build)
-        else:
-            self._state_deferred[key] = self.tasks.spawn(
-                self._deferred_state(key, topic, build, wait), name="state-coalesce"
-            )
-
-    async def _deferred_state(self, key: tuple, topic: Any, build: Any, wait: float) -> None:
-        await asyncio.sleep(wait)
-        self._state_deferred.pop(key, None)
-        await self._send_state(key, topic, build)
-
-    async def _send_state(self, key: tuple, topic: Any, build: Any) -> None:
-        self._state_sent_at[key] = time.monotonic()
-        message = build()
-        if message is None or self._state_last.get(topic) == message:
-            return
-        self._state_last[topic] = message
-        await self.broadcast(message)
 
     # -- signaling -----------------------------------------------------------------
 
@@ -220,41 +201,41 @@ class Room:
             if participant.left or self.closed:
                 raise SfuError("you are not in this room", code="not_joined")
             kind = protocol.check_message(message, self.config.max_message_bytes)
-            await getattr(self, f"_on_{kind}")(participant, message)
+            await self._handlers[kind](participant, message)
         except SfuError as exc:
             await participant.send(exc.to_message())
         except Exception:
             logger.exception("room %s: failed to handle a message", self.room_id)
             await participant.send(protocol.error("internal_error", "the server failed"))
 
-    async def _on_join_session(self, p: Participant, message: dict) -> None:
+    async def _on_join_session(self, p: Participant, message: Message) -> None:
         raise SfuError("already joined", code="already_joined")
 
-    async def _on_ping(self, p: Participant, message: dict) -> None:
+    async def _on_ping(self, p: Participant, message: Message) -> None:
         await p.send({"type": "pong"})
 
-    async def _on_leave(self, p: Participant, message: dict) -> None:
+    async def _on_leave(self, p: Participant, message: Message) -> None:
         await self.leave(p, reason="left")
 
-    async def _on_offer(self, p: Participant, message: dict) -> None:
+    async def _on_offer(self, p: Participant, message: Message) -> None:
         protocol.pc_field(message, "publish")
         sdp = protocol.sdp_field(message, self.config.max_sdp_bytes)
         async with p.publish_lock:
             first = p.publish is None
             if first:
-                # Refused before any connection exists (PublishSession.answer checks again,
+                # Refused before any connection exists (PublishLeg.answer checks again,
                 # against the accepted mids, for renegotiations).
                 sdp_validation.check_publish_offer(sdp)
-            session = p.publish or p.new_publish_session(
-                lambda channel: self._on_datachannel(p, channel),
+            leg = p.publish or p.new_publish_leg(
+                lambda channel: self.chat.on_datachannel(p, channel),
                 lambda state: self._on_publish_state(p, state),
             )
             try:
-                answer = await session.answer(sdp)
+                answer = await leg.answer(sdp)
             except Exception as exc:
                 if first:
                     p.publish = None
-                    await session.close()
+                    await leg.close()
                 if isinstance(exc, SfuError):
                     raise
                 raise SfuError(f"cannot apply the offer: {exc}"[:300], code="invalid_sdp") from exc
@@ -262,10 +243,10 @@ class Room:
         if first:
             for other in list(self.participants.values()):
                 if other is not p:
-                    for publication in session.publications.values():
+                    for publication in leg.publications.values():
                         other.subscribe.add(publication)
 
-    async def _on_answer(self, p: Participant, message: dict) -> None:
+    async def _on_answer(self, p: Participant, message: Message) -> None:
         protocol.pc_field(message, "subscribe")
         sdp = protocol.sdp_field(message, self.config.max_sdp_bytes)
         try:
@@ -277,13 +258,12 @@ class Room:
         except Exception as exc:
             raise SfuError(f"cannot apply the answer: {exc}"[:300], code="invalid_sdp") from exc
 
-    async def _on_ice_candidate(self, p: Participant, message: dict) -> None:
-        pc_name = message.get("pc")
-        if pc_name not in ("publish", "subscribe"):
-            raise SfuError("'pc' must be 'publish' or 'subscribe'", code="wrong_pc")
-        pc = p.publish.pc if pc_name == "publish" and p.publish else None
+    async def _on_ice_candidate(self, p: Participant, message: Message) -> None:
+        pc_name = protocol.pc_name(message)
         if pc_name == "subscribe":
             pc = p.subscribe.pc
+        else:
+            pc = p.publish.pc if p.publish is not None else None
         if pc is None:
             raise SfuError(f"no {pc_name} connection yet", code="wrong_pc")
         data = message.get("candidate")
@@ -306,213 +286,19 @@ class Room:
         except Exception as exc:
             raise SfuError(f"bad ICE candidate: {exc}"[:200], code="invalid_candidate") from exc
 
-    async def _on_chat(self, p: Participant, message: dict) -> None:
-        await self.chat(p, message.get("text"))
-
-    async def _on_mute(self, p: Participant, message: dict) -> None:
-        kind = message.get("kind")
-        if kind not in protocol.MUTE_KINDS:
-            raise ProtocolError("'kind' must be audio, video or screen")
-        muted = protocol.field(message, "muted", bool)
-        if kind == "audio":
-            p.state.audio_muted = muted
-            if not muted and p.moderator_muted:
-                p.moderator_muted = False
-                self._set_forwarding(p, "audio", True)
-        elif kind == "video":
-            p.state.video_muted = muted
-        else:
-            p.state.screen_sharing = not muted
-            if not muted and p.publish is not None:
-                # A fresh screen track starts with a keyframe; ask anyway for late legs.
-                p.publish.publications["screen"].request_keyframe()
-        await self._broadcast_participant_state(p)
-
-    async def _on_raise_hand(self, p: Participant, message: dict) -> None:
-        raised = protocol.field(message, "raised", bool)
-        if raised and p.user_id not in self.hands:
-            self.hands.append(p.user_id)
-        elif not raised and p.user_id in self.hands:
-            self.hands.remove(p.user_id)
-        else:
-            return
-        await self._broadcast_state(("hands", p.user_id), "hands", self._hands_message)
-
-    async def _on_moderate(self, p: Participant, message: dict) -> None:
-        if p.identity.role not in MODERATORS:
-            raise SfuError("only the mentor can moderate", code="forbidden")
-        action = message.get("action")
-        if action not in protocol.MODERATE_ACTIONS:
-            raise ProtocolError("'action' must be mute, remove or clear_hands")
-        if action == "clear_hands":
-            self.hands.clear()
-            await self._broadcast_state(("hands", p.user_id), "hands", self._hands_message)
-            return
-        target_id = protocol.field(message, "target", int)
-        target = self.participants.get(target_id)
-        if target is None:
-            raise SfuError("no such participant", code="not_found")
-        if target is p:
-            raise ProtocolError("cannot moderate yourself")
-        if action == "mute":
-            target.moderator_muted = True
-            target.state.audio_muted = True
-            self._set_forwarding(target, "audio", False)
-            target.post({"type": "muted_by_moderator", "kind": "audio", "by": p.user_id})
-            await self._broadcast_participant_state(target)
-        else:
-            # Persist the ban before telling anyone: a reload must already be refused.
-            self.banned.add(target_id)
-            await self._hook("on_removed", target_id)
-            target.post({"type": "removed", "by": p.user_id})
-            await self.leave(target, reason="removed")  # flushes that last message
-
-    # -- helpers ---------------------------------------------------------------------
-
-    def _set_forwarding(self, p: Participant, kind: str, on: bool) -> None:
-        if p.publish is not None:
-            p.publish.publications[kind].forwarding = on
-
-    def _hands_message(self) -> dict:
-        return {"type": "hands", "queue": list(self.hands)}
-
-    async def _broadcast_participant_state(self, p: Participant) -> None:
-        def build() -> dict | None:
-            if p.left:
-                return None
-            return {"type": "participant_state", "user_id": p.user_id, "state": p.state.as_dict()}
-
-        topic = ("state", p.user_id)
-        await self._broadcast_state(topic, topic, build)
-
-    async def chat(self, p: Participant, text: object) -> None:
-        """Validate, rate-limit, persist via ``hooks.on_chat`` and relay to everyone."""
-        text = validate_text(text, self.config.chat_max_chars)
-        p.chat_limiter.check()
-        stored = await self.hooks.on_chat(p.user_id, p.identity.display_name, text)
-        message = {"type": "chat", "message": stored}
-        encoded = json.dumps(message)
-        waits = []
-        for other in list(self.participants.values()):
-            channel = other.chat_channel
-            if channel is not None and channel.readyState == "open":
-                # aiortc buffers without limit for a peer that does not take the data.
-                if channel.bufferedAmount + len(encoded) > self.config.outbox_max_bytes:
-                    other.outbox.drop("data channel backlog")
-                    continue
-                try:
-                    channel.send(encoded)
-                    continue
-                except Exception:  # fall back to the WebSocket
-                    logger.debug("data channel send failed; using the WebSocket")
-            if (done := other.post(message, len(encoded))) is not None:
-                waits.append(done)
-        if waits:
-            await asyncio.wait(waits, timeout=BROADCAST_WAIT_S)
-
-    def _on_datachannel(self, p: Participant, channel: RTCDataChannel) -> None:
-        # At most the one "chat" channel: any other (or a second) is closed at once, so
-        # a client cannot open thousands of streams on the association.
-        if channel.label != "chat" or p.chat_channel is not None:
-            channel.close()
-            p.tasks.spawn(
-                p.send(protocol.error("bad_request", "only one data channel, 'chat', is allowed")),
-                name="dc-refused",
-            )
-            return
-        p.chat_channel = channel
-
-        @channel.on("message")
-        def on_message(data: object) -> None:
-            p.tasks.spawn(self._on_chat_datachannel(p, data), name="chat")
-
-    async def _on_chat_datachannel(self, p: Participant, data: object) -> None:
-        try:
-            # Bytes, not characters, bound the work; 4 bytes per character at most in UTF-8.
-            limit = 4 * self.config.chat_max_chars + 256
-            if not isinstance(data, str | bytes) or len(data) > limit:
-                raise SfuError("chat message too large", code="chat_too_long")
-            if isinstance(data, bytes):
-                try:
-                    data = data.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise ProtocolError("chat bytes are not valid UTF-8") from None
-            text: object = data
-            if data.startswith("{"):
-                try:
-                    text = protocol.parse_frame(data).get("text")
-                except protocol.BadJson:
-                    pass  # plain text that happens to start with a brace
-            await self.chat(p, text)
-        except SfuError as exc:
-            await p.send(exc.to_message())
-        except Exception:
-            logger.exception("room %s: failed to relay a data-channel chat", self.room_id)
-            await p.send(protocol.error("internal_error", "the server failed"))
-
     def _on_publish_state(self, p: Participant, state: str) -> None:
         # The client vanished (tab closed, network gone) without a "leave".
         if state in ("failed", "closed") and not p.left and not self.closed:
             self.tasks.spawn(self.leave(p, reason="disconnected"), name="vanished")
 
-    async def _hook(self, name: str, *args: Any, default: Any = None) -> Any:
+    async def _hook(self, name: str, call: Awaitable[_T], default: _T) -> _T:
+        """Await a ``RoomHooks`` call: a failing hook is logged and the room goes on."""
         try:
-            return await getattr(self.hooks, name)(*args)
+            return await call
         except Exception:
             logger.exception("room %s: hook %s failed", self.room_id, name)
             return default
 
-    # -- periodic work -----------------------------------------------------------------
-
-    async def _tick(self) -> None:
-        interval = self.config.active_speaker_interval_ms / 1000
-        last_remb = last_log = last_sample = time.monotonic()
-        while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            try:
-                await self._update_speaker(now)
-                if now - last_sample >= 1.0:
-                    last_sample = now
-                    self.sampler.sample(list(self.participants.values()))
-                if now - last_remb >= REMB_INTERVAL_S:
-                    last_remb = now
-                    self._send_remb()
-                if now - last_log >= self.config.stats_log_interval_s:
-                    last_log = now
-                    if self.participants:
-                        logger.info("room %s stats %s", self.room_id, json.dumps(self.stats()))
-            except Exception:
-                logger.exception("room %s: ticker failed", self.room_id)
-
-    async def _update_speaker(self, now: float) -> None:
-        levels: dict[int, tuple[int, float]] = {}
-        for p in self.participants.values():
-            if p.publish is None or p.state.audio_muted:
-                continue
-            audio = p.publish.publications["audio"]
-            if audio.audio_level is not None:
-                levels[p.user_id] = (audio.audio_level, audio.audio_level_at)
-        speaker = self.speaker.pick(levels, now)
-        if speaker is not None:
-            await self.broadcast({"type": "active_speaker", "user_id": speaker})
-
-    def _send_remb(self) -> None:
-        for p in self.participants.values():
-            if p.publish is None:
-                continue
-            for kind in ("camera", "screen"):
-                pub = p.publish.publications[kind]
-                ssrc = taps.receiver_media_ssrc(pub.receiver)
-                if ssrc is None:
-                    continue
-                target = pub.bitrate.target()
-                pub.bitrate.last_sent = target
-                p.tasks.spawn(taps.send_remb(pub.receiver, target, [ssrc]), name="remb")
-
-    def stats(self) -> dict:
-        return {
-            "participants": {
-                p.user_id: self.sampler.participant_stats(p) for p in self.participants.values()
-            }
-        }
+    def stats(self) -> dict[str, Any]:
+        """``{"participants": {user_id: {...}}}`` (docs/sfu.md, "Stats")."""
+        return self.ticker.stats()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from .config import SfuConfig
 from .hooks import RoomHooks
@@ -45,7 +46,7 @@ class SfuServer:
         await asyncio.gather(*(self.close_room(r) for r in rooms), return_exceptions=True)
         await self.ice_policy.close()  # the single media port, once every PC is gone
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """``{"rooms": {room_id: {"participants": {user_id: {...}}}}, "udp": {...}}``
         (see docs/sfu.md)."""
         return {
@@ -53,7 +54,7 @@ class SfuServer:
             "udp": self.udp_stats(),
         }
 
-    def udp_stats(self) -> dict:
+    def udp_stats(self) -> dict[str, Any]:
         """Media ports: the single port's sockets and counters, or range-mode ports in use."""
         policy = self.ice_policy
         if policy.mux is not None:

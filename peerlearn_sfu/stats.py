@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import taps
 
@@ -51,8 +51,8 @@ class StatsSampler:
         for key in set(self._meters) - live:
             del self._meters[key]
 
-    def participant_stats(self, p: Participant) -> dict:
-        publish: dict[str, dict] = {}
+    def participant_stats(self, p: Participant) -> dict[str, Any]:
+        publish: dict[str, dict[str, Any]] = {}
         rtts: list[float] = []
         if p.publish is not None:
             for kind, pub in p.publish.publications.items():
@@ -67,16 +67,16 @@ class StatsSampler:
                     "remb_bps": pub.bitrate.last_sent,
                     "subscribers": len(pub.downtracks),
                 }
-        subscribe = []
+        subscribe: list[dict[str, Any]] = []
         for slot in p.subscribe.slots:
             rtt = taps.sender_rtt(slot.transceiver.sender)
             if rtt is not None:
                 rtts.append(rtt)
-            pub = slot.publication
+            source = slot.publication
             subscribe.append(
                 {
-                    "user_id": pub.owner_id if pub else None,
-                    "kind": pub.kind if pub else None,
+                    "user_id": source.owner_id if source else None,
+                    "kind": source.kind if source else None,
                     "frames_forwarded": slot.track.forwarded,
                     "frames_dropped": slot.track.dropped,
                     "bytes_out": slot.track.bytes_out,

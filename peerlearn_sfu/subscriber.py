@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
@@ -20,6 +19,7 @@ from .downtrack import DownTrack
 from .errors import SfuError
 from .ice import IcePolicy, apply_ice_policy
 from .nack import NackLimiter
+from .outbox import Send
 from .sdp_validation import check_subscribe_answer
 from .tasks import TaskSet
 
@@ -70,9 +70,11 @@ class Slot:
         self.track.on_keyframe_needed = publication.request_keyframe
         self.track.reset_source()
         publication.downtracks.add(self.track)
-        sender = self.transceiver.sender
-        sender._stream_id = f"user-{publication.owner_id}"
-        sender._track_id = f"user-{publication.owner_id}-{publication.kind}-{id(self):x}"
+        taps.set_sender_msid(
+            self.transceiver.sender,
+            f"user-{publication.owner_id}",
+            f"user-{publication.owner_id}-{publication.kind}-{id(self):x}",
+        )
         self.transceiver.direction = "sendonly"
 
     def detach(self) -> None:
@@ -85,12 +87,12 @@ class Slot:
             self.transceiver.direction = "inactive"
 
 
-class SubscribeSession:
+class SubscribeLeg:
     """Server-offered, renegotiated peer connection carrying all other participants' media."""
 
     def __init__(
         self,
-        send: Callable[[dict], Awaitable[None]],
+        send: Send,
         ice_policy: IcePolicy,
         tasks: TaskSet,
         *,
@@ -137,7 +139,7 @@ class SubscribeSession:
             transceiver.sender.replaceTrack(track)
             slot = Slot(transceiver, track, self._lean_loop, self.nack)
             self.slots.append(slot)
-            self._track_by_ssrc[transceiver.sender._ssrc] = track
+            self._track_by_ssrc[taps.sender_ssrc(transceiver.sender)] = track
         slot.attach(publication)
         self.schedule_negotiation()
 
@@ -160,14 +162,14 @@ class SubscribeSession:
         if not self._closed:
             self._tasks.spawn(self.negotiate(), name="subscribe-offer")
 
-    def track_map(self) -> list[dict]:
+    def track_map(self) -> list[dict[str, Any]]:
         """What each active m-line carries, sent with every offer."""
         return [
             {
                 "mid": s.transceiver.mid,
                 "user_id": s.publication.owner_id,
                 "kind": s.publication.kind,
-                "stream_id": s.transceiver.sender._stream_id,
+                "stream_id": taps.sender_stream_id(s.transceiver.sender),
             }
             for s in self.slots
             if s.publication is not None and s.transceiver.mid is not None

@@ -1,4 +1,9 @@
-"""Every use of aiortc private attributes lives here, pinned to aiortc 1.16.x.
+"""Every aiortc and aioice private attribute the SFU uses is used here, and only here.
+
+Each is reached through one accessor (or one hook installer) of this module, and each is
+pinned: :func:`check_aiortc_version` and :func:`check_aioice_version` run at import and
+raise when a pinned name is no longer in aiortc 1.16.x / aioice 0.13.x (tested, and
+``tests/sfu/test_pins.py`` fails when a private name used here is not in a pin table).
 
 Receive side: ``RTCRtpReceiver._handle_rtp_packet`` re-assembles complete encoded frames
 in its jitter buffer and hands them to the decoder thread through
@@ -19,8 +24,6 @@ publish leg: camera and screen) was discarded. :func:`install_rtx_routing` route
 and teaches the receiver its RTX SSRC when the SDP had none. The receive leg's gap
 handling (:mod:`peerlearn_sfu.keyframes`) and the send leg's NACK limiter
 (:mod:`peerlearn_sfu.nack`) hook in here too.
-
-:func:`check_aiortc_version` fails loudly when aiortc changes (tested).
 """
 
 from __future__ import annotations
@@ -29,23 +32,34 @@ import asyncio
 import inspect
 import logging
 import queue
+import re
 import traceback
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+import aioice
 import aiortc
 import av
-from aiortc import clock
+from aioice import ice as aioice_ice
+from aiortc import RTCPeerConnection, clock
 from aiortc.codecs import is_rtx
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcicetransport import RTCIceGatherer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver
-from aiortc.rtcrtpsender import RTP_HISTORY_SIZE, RTCRtpSender, random_sequence_number
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci
+from aiortc.rtcrtpsender import RTCRtpSender, random_sequence_number
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    RtcpPsfbPacket,
+    RtpPacket,
+    is_rtcp,
+    pack_remb_fci,
+)
 from aiortc.utils import random32, uint16_add, uint16_gt, uint32_add
 
 logger = logging.getLogger(__name__)
@@ -55,9 +69,11 @@ AIORTC_PINNED = "1.16."
 _R = "_RTCRtpReceiver__"
 _S = "_RTCRtpSender__"
 
-# Private attributes the taps rely on, by class (checked against the source).
+# Name-mangled attributes the taps rely on, by class (each must still be assigned in the
+# class's source): RTCRtpReceiver.__<name>, RTCRtpSender.__<name>.
 RECEIVER_PRIVATE = (
     "decoder_queue",
+    "decoder_thread",
     "remote_bitrate_estimator",
     "remote_streams",
     "rtx_ssrc",
@@ -82,6 +98,20 @@ SENDER_PRIVATE = (
     "ntp_timestamp",
     "rtp_timestamp",
 )
+# Single-underscore attributes, by class (each must still be assigned in the class's source).
+AIORTC_FIELDS: tuple[tuple[type, tuple[str, ...]], ...] = (
+    # the subscribe leg's SSRC, and its msid (stream and track id) set per publisher
+    (RTCRtpSender, ("_ssrc", "_stream_id", "_track_id", "_enabled")),
+    (RTCDtlsTransport, ("_rtp_router",)),
+    (RTCIceGatherer, ("_connection",)),
+    (RTCPeerConnection, ("__iceTransports",)),
+)
+# Source lines the frame tap and the forwarding sender rely on, by class.
+HANDOVER_SOURCE_LINES = (
+    (RTCRtpReceiver, "self.__decoder_queue.put((codec, encoded_frame))"),
+    (RTCRtpSender, "self.__encoder.pack(data)"),  # pre-encoded av.Packet input is packed only
+    (RTCRtpSender, "asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))"),
+)
 # Source lines the RTX section relies on, by class.
 RTX_SOURCE_LINES = (
     (RTCRtpReceiver, "original_ssrc = self.__rtx_ssrc.get(packet.ssrc)"),
@@ -91,6 +121,25 @@ RTX_SOURCE_LINES = (
     (RTCRtpSender, "await self._retransmit(seq)"),
     (RTCDtlsTransport, "receiver = self._rtp_router.route_rtp(packet)"),
     (RtpRouter, "ssrc_receiver = self.ssrc_table.get(packet.ssrc)"),
+    # the depayloaded frame data the jitter buffer joins (PassThroughAudioBuffer reads it)
+    (RTCRtpReceiver, "packet._data = depayload(codec, packet.payload)"),
+)
+# Private methods called or replaced per instance, by class.
+PRIVATE_METHODS: tuple[tuple[type, str], ...] = (
+    (RTCRtpReceiver, "_send_rtcp_nack"),
+    (RTCRtpReceiver, "receive"),
+    (RtpRouter, "route_rtp"),
+    (RTCRtpSender, "_retransmit"),
+    (RTCDtlsTransport, "_handle_rtp_data"),
+    (JitterBuffer, "remove"),
+    (RTCRtpReceiver, "_handle_rtp_packet"),
+    (RTCRtpReceiver, "_send_rtcp"),
+    (RTCRtpReceiver, "_send_rtcp_pli"),
+    (RTCRtpSender, "_send_keyframe"),
+    (RTCRtpSender, "_handle_rtcp_packet"),
+    (RTCRtpSender, "_run_rtp"),
+    (RTCDtlsTransport, "_send_rtp"),
+    (Vp8Encoder, "_packetize"),
 )
 # Plain attributes of helper objects (checked on fresh instances).
 ROUTER_FIELDS = ("mid_table", "ssrc_table", "payload_type_table")
@@ -99,28 +148,33 @@ JITTER_FIELDS = ("_origin", "_packets", "_capacity")
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
 
+def _replace_method(obj: object, name: str, function: Callable[..., Any]) -> None:
+    """Replace ``obj.<name>`` on this one instance (its class keeps aiortc's/aioice's):
+    every hook below is installed so, and ``name`` is pinned (``PRIVATE_METHODS`` or a
+    public method)."""
+    setattr(obj, name, function)
+
+
+def _check_version(name: str, found: str, pinned: str, what: str) -> None:
+    if not found.startswith(pinned):
+        raise RuntimeError(
+            f"peerlearn_sfu.taps targets {name} {pinned}x, found {found}: re-check {what}"
+        )
+
+
 def check_aiortc_version() -> None:
     """Raise ``RuntimeError`` unless aiortc is 1.16.x with the private fields we use."""
-    if not aiortc.__version__.startswith(AIORTC_PINNED):
-        raise RuntimeError(
-            f"peerlearn_sfu.taps targets aiortc {AIORTC_PINNED}x, found {aiortc.__version__}: "
-            "re-check RTCRtpReceiver/RTCRtpSender internals before upgrading"
-        )
-    receiver_src = inspect.getsource(RTCRtpReceiver)
-    sender_src = inspect.getsource(RTCRtpSender)
-    for name in RECEIVER_PRIVATE:
-        if f"self.__{name}" not in receiver_src:
-            raise RuntimeError(f"RTCRtpReceiver.__{name} is gone")
-    for name in SENDER_PRIVATE:
-        if f"self.__{name}" not in sender_src:
-            raise RuntimeError(f"RTCRtpSender.__{name} is gone")
-    if "self.__decoder_queue.put((codec, encoded_frame))" not in receiver_src:
-        raise RuntimeError("RTCRtpReceiver no longer hands frames over via __decoder_queue")
-    if "self.__encoder.pack(data)" not in sender_src:
-        raise RuntimeError("RTCRtpSender no longer packs pre-encoded av.Packet input")
-    if "asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))" not in sender_src:
-        raise RuntimeError("RTCRtpSender.send no longer starts self._run_rtp(codec)")
-    for cls, line in RTX_SOURCE_LINES:
+    _check_version(
+        "aiortc",
+        aiortc.__version__,
+        AIORTC_PINNED,
+        "RTCRtpReceiver/RTCRtpSender internals before upgrading",
+    )
+    check_fields(RTCRtpReceiver, RECEIVER_PRIVATE, prefix="__")
+    check_fields(RTCRtpSender, SENDER_PRIVATE, prefix="__")
+    for cls, names in AIORTC_FIELDS:
+        check_fields(cls, names)
+    for cls, line in (*HANDOVER_SOURCE_LINES, *RTX_SOURCE_LINES):
         if line not in inspect.getsource(cls):
             raise RuntimeError(f"{cls.__name__} changed: no longer has {line!r}")
     router = RtpRouter()
@@ -133,25 +187,25 @@ def check_aiortc_version() -> None:
             raise RuntimeError(f"JitterBuffer.{name} is gone")
     if not isinstance(getattr(NackGenerator(), "missing", None), set):
         raise RuntimeError("NackGenerator.missing is gone")
-    for cls, method in (
-        (RTCRtpReceiver, "_send_rtcp_nack"),
-        (RTCRtpReceiver, "receive"),
-        (RtpRouter, "route_rtp"),
-        (RTCRtpSender, "_retransmit"),
-        (RTCDtlsTransport, "_handle_rtp_data"),
-        (JitterBuffer, "remove"),
-        (RTCRtpReceiver, "_handle_rtp_packet"),
-        (RTCRtpReceiver, "_send_rtcp"),
-        (RTCRtpReceiver, "_send_rtcp_pli"),
-        (RTCRtpSender, "_send_keyframe"),
-        (RTCRtpSender, "_handle_rtcp_packet"),
-        (RTCDtlsTransport, "_send_rtp"),
-    ):
+    for cls, method in PRIVATE_METHODS:
         if not callable(getattr(cls, method, None)):
             raise RuntimeError(f"{cls.__name__}.{method} is gone")
 
 
-class FrameTapQueue(queue.Queue):
+def _assigned(source: str, name: str) -> bool:
+    """``self.<name> = ...`` (or an annotated assignment) is in ``source``."""
+    return re.search(rf"self\.{re.escape(name)}\b\s*(:[^=\n]*)?=(?!=)", source) is not None
+
+
+def check_fields(cls: type, names: tuple[str, ...], prefix: str = "") -> None:
+    """Raise ``RuntimeError`` unless ``cls`` still assigns ``self.<prefix><name>`` for each."""
+    source = inspect.getsource(cls)
+    for name in names:
+        if not _assigned(source, prefix + name):
+            raise RuntimeError(f"{cls.__name__}.{prefix}{name} is gone")
+
+
+class FrameTapQueue(queue.Queue[Any]):
     """Stands in for the receiver's decoder queue: frames go to ``sink``, not to a decoder."""
 
     def __init__(self, sink: FrameSink) -> None:
@@ -205,12 +259,13 @@ def install_receiver_tap(
             on_packet(packet)
             await original(packet, arrival_time_ms)
 
-        receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+        _replace_method(receiver, "_handle_rtp_packet", handle_rtp_packet)
 
 
 def receiver_media_ssrc(receiver: RTCRtpReceiver) -> int | None:
     """The publisher's media SSRC seen on this receiver (RTX SSRCs excluded)."""
     rtx = getattr(receiver, f"{_R}rtx_ssrc")
+    ssrc: int
     for ssrc in getattr(receiver, f"{_R}remote_streams"):
         if ssrc not in rtx:
             return ssrc
@@ -255,9 +310,10 @@ class Packer:
         # The DownTrack feeding this sender; its ``pts_offset`` rebases timestamps.
         self.offset_source: Any = None
 
-    def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
+    def pack(self, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
         data = bytes(packet)
-        pts = int(packet.pts)
+        assert packet.pts is not None  # forwarded packets carry their RTP timestamp
+        pts = packet.pts
         if self.offset_source is not None:
             pts = (pts + self.offset_source.pts_offset) & 0xFFFFFFFF
         if self.kind == "video":
@@ -294,10 +350,19 @@ def install_sender_hooks(
     packer = Packer(sender.kind, on_remb)
     setattr(sender, f"{_S}encoder", packer)
     if on_keyframe_request is not None:
-        sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+        _replace_method(sender, "_send_keyframe", on_keyframe_request)
     if lean_loop:
-        sender._run_rtp = types.MethodType(forward_rtp, sender)  # type: ignore[method-assign]
+        _replace_method(sender, "_run_rtp", types.MethodType(forward_rtp, sender))
     return packer
+
+
+# RTCRtpSender.__<name>, read or written once per forwarded frame.
+_S_TRACK = f"{_S}track"
+_S_ENCODER = f"{_S}encoder"
+_S_NTP_TIMESTAMP = f"{_S}ntp_timestamp"
+_S_RTP_TIMESTAMP = f"{_S}rtp_timestamp"
+_S_OCTET_COUNT = f"{_S}octet_count"
+_S_PACKET_COUNT = f"{_S}packet_count"
 
 
 async def forward_rtp(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> None:
@@ -310,23 +375,24 @@ async def forward_rtp(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> Non
     no ``RTCEncodedFrame``), and the clock and counters are handled once per frame
     instead of once per packet. Measured in bench/sfu_forwarding.py (``--aiortc-send-loop``).
     """
-    sender._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
-    history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
-    extensions_map = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
-    mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
+    getattr(sender, f"{_S}rtp_started").set()
+    history: dict[int, RtpPacket] = getattr(sender, f"{_S}rtp_history")
+    extensions_map = getattr(sender, f"{_S}rtp_header_extensions_map")
+    mid = getattr(sender, f"{_S}mid")
     payload_type = codec.payloadType
+    assert payload_type is not None  # a negotiated codec has its payload type
     sequence_number = random_sequence_number()
     timestamp_origin = random32()
     try:
         while True:
-            track = sender._RTCRtpSender__track  # type: ignore[attr-defined]
+            track = getattr(sender, _S_TRACK)
             if not track:
                 await asyncio.sleep(0.02)
                 continue
             data = await track.recv()
             if not sender._enabled:
                 continue
-            payloads, timestamp = sender._RTCRtpSender__encoder.pack(data)  # type: ignore[attr-defined]
+            payloads, timestamp = getattr(sender, _S_ENCODER).pack(data)
             if not payloads:
                 continue
             timestamp = uint32_add(timestamp_origin, timestamp)
@@ -336,28 +402,30 @@ async def forward_rtp(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> Non
             ssrc = sender._ssrc
             octets = 0
             for i, payload in enumerate(payloads):
-                packet = RtpPacket(payload_type, int(i == last), sequence_number, timestamp, ssrc,
-                                   payload)
+                packet = RtpPacket(
+                    payload_type, int(i == last), sequence_number, timestamp, ssrc, payload
+                )
                 packet.extensions.abs_send_time = abs_send_time
                 packet.extensions.mid = mid
                 history[sequence_number % RTP_HISTORY_SIZE] = packet
                 await transport._send_rtp(packet.serialize(extensions_map))
                 sequence_number = uint16_add(sequence_number, 1)
                 octets += len(payload)
-            sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()  # type: ignore[attr-defined]
-            sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
-            sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
-            sender._RTCRtpSender__packet_count += last + 1  # type: ignore[attr-defined]
+            # The sender report's counters, as aiortc's loop keeps them.
+            setattr(sender, _S_NTP_TIMESTAMP, clock.current_ntp_time())
+            setattr(sender, _S_RTP_TIMESTAMP, timestamp)
+            setattr(sender, _S_OCTET_COUNT, getattr(sender, _S_OCTET_COUNT) + octets)
+            setattr(sender, _S_PACKET_COUNT, getattr(sender, _S_PACKET_COUNT) + last + 1)
     except (asyncio.CancelledError, ConnectionError, MediaStreamError):
         pass
     except Exception:
         # aiortc's rule too: __rtp_exited must be set whatever happens, or stop() hangs.
         logger.warning("forwarding sender failed:\n%s", traceback.format_exc())
-    track = sender._RTCRtpSender__track  # type: ignore[attr-defined]
+    track = getattr(sender, _S_TRACK)
     if track:
         track.stop()
-        sender._RTCRtpSender__track = None  # type: ignore[attr-defined]
-    sender._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
+        setattr(sender, _S_TRACK, None)
+    getattr(sender, f"{_S}rtp_exited").set()
 
 
 def install_send_probe(transport: RTCDtlsTransport, on_sent: Callable[[int], None]) -> None:
@@ -371,16 +439,34 @@ def install_send_probe(transport: RTCDtlsTransport, on_sent: Callable[[int], Non
         if len(data) >= 12 and not is_rtcp(data):
             on_sent(int.from_bytes(data[8:12], "big"))
 
-    transport._send_rtp = send_rtp  # type: ignore[method-assign]
+    _replace_method(transport, "_send_rtp", send_rtp)
 
 
 def sender_rtt(sender: RTCRtpSender) -> float | None:
-    return getattr(sender, f"{_S}rtt")
+    rtt: float | None = getattr(sender, f"{_S}rtt")
+    return rtt
 
 
 def sender_counts(sender: RTCRtpSender) -> tuple[int, int]:
     """``(packets, octets)`` sent so far."""
-    return getattr(sender, f"{_S}packet_count"), getattr(sender, f"{_S}octet_count")
+    return getattr(sender, _S_PACKET_COUNT), getattr(sender, _S_OCTET_COUNT)
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    """The SSRC this sender's RTP goes out with (one per subscribe-leg m-line)."""
+    return sender._ssrc
+
+
+def sender_stream_id(sender: RTCRtpSender) -> str:
+    """The msid stream id the sender's m-line carries in the SDP."""
+    return sender._stream_id
+
+
+def set_sender_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:
+    """The SDP ``a=msid`` of the sender's m-line (written into the next offer): aiortc
+    offers no API to set it without a track of that id."""
+    sender._stream_id = stream_id
+    sender._track_id = track_id
 
 
 # --------------------------------------------------------------------------- RTX section
@@ -411,7 +497,7 @@ def install_rtx_routing(receiver: RTCRtpReceiver) -> None:
         if transport is not None:
             _patch_router(transport._rtp_router)
 
-    receiver.receive = receive  # type: ignore[method-assign]
+    _replace_method(receiver, "receive", receive)
 
 
 def _receiver_codecs(receiver: Any) -> dict[int, RTCRtpCodecParameters]:
@@ -448,7 +534,7 @@ def _patch_router(router: RtpRouter) -> None:
             _learn_rtx_ssrc(chosen, ssrc, unmapped)
         return chosen
 
-    router.route_rtp = route_rtp  # type: ignore[method-assign]
+    _replace_method(router, "route_rtp", route_rtp)
 
 
 def _choose_receiver(router: RtpRouter, packet: RtpPacket, candidates: set[Any]) -> Any:
@@ -504,7 +590,7 @@ def hook_nacks(receiver: RTCRtpReceiver, on_nack: Callable[[int, list[int]], Non
         on_nack(media_ssrc, lost)
         await original(media_ssrc, lost)
 
-    receiver._send_rtcp_nack = send_rtcp_nack  # type: ignore[method-assign]
+    _replace_method(receiver, "_send_rtcp_nack", send_rtcp_nack)
 
 
 async def send_nack(receiver: RTCRtpReceiver, media_ssrc: int, seqs: list[int]) -> None:
@@ -556,6 +642,7 @@ class PassThroughAudioBuffer:
             self.late += 1
             return False, None
         self._last = seq
+        # Not in aiortc's type hints: RTCRtpReceiver sets it (pinned in RTX_SOURCE_LINES).
         data: bytes = packet._data  # type: ignore[attr-defined]
         return False, JitterFrame(data=data, timestamp=packet.timestamp)
 
@@ -576,10 +663,10 @@ def limit_retransmissions(sender: RTCRtpSender, allow: Callable[[int, int], bool
         packet = history.get(sequence_number % RTP_HISTORY_SIZE)
         if packet is None or packet.sequence_number != sequence_number:
             return  # gone from the history: aiortc would do nothing either
-        if allow(sender._ssrc, sequence_number):
+        if allow(sender_ssrc(sender), sequence_number):
             await original(sequence_number)
 
-    sender._retransmit = retransmit  # type: ignore[method-assign]
+    _replace_method(sender, "_retransmit", retransmit)
 
 
 def install_receive_filter(transport: RTCDtlsTransport, drop: Callable[[bytes], bool]) -> None:
@@ -592,7 +679,7 @@ def install_receive_filter(transport: RTCDtlsTransport, drop: Callable[[bytes], 
         if not drop(data):
             await original(data, arrival_time_ms)
 
-    transport._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+    _replace_method(transport, "_handle_rtp_data", handle_rtp_data)
 
 
 check_aiortc_version()
@@ -603,18 +690,34 @@ check_aiortc_version()
 #
 # ice.py replaces host-candidate gathering per aioice ``Connection``; udpmux.py hands each
 # connection's host ``StunProtocol`` a virtual transport on the node's one UDP port. Every
-# private access they need is below, checked by :func:`check_aioice_private` (tested).
+# private access they need is below, checked by :func:`check_aioice_version` (tested).
 # ---------------------------------------------------------------------------------------
 
 AIOICE_PINNED = "0.13."
 
+# aioice.Connection's private attributes used below (each must still be assigned there).
+AIOICE_CONNECTION_FIELDS = (
+    "_protocols",
+    "_transport_policy",
+    "_local_candidates_start",
+    "_local_username",
+    "_nominated",
+    "_query_consent_task",
+)
+# Its public API the override calls or replaces per instance (get_component_candidates,
+# query_consent).
+AIOICE_CONNECTION_API = (
+    "get_component_candidates",
+    "gather_candidates",
+    "local_password",
+    "query_consent",
+    "build_request",
+)
 # Source fragments the ICE override relies on, by class (checked against the source).
 AIOICE_CONNECTION_SOURCE = (
     "self._protocols: list[StunProtocol] = []",  # host protocols we append to
-    "self._transport_policy = transport_policy",
     "self._local_candidates_start = True",  # gathering started: too late to patch
-    "self._local_username = local_username",  # the ufrag the mux makes node-unique
-    "return self._local_username",
+    "return self._local_username",  # the ufrag the mux makes node-unique
     "self.get_component_candidates(component=component, addresses=addresses)",
     'message.check_message_integrity(self.local_password.encode("utf8"))',
     "await active_pair.protocol.send_data(data, active_pair.remote_addr)",
@@ -633,24 +736,23 @@ AIOICE_PROTOCOL_SOURCE = (
     "self.receiver.data_received(data, self.local_candidate.component)",
 )
 AIORTC_PC_SOURCE = (
-    "self.__iceTransports: set[RTCIceTransport] = set()",
     # the local SDP reads the ufrag again after gathering, so a ufrag set while gathering
     # is the one the remote side sees
     "await self.__gather()\n        for i, media in enumerate(description.media):",
 )
 
 
-def check_aioice_private() -> None:
+def check_aioice_version() -> None:
     """Raise ``RuntimeError`` unless aioice is 0.13.x with the internals ice.py/udpmux.py use."""
-    import aioice
-    from aioice import ice as aioice_ice
-    from aiortc import RTCPeerConnection, rtcicetransport
+    from aiortc import rtcicetransport
 
-    if not aioice.__version__.startswith(AIOICE_PINNED):
-        raise RuntimeError(
-            f"peerlearn_sfu targets aioice {AIOICE_PINNED}x, found {aioice.__version__}: "
-            "re-check Connection/StunProtocol internals (taps.py, aioice section)"
-        )
+    _check_version(
+        "aioice",
+        aioice.__version__,
+        AIOICE_PINNED,
+        "Connection/StunProtocol internals (taps.py, aioice section)",
+    )
+    check_fields(aioice_ice.Connection, AIOICE_CONNECTION_FIELDS)
     for cls, fragments in (
         (aioice_ice.Connection, AIOICE_CONNECTION_SOURCE),
         (aioice_ice.StunProtocol, AIOICE_PROTOCOL_SOURCE),
@@ -662,68 +764,72 @@ def check_aioice_private() -> None:
                 raise RuntimeError(f"{cls.__name__} changed: {fragment.splitlines()[0]!r} is gone")
     if "self._connection = Connection(" not in inspect.getsource(rtcicetransport.RTCIceGatherer):
         raise RuntimeError("RTCIceGatherer no longer owns an aioice Connection as _connection")
-    for name in (
-        "get_component_candidates",
-        "gather_candidates",
-        "local_password",
-        "query_consent",
-        "build_request",
-    ):
+    for name in AIOICE_CONNECTION_API:
         if not hasattr(aioice_ice.Connection, name):
             raise RuntimeError(f"aioice.Connection.{name} is gone")
 
 
-def ice_connections(pc: Any) -> list[Any]:
+_PC_ICE_TRANSPORTS = "_RTCPeerConnection__iceTransports"  # pinned in AIORTC_FIELDS
+
+
+def ice_connections(pc: RTCPeerConnection) -> list[aioice_ice.Connection]:
     """The aioice ``Connection`` of every ICE transport of ``pc`` (one under max-bundle)."""
-    transports = pc._RTCPeerConnection__iceTransports
+    transports = getattr(pc, _PC_ICE_TRANSPORTS)
     return [transport.iceGatherer._connection for transport in transports]
 
 
-def ice_gathering_started(connection: Any) -> bool:
+def ice_gathering_started(connection: aioice_ice.Connection) -> bool:
     return bool(connection._local_candidates_start)
 
 
-def ice_gathers_host_candidates(connection: Any) -> bool:
+def ice_gathers_host_candidates(connection: aioice_ice.Connection) -> bool:
     """False under the "relay" transport policy (aioice then gathers TURN only)."""
-    from aioice import ice as aioice_ice
-
     return connection._transport_policy == aioice_ice.TransportPolicy.ALL
 
 
-def ice_add_host_protocol(connection: Any, protocol: Any) -> None:
+def ice_add_host_protocol(connection: aioice_ice.Connection, protocol: Any) -> None:
     """Register a host ``StunProtocol`` as aioice's own gathering would."""
     connection._protocols.append(protocol)
 
 
-def ice_replace_consent(connection: Any, query: Callable[[], Awaitable[None]]) -> None:
+def ice_replace_host_gathering(
+    connection: aioice_ice.Connection,
+    gather: Callable[..., Coroutine[Any, Any, list[Any]]],
+) -> None:
+    """Run ``gather`` for ``get_component_candidates`` (``gather_candidates`` calls it by
+    name, pinned in ``AIOICE_CONNECTION_SOURCE``)."""
+    _replace_method(connection, "get_component_candidates", gather)
+
+
+def ice_replace_consent(
+    connection: aioice_ice.Connection, query: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
     """Run ``query`` instead of aioice's consent loop (``connect()`` starts it by name)."""
-    connection.query_consent = query
+    _replace_method(connection, "query_consent", query)
 
 
-def ice_nominated_pairs(connection: Any) -> list[Any]:
+def ice_nominated_pairs(connection: aioice_ice.Connection) -> list[Any]:
     return list(connection._nominated.values())
 
 
-def ice_consent_request(connection: Any, pair: Any) -> Any:
+def ice_consent_request(connection: aioice_ice.Connection, pair: Any) -> Any:
     """The Binding request aioice itself sends as a consent check."""
     return connection.build_request(pair, nominate=False)
 
 
-def ice_remote_password(connection: Any) -> bytes:
+def ice_remote_password(connection: aioice_ice.Connection) -> bytes:
     return str(connection.remote_password).encode("utf8")
 
 
-def ice_forget_consent_task(connection: Any) -> None:
+def ice_forget_consent_task(connection: aioice_ice.Connection) -> None:
     """Detach the running consent task, so ``close()`` does not cancel it mid-close."""
     connection._query_consent_task = None
 
 
-def ice_set_local_ufrag(connection: Any, ufrag: str) -> None:
+def ice_set_local_ufrag(connection: aioice_ice.Connection, ufrag: str) -> None:
     """Replace the local ufrag before the local SDP is written (gathering time)."""
-    from aioice.ice import validate_username
-
-    validate_username(ufrag)
+    aioice_ice.validate_username(ufrag)
     connection._local_username = ufrag
 
 
-check_aioice_private()
+check_aioice_version()

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import time
+from typing import Any
 
 from .config import SfuConfig
 
@@ -23,17 +24,15 @@ def turn_credentials(
     return username, base64.b64encode(digest).decode()
 
 
-def ice_servers_for(config: SfuConfig, user_id: int | str) -> list[dict]:
+def ice_servers_for(config: SfuConfig, user_id: int | str) -> list[dict[str, Any]]:
     """RTCIceServer dicts for a browser: STUN as is, TURN with fresh credentials."""
-    servers: list[dict] = []
+    servers: list[dict[str, Any]] = []
     if config.stun_urls:
         servers.append({"urls": list(config.stun_urls)})
     if config.turn_urls:
-        entry: dict = {"urls": list(config.turn_urls)}
+        entry: dict[str, Any] = {"urls": list(config.turn_urls)}
         if config.turn_secret:
-            username, credential = turn_credentials(
-                config.turn_secret, user_id, config.turn_ttl_s
-            )
+            username, credential = turn_credentials(config.turn_secret, user_id, config.turn_ttl_s)
             entry["username"] = username
             entry["credential"] = credential
         servers.append(entry)

@@ -24,6 +24,7 @@ transactions; unauthenticated traffic creates no state at all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import socket
@@ -31,7 +32,7 @@ import string
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aioice import stun
 
@@ -239,7 +240,8 @@ class MuxEndpoint(asyncio.DatagramProtocol):
     # -- datagrams --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # create_datagram_endpoint hands a datagram protocol a datagram transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         addr = (addr[0], addr[1])
@@ -358,8 +360,9 @@ class UdpMux:
                         sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
                     except OSError:
                         pass
-                endpoint = MuxEndpoint(address, self.port, self._ufrags)
-                await loop.create_datagram_endpoint(lambda e=endpoint: e, sock=sock)  # type: ignore[misc]
+                _, endpoint = await loop.create_datagram_endpoint(
+                    functools.partial(MuxEndpoint, address, self.port, self._ufrags), sock=sock
+                )
                 endpoints[address] = endpoint
         except BaseException:
             for endpoint in endpoints.values():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,16 +13,26 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceServer, RTCIceTransportPolicy
 
-from peerlearn_sfu import taps
+from peerlearn_sfu import SfuConfig, taps
 from peerlearn_sfu.codecs import pin_codecs
 from peerlearn_sfu.hooks import ParticipantIdentity
 from peerlearn_sfu.ice import IcePolicy, apply_ice_policy
 from peerlearn_sfu.keyframes import LossRepair
 from peerlearn_sfu.publication import is_vp8_keyframe
 from peerlearn_sfu.room import Room
+from tests.sfu.media import Clip, PacedAudioTrack, PacedVideoTrack
 
-from .media import Clip, PacedAudioTrack, PacedVideoTrack
 
+def host_candidates(sdp: str) -> list[tuple[str, int]]:
+    """``(address, port)`` of every host candidate in ``sdp``."""
+    return [
+        (m.group(1), int(m.group(2)))
+        for m in re.finditer(r"a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ host", sdp)
+    ]
+
+
+#: The SFU of the ``server`` fixture (tests/sfu/conftest.py): range mode on loopback.
+TEST_CONFIG = SfuConfig(interfaces=("127.0.0.1",))
 CLIENT_ICE = IcePolicy(port_min=42000, port_max=42999, interfaces=("127.0.0.1",))
 
 

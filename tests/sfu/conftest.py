@@ -7,12 +7,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from peerlearn_sfu import RoomHooks, SfuConfig, SfuServer
-
-from .client import Client
-from .media import Clip, make_clip
-
-TEST_CONFIG = SfuConfig(interfaces=("127.0.0.1",))
+from peerlearn_sfu import RoomHooks, SfuServer
+from tests.sfu.client import TEST_CONFIG, Client
+from tests.sfu.media import Clip, make_clip
 
 
 @pytest.fixture(scope="session")

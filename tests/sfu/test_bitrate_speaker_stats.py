@@ -7,8 +7,7 @@ import asyncio
 from peerlearn_sfu import RoomHooks, SfuConfig, SfuServer
 from peerlearn_sfu.bitrate import BitrateController
 from peerlearn_sfu.speaker import ActiveSpeakerDetector
-
-from .client import Client
+from tests.sfu.client import Client
 
 
 def test_bitrate_target_is_min_of_cap_and_fresh_estimates():

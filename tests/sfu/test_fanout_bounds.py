@@ -15,8 +15,7 @@ import pytest
 
 from peerlearn_sfu import RoomHooks, SfuConfig, SfuServer
 from peerlearn_sfu.hooks import ParticipantIdentity
-
-from .client import Client
+from tests.sfu.client import Client
 
 
 @pytest.fixture
@@ -113,7 +112,7 @@ async def test_state_bursts_are_coalesced(bounded):
     states = mentor.of_type("participant_state")
     assert len(hands) <= budget, (len(hands), elapsed)
     assert len(states) <= budget, (len(states), elapsed)
-    assert room.hands == [] and room.participants[2].state.audio_muted is False
+    assert room.moderation.hands == [] and room.participants[2].state.audio_muted is False
     # A second person's hand is not held back by Bob's burst.
     carol = await Client(room, 3).join()
     n = len(mentor.of_type("hands"))

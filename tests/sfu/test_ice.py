@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import socket
 
 from peerlearn_sfu import RoomHooks, SfuConfig, SfuServer
-
-from .client import Client
-
-
-def host_candidates(sdp: str) -> list[tuple[str, int]]:
-    return [
-        (m.group(1), int(m.group(2)))
-        for m in re.finditer(r"a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ host", sdp)
-    ]
+from tests.sfu.client import Client, host_candidates
 
 
 async def _publish_answer(config: SfuConfig, clip) -> tuple[SfuServer, Client, dict]:
@@ -23,9 +14,7 @@ async def _publish_answer(config: SfuConfig, clip) -> tuple[SfuServer, Client, d
     await client.join()
     await client.publish()
     message = await client.wait_for(
-        lambda: next(
-            (m for m in client.messages if m["type"] in ("answer", "error")), None
-        )
+        lambda: next((m for m in client.messages if m["type"] in ("answer", "error")), None)
     )
     return server, client, message
 

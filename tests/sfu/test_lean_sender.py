@@ -16,7 +16,8 @@ async def test_history_retransmission_and_counters(make_client, server):
     await alice.publish()
     await bob.wait_for(lambda: len(bob.frames_from(1, "camera")) >= 20, timeout=10)
     slot = next(
-        s for s in server.get_room("room").participants[2].subscribe.slots
+        s
+        for s in server.get_room("room").participants[2].subscribe.slots
         if s.publication is not None and s.publication.kind == "camera"
     )
     sender = slot.transceiver.sender

@@ -1,7 +1,7 @@
 """Packets lost for real (tests/sfu/loss.py) on publishers' uplinks and subscribers'
 downlinks, camera and screen share: what the other participants see.
 
-Waits are progress-based (a test fails only after ``STALL_S`` without new frames), and
+Waits are progress-based (a test fails only after ``progress.STALL_S`` without new frames), and
 every bound is about the media timeline (gaps between frame arrivals), not the run time.
 """
 
@@ -10,73 +10,21 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from peerlearn_sfu import taps
+from tests.sfu import loss
+from tests.sfu.client import Client
+from tests.sfu.progress import full_room, more_frames, total_frames, wait_progress
 
-from . import loss
-from .client import Client
-
-STALL_S = 15.0  # no new frame anywhere for this long: the room is stuck
 SINGLE_LOSS_FREEZE_S = 0.3
 RANDOM_LOSS_FREEZE_S = 1.0
 
 
-async def wait_progress(
-    done: Callable[[], bool], progress: Callable[[], int], what: str, stall_s: float = STALL_S
-) -> None:
-    """Until ``done()``; fail only when ``progress()`` stops growing for ``stall_s``."""
-    last, last_at = progress(), time.monotonic()
-    while not done():
-        await asyncio.sleep(0.02)
-        now_progress = progress()
-        if now_progress != last:
-            last, last_at = now_progress, time.monotonic()
-        elif time.monotonic() - last_at > stall_s:
-            raise AssertionError(f"no progress for {stall_s:.0f}s waiting for {what}")
-
-
 def frame_times(sub: Client, user_id: int, kind: str) -> list[float]:
     return [t for t, _, _ in sub.frames_from(user_id, kind)]
-
-
-def total_frames(clients: list[Client]) -> int:
-    return sum(len(r.frames) for c in clients for r in c.received.values())
-
-
-async def full_room(
-    make_client: Callable[..., Client], n: int, screen: bool = False
-) -> list[Client]:
-    """``n`` participants, all publishing; returns once everyone sees everyone's video."""
-    clients = [await make_client(i + 1).join() for i in range(n)]
-    for c in clients:
-        await c.publish(screen=screen)
-    kinds = ("camera", "screen") if screen else ("camera",)
-
-    def complete() -> bool:
-        return all(
-            len(sub.frames_from(pub.identity.user_id, k)) >= 5
-            for sub in clients
-            for pub in clients
-            if pub is not sub
-            for k in kinds
-        )
-
-    await wait_progress(complete, lambda: total_frames(clients), "a complete room")
-    return clients
-
-
-async def more_frames(subs: list[Client], user_id: int, kind: str, count: int) -> None:
-    """Until every one of ``subs`` has ``count`` more frames of that track."""
-    base = {id(s): len(s.frames_from(user_id, kind)) for s in subs}
-    await wait_progress(
-        lambda: all(len(s.frames_from(user_id, kind)) >= base[id(s)] + count for s in subs),
-        lambda: total_frames(subs),
-        f"{count} more {kind} frames of user {user_id}",
-    )
 
 
 def publication(server: Any, user_id: int, kind: str) -> Any:

@@ -9,9 +9,8 @@ import pytest
 
 from peerlearn_sfu import taps
 from peerlearn_sfu.nack import GapTracker, NackLimiter
-
-from . import loss
-from .test_loss import full_room, more_frames, wait_progress
+from tests.sfu import loss
+from tests.sfu.progress import full_room, more_frames, wait_progress
 
 
 class FakeClock:

@@ -7,10 +7,9 @@ import asyncio
 import pytest
 
 from peerlearn_sfu import RoomHooks
-
-from .client import Client
-from .media import Clip, PacedVideoTrack, make_clip
-from .progress import wait_for_all
+from tests.sfu.client import Client
+from tests.sfu.media import Clip, PacedVideoTrack, make_clip
+from tests.sfu.progress import wait_for_all
 
 
 @pytest.fixture(scope="module")

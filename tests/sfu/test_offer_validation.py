@@ -26,9 +26,8 @@ from peerlearn_sfu.codecs import pin_codecs
 from peerlearn_sfu.hooks import ParticipantIdentity
 from peerlearn_sfu.ice import apply_ice_policy
 from peerlearn_sfu.room import Room
-
-from .client import CLIENT_ICE
-from .media import Clip, PacedAudioTrack, PacedVideoTrack
+from tests.sfu.client import CLIENT_ICE
+from tests.sfu.media import Clip, PacedAudioTrack, PacedVideoTrack
 
 
 @pytest.fixture
@@ -146,9 +145,12 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 1e6
 
 
-async def test_publish_offers_outside_the_layout_are_refused(server, clip, decoders):
-    room = server.open_room("v", RoomHooks())
-    cases: list[tuple[list[tuple[str, list[str] | None]], str]] = [
+Layout = list[tuple[str, list[str] | None]]
+
+
+@pytest.mark.parametrize(
+    ("layout", "why"),
+    [
         (
             [("audio", None), ("video", None), ("video", None), ("video", None)],
             "got: audio, video, video, video",
@@ -157,42 +159,64 @@ async def test_publish_offers_outside_the_layout_are_refused(server, clip, decod
         ([("audio", None), ("video", None)], "got: audio, video"),
         ([("audio", None), ("video", ["video/H264"]), ("video", None)], "does not offer vp8"),
         ([("audio", ["audio/PCMU"]), ("video", None), ("video", None)], "does not offer opus"),
-    ]
-    for user_id, (layout, why) in enumerate(cases, start=1):
-        attacker = await Attacker(room, user_id, clip).join()
-        for kind, codecs in layout:
-            attacker.add(kind, codecs)
-        attacker.pc.createDataChannel("chat")
-        reply = await attacker.offer(await attacker.local_offer())
-        assert reply["type"] == "error" and reply["code"] == "invalid_sdp", reply
-        assert why in reply["message"], reply["message"]
-        # No connection was created for the refused offer.
-        assert attacker.participant.publish is None
-        await attacker.close()
+    ],
+    ids=["extra m-line", "wrong order", "missing m-line", "no vp8", "no opus"],
+)
+async def test_publish_offers_outside_the_layout_are_refused(
+    server, clip, decoders, layout: Layout, why: str
+):
+    room = server.open_room("v", RoomHooks())
+    attacker = await Attacker(room, 1, clip).join()
+    for kind, codecs in layout:
+        attacker.add(kind, codecs)
+    attacker.pc.createDataChannel("chat")
+    reply = await attacker.offer(await attacker.local_offer())
+    assert reply["type"] == "error" and reply["code"] == "invalid_sdp", reply
+    assert why in reply["message"], reply["message"]
+    # No connection was created for the refused offer.
+    assert attacker.participant.publish is None
+    await attacker.close()
+    assert decoders == []
 
-    # Text-level forgeries of an otherwise valid offer.
+
+def _forge(name: str, good: str) -> str:
+    session, media = sections(good)
+    if name == "sendrecv":
+        return good.replace("a=sendonly", "a=sendrecv", 1)
+    if name == "two data channels":
+        return join_sdp(session, [*media, media[3].replace("a=mid:3", "a=mid:9")])
+    if name == "no bundle":
+        return re.sub(r"a=group:BUNDLE[^\r\n]*\r\n", "", good)
+    if name == "duplicate mid":
+        return good.replace("a=mid:1", "a=mid:0")
+    assert name == "garbage"
+    return "v=0\r\nm=audio x\r\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("sendrecv", "must be sendonly"),
+        ("two data channels", "at most the 'chat' data channel"),
+        ("no bundle", "BUNDLE"),
+        ("duplicate mid", "share a mid"),
+        ("garbage", "cannot parse"),
+    ],
+)
+async def test_text_forgeries_of_a_valid_offer_are_refused(
+    server, clip, decoders, name: str, why: str
+):
+    room = server.open_room("v", RoomHooks())
     attacker = await Attacker(room, 99, clip).join()
     for kind in ("audio", "video", "video"):
         attacker.add(kind)
     attacker.pc.createDataChannel("chat")
     good = await attacker.local_offer()
-    session, media = sections(good)
-    forged = {
-        "sendrecv": (good.replace("a=sendonly", "a=sendrecv", 1), "must be sendonly"),
-        "two data channels": (
-            join_sdp(session, [*media, media[3].replace("a=mid:3", "a=mid:9")]),
-            "at most the 'chat' data channel",
-        ),
-        "no bundle": (re.sub(r"a=group:BUNDLE[^\r\n]*\r\n", "", good), "BUNDLE"),
-        "duplicate mid": (good.replace("a=mid:1", "a=mid:0"), "share a mid"),
-        "garbage": ("v=0\r\nm=audio x\r\n", "cannot parse"),
-    }
-    for name, (sdp, why) in forged.items():
-        reply = await attacker.offer(sdp)
-        assert reply["type"] == "error" and reply["code"] == "invalid_sdp", (name, reply)
-        assert why in reply["message"], (name, reply["message"])
-        assert attacker.participant.publish is None, name
-    # The real offer is still accepted after all that.
+    reply = await attacker.offer(_forge(name, good))
+    assert reply["type"] == "error" and reply["code"] == "invalid_sdp", (name, reply)
+    assert why in reply["message"], (name, reply["message"])
+    assert attacker.participant.publish is None, name
+    # The real offer is still accepted after that.
     assert (await attacker.offer(good))["type"] == "answer"
     assert len(attacker.participant.publish.pc.getTransceivers()) == 3
     await attacker.close()

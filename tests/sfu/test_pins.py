@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+import pathlib
+import re
+from collections.abc import Iterator
+
 import aioice
 import aiortc
+import pytest
+from aioice import ice as aioice_ice
+from aiortc.rtcrtpsender import RTCRtpSender
 
-from peerlearn_sfu import ice, taps
+from peerlearn_sfu import taps
+
+PACKAGE = pathlib.Path(taps.__file__).parent
 
 
 def test_aiortc_version_and_private_attributes_are_pinned():
@@ -20,7 +32,7 @@ def test_aioice_version_is_pinned():
     assert aioice.__version__.startswith("0.13."), (
         f"aioice {aioice.__version__}: peerlearn_sfu/ice.py was written for 0.13.x"
     )
-    ice.check_aioice_version()
+    taps.check_aioice_version()
 
 
 async def test_receiver_instance_has_the_tapped_fields():
@@ -34,7 +46,174 @@ async def test_receiver_instance_has_the_tapped_fields():
         assert hasattr(receiver, f"_RTCRtpReceiver__{name}"), name
     for name in taps.SENDER_PRIVATE:
         assert hasattr(sender, f"_RTCRtpSender__{name}"), name
+    for cls, names in taps.AIORTC_FIELDS:
+        if cls is RTCRtpSender:
+            for name in names:
+                assert hasattr(sender, name), name
+    assert hasattr(pc, "_RTCPeerConnection__iceTransports")
+    (connection,) = taps.ice_connections(pc)
+    for name in taps.AIOICE_CONNECTION_FIELDS:
+        assert hasattr(connection, name), name
     await pc.close()
+
+
+# -- the pins catch a missing attribute ----------------------------------------------------
+
+
+class _Pinned:
+    def __init__(self) -> None:
+        self._here = 1
+        self._typed: int | None = None
+        self.__mangled = 2
+        if self._here == 1:  # a comparison is not an assignment
+            pass
+
+    def _uses(self) -> bool:
+        return self._compared_only == 0  # type: ignore[attr-defined]  # never assigned
+
+
+@pytest.mark.parametrize(
+    ("names", "prefix", "missing"),
+    [
+        (("_here", "_typed"), "", None),
+        (("mangled",), "__", None),
+        (("_here", "_gone"), "", "_Pinned._gone is gone"),
+        (("_compared_only",), "", "_Pinned._compared_only is gone"),
+        (("gone",), "__", "_Pinned.__gone is gone"),
+    ],
+)
+def test_check_fields_requires_an_assignment_in_the_class(names, prefix, missing):
+    if missing is None:
+        taps.check_fields(_Pinned, names, prefix=prefix)
+    else:
+        with pytest.raises(RuntimeError, match=re.escape(missing)):
+            taps.check_fields(_Pinned, names, prefix=prefix)
+
+
+@pytest.mark.parametrize(
+    ("table", "extra", "check", "message"),
+    [
+        ("RECEIVER_PRIVATE", "gone", taps.check_aiortc_version, "RTCRtpReceiver.__gone"),
+        ("SENDER_PRIVATE", "gone", taps.check_aiortc_version, "RTCRtpSender.__gone"),
+        (
+            "AIORTC_FIELDS",
+            (RTCRtpSender, ("_gone",)),
+            taps.check_aiortc_version,
+            "RTCRtpSender._gone",
+        ),
+        ("PRIVATE_METHODS", (RTCRtpSender, "_gone"), taps.check_aiortc_version, "_gone"),
+        (
+            "HANDOVER_SOURCE_LINES",
+            (RTCRtpSender, "self.__encoder.gone(data)"),
+            taps.check_aiortc_version,
+            "self.__encoder.gone(data)",
+        ),
+        ("AIOICE_CONNECTION_FIELDS", "_gone", taps.check_aioice_version, "Connection._gone"),
+        (
+            "AIOICE_CONNECTION_SOURCE",
+            "self._gone = True",
+            taps.check_aioice_version,
+            "self._gone",
+        ),
+    ],
+)
+def test_a_missing_private_attribute_fails_the_pin(monkeypatch, table, extra, check, message):
+    monkeypatch.setattr(taps, table, (*getattr(taps, table), extra))
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        check()
+
+
+# -- every private name used is in taps.py, and pinned there ------------------------------
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _mangled(cls: type, name: str) -> str:
+    return f"_{cls.__name__}{name}" if name.startswith("__") else name
+
+
+def _pinned_names() -> set[str]:
+    names = {_mangled(cls, n) for cls, fields in taps.AIORTC_FIELDS for n in fields}
+    names |= {f"_RTCRtpReceiver__{n}" for n in taps.RECEIVER_PRIVATE}
+    names |= {f"_RTCRtpSender__{n}" for n in taps.SENDER_PRIVATE}
+    names |= set(taps.AIOICE_CONNECTION_FIELDS) | set(taps.JITTER_FIELDS)
+    names |= {method for _, method in taps.PRIVATE_METHODS}
+    names |= set(taps.AIOICE_CONNECTION_API)  # replaced per instance: query_consent, ...
+    # attributes a pinned source line names (``packet._data = ...``)
+    for _, line in (*taps.HANDOVER_SOURCE_LINES, *taps.RTX_SOURCE_LINES):
+        names |= {n for n in _attribute_names(line) if _private(n)}
+    return names
+
+
+def _attribute_names(line: str) -> set[str]:
+    return set(re.findall(r"\.(\w+)", line))
+
+
+def _foreign_private_uses(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """``x._name`` with ``x`` not ``self``/``cls``, and mangled names built as f-strings."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+                continue
+            yield node.lineno, node.attr
+        elif isinstance(node, ast.JoinedStr) and len(node.values) == 2:
+            prefix, rest = node.values
+            if isinstance(prefix, ast.FormattedValue) and isinstance(prefix.value, ast.Name):
+                mangling = {"_R": "_RTCRtpReceiver__", "_S": "_RTCRtpSender__"}
+                if prefix.value.id in mangling and isinstance(rest, ast.Constant):
+                    yield node.lineno, mangling[prefix.value.id] + rest.value
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "_replace_method"
+        ):
+            name = node.args[1]
+            assert isinstance(name, ast.Constant), ast.unparse(node)
+            yield node.lineno, name.value
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value.startswith("_RTC") and "__" in node.value[1:-2]:
+                yield node.lineno, node.value
+
+
+def test_every_private_name_taps_uses_is_pinned():
+    tree = ast.parse(inspect.getsource(taps))
+    pinned = _pinned_names()
+    unpinned = [
+        (line, name)
+        for line, name in _foreign_private_uses(tree)
+        if name not in pinned and not name.startswith("_peerlearn")
+    ]
+    assert not unpinned, f"private aiortc/aioice names used in taps.py but not pinned: {unpinned}"
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("taps", "__init__")),
+)
+def test_no_other_module_touches_a_private_attribute(module):
+    mod = importlib.import_module(f"peerlearn_sfu.{module}")
+    tree = ast.parse(inspect.getsource(mod))
+    assert list(_foreign_private_uses(tree)) == [], f"use an accessor of taps.py in {module}.py"
+    # getattr/setattr by name only for the SFU's own markers on aiortc/aioice objects
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "hasattr")
+        ):
+            name = node.args[1]
+            value = getattr(mod, name.id) if isinstance(name, ast.Name) else ast.literal_eval(name)
+            assert value.startswith("_peerlearn_"), (module, node.lineno, value)
+
+
+def test_the_aioice_pins_list_only_what_is_used():
+    source = inspect.getsource(taps)
+    used = {name for _, name in _foreign_private_uses(ast.parse(source))}
+    assert set(taps.AIOICE_CONNECTION_FIELDS) <= used
+    assert all(hasattr(aioice_ice.Connection, m) for m in taps.AIOICE_CONNECTION_API)
 
 
 # -- RTX section: aiortc still needs the patch, and the patch still fits aiortc ----------

@@ -7,10 +7,9 @@ import asyncio
 import psutil
 import pytest
 
-from peerlearn_sfu import Banned, RoomFull, RoomHooks, SfuConfig, SfuServer
+from peerlearn_sfu import Banned, RoomFull, RoomHooks, SfuConfig, SfuServer, protocol
 from peerlearn_sfu.hooks import ParticipantIdentity
-
-from .conftest import TEST_CONFIG
+from tests.sfu.client import TEST_CONFIG
 
 
 class Attendance(RoomHooks):
@@ -129,8 +128,10 @@ async def test_hostile_signaling_gets_errors_and_room_goes_on(make_client):
         ({"type": "chat", "text": 42}, "bad_request"),
         ({"type": "chat", "text": "x" * 200_000}, "message_too_large"),
         ({"type": "ice_candidate", "pc": "nope", "candidate": {}}, "wrong_pc"),
-        ({"type": "ice_candidate", "pc": "subscribe", "candidate": {"candidate": "bogus"}},
-         "invalid_candidate"),
+        (
+            {"type": "ice_candidate", "pc": "subscribe", "candidate": {"candidate": "bogus"}},
+            "invalid_candidate",
+        ),
         ({"type": "moderate", "action": "remove", "target": 1}, "forbidden"),
         ({"type": "join_session"}, "already_joined"),
     ]
@@ -190,7 +191,8 @@ def _sfu_udp_ports() -> list[int]:
     """UDP ports of this process inside the SFU's configured range (tests/sfu/conftest.py)."""
     low, high = TEST_CONFIG.udp_port_min, TEST_CONFIG.udp_port_max
     return [
-        c.laddr.port for c in psutil.Process().net_connections(kind="udp")
+        c.laddr.port
+        for c in psutil.Process().net_connections(kind="udp")
         if low <= c.laddr.port <= high
     ]
 
@@ -198,12 +200,17 @@ def _sfu_udp_ports() -> list[int]:
 async def test_an_empty_room_stops_its_ticker_and_restarts_it(make_client, server):
     alice = await make_client(1).join()
     room = server.get_room("room")
-    ticker = room._ticker
+    ticker = room.ticker.task
     assert ticker is not None and not ticker.done()
     await alice.send({"type": "leave"})
     await asyncio.sleep(0)
-    assert room._ticker is None and ticker.cancelled()
+    assert room.ticker.task is None and ticker.cancelled()
     bob = await make_client(2).join()
-    assert room._ticker is not None and not room._ticker.done()
+    assert room.ticker.task is not None and not room.ticker.task.done()
     await bob.send({"type": "ping"})
     await bob.wait_message("pong")
+
+
+async def test_every_client_message_type_has_its_handler(server):
+    room = server.open_room("handlers", RoomHooks())
+    assert set(room._handlers) == protocol.CLIENT_TYPES

@@ -16,8 +16,7 @@ from aiortc.rtcconfiguration import RTCIceServer
 
 from peerlearn_sfu import RoomHooks, SfuConfig, SfuServer
 from peerlearn_sfu.turn import ice_servers_for, turn_credentials
-
-from .client import Client
+from tests.sfu.client import Client
 
 SECRET = "test-secret-123"
 

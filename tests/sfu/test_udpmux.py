@@ -12,9 +12,7 @@ from aioice import stun
 
 from peerlearn_sfu import RoomHooks, SfuConfig, SfuServer, taps
 from peerlearn_sfu.udpmux import MuxEndpoint
-
-from .client import Client
-from .test_ice import host_candidates
+from tests.sfu.client import Client, host_candidates
 
 
 def free_udp_port() -> int:
@@ -80,14 +78,14 @@ async def wait_growing(count, what: str, target: int, patience: float = 15.0) ->
 
 
 async def test_aioice_internals_used_by_the_mux_are_pinned():
-    taps.check_aioice_private()
+    taps.check_aioice_version()
     from aiortc import RTCPeerConnection
 
     pc = RTCPeerConnection()
     pc.addTransceiver("video")
     (connection,) = taps.ice_connections(pc)
     assert isinstance(connection, aioice.ice.Connection)
-    for name in ("_protocols", "_transport_policy", "_local_candidates_start", "_local_username"):
+    for name in taps.AIOICE_CONNECTION_FIELDS:
         assert hasattr(connection, name), name
     assert not taps.ice_gathering_started(connection)
     assert taps.ice_gathers_host_candidates(connection)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from peerlearn_sfu import RoomHooks, SfuConfig, SfuServer
-
-from .client import Client
-from .test_ice import host_candidates
+from tests.sfu.client import Client, host_candidates
 
 
 def range_config(**kw) -> SfuConfig:

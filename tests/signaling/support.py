@@ -28,9 +28,13 @@ class World:
     async def session(self, *, start: bool) -> str:
         """A free session of "mentor", booked by "learner"; started if asked."""
         body = {
-            "title": "Signaling", "description": "Sockets.", "duration": 60,
+            "title": "Signaling",
+            "description": "Sockets.",
+            "duration": 60,
             "schedule": (datetime.now(UTC) + timedelta(minutes=10)).isoformat(),
-            "max_participants": 5, "skills_required": ["WebRTC"], "price": 0,
+            "max_participants": 5,
+            "skills_required": ["WebRTC"],
+            "price": 0,
         }
         status, data = await self.api.call(
             "POST", "/api/sessions/create/", self.users["mentor"], json=body
@@ -80,7 +84,9 @@ async def connect(
 
 
 async def recv_until(
-    ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 10  # noqa: ASYNC109
+    ws: aiohttp.ClientWebSocketResponse,
+    kind: str,
+    timeout: float = 10,  # noqa: ASYNC109
 ) -> dict[str, Any]:
     """The next message of type ``kind`` (others are skipped)."""
     async with asyncio.timeout(timeout):

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from control.services.notifications import user_channel
-from signaling.support import World, connect, join, recv_until
+from tests.signaling.support import World, connect, join, recv_until
 
 
 async def recv_close(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5) -> Any:  # noqa: ASYNC109

@@ -10,24 +10,30 @@ from typing import Any
 import aiohttp
 import pytest
 
-from signaling.support import World, connect, join, recv_until
+from tests.signaling.support import World, connect, join, recv_until
 
 
-async def test_who_may_join(world: World) -> None:
+@pytest.mark.parametrize("who", ["mentor", "learner", "admin"])
+async def test_who_may_join(world: World, who: str) -> None:
     sid = await world.live_session()
-    for who in ("mentor", "learner", "admin"):
-        ws = await connect(world, who, sid)
-        await ws.send_json({"type": "join_session"})
-        joined = await recv_until(ws, "joined")
-        assert joined["user_id"] == world.users[who]["user"]["id"]
-        assert joined["role"] == ("learner" if who == "learner" else who)
-        await ws.close()
-    for who, code in (("outsider", "forbidden"), ("other_mentor", "forbidden")):
-        ws = await connect(world, who, sid)
-        error = await recv_until(ws, "error")
-        assert error["code"] == code
-        closed = await ws.receive()
-        assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4403
+    ws = await connect(world, who, sid)
+    await ws.send_json({"type": "join_session"})
+    joined = await recv_until(ws, "joined")
+    assert joined["user_id"] == world.users[who]["user"]["id"]
+    assert joined["role"] == ("learner" if who == "learner" else who)
+    await ws.close()
+
+
+@pytest.mark.parametrize(
+    ("who", "code"), [("outsider", "forbidden"), ("other_mentor", "forbidden")]
+)
+async def test_who_may_not_join(world: World, who: str, code: str) -> None:
+    sid = await world.live_session()
+    ws = await connect(world, who, sid)
+    error = await recv_until(ws, "error")
+    assert error["code"] == code
+    closed = await ws.receive()
+    assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4403
 
 
 async def test_anonymous_and_foreign_origin_are_refused(world: World) -> None:
@@ -64,8 +70,10 @@ async def test_hostile_frames_get_errors_and_the_socket_goes_on(world: World) ->
         ({"type": "chat", "text": "nul \x00 inside"}, "bad_request"),
         ({"type": "mute", "kind": "telepathy", "muted": True}, "bad_request"),
         ({"type": "moderate", "action": "remove", "target": 1}, "forbidden"),
-        ({"type": "chat", "text": "hi", "session_id": "00000000-0000-0000-0000-000000000000"},
-         "wrong_room"),
+        (
+            {"type": "chat", "text": "hi", "session_id": "00000000-0000-0000-0000-000000000000"},
+            "wrong_room",
+        ),
         ({"type": "chat", "text": "y" * (300 * 1024)}, "message_too_large"),
     ]
     for frame, code in hostile:
@@ -185,9 +193,11 @@ async def test_room_stats_for_admins_and_the_mentor_and_in_the_log(
         "GET", f"/api/sessions/{sid}/room/stats/", world.users["mentor"]
     )
     assert status == 200 and set(body["participants"]) == ids
-    for who, path in (("learner", "/api/admin/rooms/"),
-                      ("learner", f"/api/sessions/{sid}/room/stats/"),
-                      ("other_mentor", f"/api/sessions/{sid}/room/stats/")):
+    for who, path in (
+        ("learner", "/api/admin/rooms/"),
+        ("learner", f"/api/sessions/{sid}/room/stats/"),
+        ("other_mentor", f"/api/sessions/{sid}/room/stats/"),
+    ):
         status, body = await world.api.call("GET", path, world.users[who])
         assert status == 403, (who, path, body)
     with caplog.at_level("INFO", logger="peerlearn_sfu.room"):
