@@ -28,8 +28,11 @@ def test_nice_ticks_cover_the_maximum_with_round_steps() -> None:
 
 
 def test_bar_chart_has_title_desc_axes_and_one_bar_per_value() -> None:
-    svg = parse(bar_chart(["1★", "2★", "3★"], [0, 2, 5], title="Ratings",
-                          x_label="Rating", y_label="Reviews"))
+    svg = parse(
+        bar_chart(
+            ["1★", "2★", "3★"], [0, 2, 5], title="Ratings", x_label="Rating", y_label="Reviews"
+        )
+    )
     assert svg.get("role") == "img"
     title_id, desc_id = svg.get("aria-labelledby").split()
     assert svg.find(f"{SVG}title").get("id") == title_id

@@ -38,8 +38,10 @@ class StandIn:
     async def session_picks(self, user: User, k: int) -> list[SessionPick]:
         if self.fail:
             raise RuntimeError("model not fitted")
-        return [SessionPick(Recommendation(str(s.id), 1.0 - i / 10, reason, "hybrid"), s)
-                for i, (s, reason) in enumerate(self.sessions)][:k]
+        return [
+            SessionPick(Recommendation(str(s.id), 1.0 - i / 10, reason, "hybrid"), s)
+            for i, (s, reason) in enumerate(self.sessions)
+        ][:k]
 
     async def mentor_picks(self, user: User, k: int) -> list[Any]:
         return []
@@ -65,23 +67,40 @@ async def start_app(aiohttp_client: Any, settings: Settings, **keys: Any) -> Any
 
 async def world(platform: Platform) -> dict[str, Any]:
     acc = platform.accounts
-    mentor = await acc.register(username="ada", email="ada@example.org", password="s3cret-pass!",
-                                role="mentor", first_name="Ada", last_name="Lovelace")
+    mentor = await acc.register(
+        username="ada",
+        email="ada@example.org",
+        password="s3cret-pass!",
+        role="mentor",
+        first_name="Ada",
+        last_name="Lovelace",
+    )
     mentor = await acc.update_profile(mentor, skills=["Python", "Rust"])
-    learner = await acc.register(username="lin", email="lin@example.org",
-                                 password="s3cret-pass!", role="learner")
+    learner = await acc.register(
+        username="lin", email="lin@example.org", password="s3cret-pass!", role="learner"
+    )
     learner = await acc.update_profile(learner, interests=["Rust"])
     soon = datetime.now(UTC) + timedelta(days=1)
 
     async def session(title: str, skills: list[str], days: int = 0) -> Session:
         return await platform.sessions.create(
-            mentor, title=title, description="d", schedule=soon + timedelta(days=days),
-            duration=60, max_participants=5, skills_required=skills, price=0)
+            mentor,
+            title=title,
+            description="d",
+            schedule=soon + timedelta(days=days),
+            duration=60,
+            max_participants=5,
+            skills_required=skills,
+            price=0,
+        )
 
-    out = {"mentor": mentor, "learner": learner,
-           "python": await session("Python intro", ["Python"]),
-           "rust": await session("Rust ownership", ["Rust"], 1),
-           "booked": await session("Rust async", ["Rust"], 2)}
+    out = {
+        "mentor": mentor,
+        "learner": learner,
+        "python": await session("Python intro", ["Python"]),
+        "rust": await session("Rust ownership", ["Rust"], 1),
+        "booked": await session("Rust async", ["Rust"], 2),
+    }
     await platform.bookings.book(learner, out["booked"].id)
     return out
 
@@ -95,8 +114,12 @@ async def page(client: Any, user: User, path: str) -> str:
 
 def cards(html: str) -> list[tuple[str, str]]:
     """(title, reason) of each session card, in page order."""
-    found = re.findall(r'<h3 class="card-title"><a href="/sessions/[^/]+/">([^<]+)</a></h3>'
-                       r'.*?<span class="reason"[^>]*>([^<]+)</span>', html, re.S)
+    found = re.findall(
+        r'<h3 class="card-title"><a href="/sessions/[^/]+/">([^<]+)</a></h3>'
+        r'.*?<span class="reason"[^>]*>([^<]+)</span>',
+        html,
+        re.S,
+    )
     return [(unescape(title), unescape(reason)) for title, reason in found]
 
 
@@ -106,15 +129,22 @@ async def test_pages_show_the_recommenders_picks_and_reasons(
     recommender = StandIn()
     client = await start_app(aiohttp_client, sqlite_settings, recommender=recommender)
     w = await world(client.app[PLATFORM])
-    recommender.sessions = [(w["python"], "learners like you booked it"),
-                            (w["rust"], "similar to sessions you rated highly")]
+    recommender.sessions = [
+        (w["python"], "learners like you booked it"),
+        (w["rust"], "similar to sessions you rated highly"),
+    ]
     html = await page(client, w["learner"], "/dashboard/?tab=recommendations")
-    assert cards(html) == [("Python intro", "learners like you booked it"),
-                           ("Rust ownership", "similar to sessions you rated highly")]
+    assert cards(html) == [
+        ("Python intro", "learners like you booked it"),
+        ("Rust ownership", "similar to sessions you rated highly"),
+    ]
 
 
-@pytest.mark.parametrize("recommender", [None, StandIn(fail=True), StandIn()],
-                         ids=["absent", "failing", "not-fitted-yet"])
+@pytest.mark.parametrize(
+    "recommender",
+    [None, StandIn(fail=True), StandIn()],
+    ids=["absent", "failing", "not-fitted-yet"],
+)
 async def test_pages_fall_back_to_interests_when_the_recommender_cannot_answer(
     aiohttp_client: Any, sqlite_settings: Settings, recommender: Any
 ) -> None:
@@ -144,22 +174,40 @@ async def test_admin_control_lists_live_sessions_and_stray_rooms(
     platform = client.app[PLATFORM]
     w = await world(platform)
     live = await platform.sessions.create(
-        w["mentor"], title="Live now", description="d",
-        schedule=datetime.now(UTC) + timedelta(minutes=5), duration=60, max_participants=3,
-        skills_required=["Rust"], price=0)
+        w["mentor"],
+        title="Live now",
+        description="d",
+        schedule=datetime.now(UTC) + timedelta(minutes=5),
+        duration=60,
+        max_participants=3,
+        skills_required=["Rust"],
+        price=0,
+    )
     await platform.sessions.start(w["mentor"], live.id)
     admin = await platform.accounts.create_admin("root", "root@example.org", "s3cret-pass!")
-    figures = {"display_name": "Ada Lovelace", "bitrate_in_kbps": 310.5,
-               "bitrate_out_kbps": 620.0, "rtt_ms": 12.5, "packets_lost": 3,
-               "frames_forwarded": 900, "frames_dropped": 2, "keyframes_requested": 1,
-               "publish": {"audio": {"frames_in": 50}, "camera": {"frames_in": 40},
-                           "screen": {"frames_in": 0}},
-               "subscribe": [{}, {}]}
-    sfu.rooms = {str(live.id): {"participants": {w["mentor"].id: figures}},
-                 "stray-room": {"participants": {}}}
+    figures = {
+        "display_name": "Ada Lovelace",
+        "bitrate_in_kbps": 310.5,
+        "bitrate_out_kbps": 620.0,
+        "rtt_ms": 12.5,
+        "packets_lost": 3,
+        "frames_forwarded": 900,
+        "frames_dropped": 2,
+        "keyframes_requested": 1,
+        "publish": {
+            "audio": {"frames_in": 50},
+            "camera": {"frames_in": 40},
+            "screen": {"frames_in": 0},
+        },
+        "subscribe": [{}, {}],
+    }
+    sfu.rooms = {
+        str(live.id): {"participants": {w["mentor"].id: figures}},
+        "stray-room": {"participants": {}},
+    }
     html = await page(client, admin, "/dashboard/?tab=control")
     section = html.split(f'data-room="{live.id}"')[1].split("</section>")[0]
-    assert "Live now" in section and 'data-connected>1<' in section
+    assert "Live now" in section and "data-connected>1<" in section
     row = re.sub(r"\s+", " ", section.split("<tbody>")[1])
     for cell in ("Ada Lovelace", "audio, camera", "310.5", "620.0", "12.5", "900"):
         assert f">{cell}<" in row, cell
@@ -189,8 +237,15 @@ def test_the_stand_in_answers_exactly_what_the_gateway_offers() -> None:
     def asks(cls: type) -> set[str]:
         return {name for name in vars(cls) if name.endswith("_picks")}
 
-    offered = {name for name in vars(RecommenderGateway)
-               if not name.startswith("_") and callable(getattr(RecommenderGateway, name))}
+    offered = {
+        name
+        for name in vars(RecommenderGateway)
+        if not name.startswith("_") and callable(getattr(RecommenderGateway, name))
+    }
     lifecycle = {"start", "stop", "refresh", "on_interaction", "on_catalog_change"}
-    assert offered - lifecycle == asks(RecommenderGateway) == asks(StandIn) == {
-        "session_picks", "mentor_picks", "trending_picks"}
+    assert (
+        offered - lifecycle
+        == asks(RecommenderGateway)
+        == asks(StandIn)
+        == {"session_picks", "mentor_picks", "trending_picks"}
+    )

@@ -4,11 +4,12 @@ the account's security page (password and e-mail change, devices, log out everyw
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from control.errors import Conflict, DomainError, NotAuthenticated, RateLimited, ValidationFailed
-from control.models import User
+from control.models import Role, User
 from web.keys import SETTINGS
 from web.pages.common import (
     field_errors,
@@ -18,7 +19,7 @@ from web.pages.common import (
     require_user,
     safe_next,
 )
-from web.pages.render import render
+from web.pages.render import render, set_flash
 from web.security import (
     clear_session_cookie,
     client_address,
@@ -33,7 +34,7 @@ from web.security import (
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-ROLES = ("learner", "mentor")
+ROLES = (Role.LEARNER, Role.MENTOR)  # who may sign up (admins are created from the command line)
 
 
 #: where links in mails point (``[server] public_url``; see ``web.security``)
@@ -65,7 +66,8 @@ class LoginView(web.View):
         if current_user(self.request) is not None:
             raise redirect(safe_next(self.request.query.get("next")))
         return await render(
-            self.request, "auth/login.html",
+            self.request,
+            "auth/login.html",
             {"values": {}, "errors": {}, "next": safe_next(self.request.query.get("next"), "")},
         )
 
@@ -96,7 +98,8 @@ class LoginView(web.View):
             else:
                 raise await signed_in(request, user, nxt or "/dashboard/")
         response = await render(
-            request, "auth/login.html",
+            request,
+            "auth/login.html",
             {"values": {"login": login}, "errors": errors, "message": message, "next": nxt},
             status=status,
         )
@@ -106,15 +109,17 @@ class LoginView(web.View):
 @routes.view("/auth/register/")
 class RegisterView(web.View):
     async def get(self) -> web.StreamResponse:
-        role = self.request.query.get("role", "learner")
-        values = {"role": role if role in ROLES else "learner"}
+        role = self.request.query.get("role", Role.LEARNER)
+        values = {"role": role if role in ROLES else Role.LEARNER}
         return await render(self.request, "auth/register.html", {"values": values, "errors": {}})
 
     async def post(self) -> web.StreamResponse:
         request = self.request
         data = await form_data(request)
-        values = {k: data.get(k, "").strip() for k in
-                  ("username", "email", "first_name", "last_name", "role")}
+        values = {
+            k: data.get(k, "").strip()
+            for k in ("username", "email", "first_name", "last_name", "role")
+        }
         password, confirm = data.get("password", ""), data.get("password_confirm", "")
         errors: dict[str, str] = {}
         if values["role"] not in ROLES:
@@ -132,15 +137,20 @@ class RegisterView(web.View):
             limited := await ip_limited(request, "register", limits.register_max_per_ip_per_hour)
         ):
             return await render(
-                request, "auth/register.html",
-                {"values": values, "errors": {}, "message": limited}, status=429,
+                request,
+                "auth/register.html",
+                {"values": values, "errors": {}, "message": limited},
+                status=429,
             )
         if not errors:
             platform = platform_of(request)
             try:
                 user = await platform.accounts.register(
-                    username=values["username"], email=values["email"], password=password,
-                    role=values["role"], first_name=values["first_name"],
+                    username=values["username"],
+                    email=values["email"],
+                    password=password,
+                    role=values["role"],
+                    first_name=values["first_name"],
                     last_name=values["last_name"],
                 )
             except (ValidationFailed, Conflict) as exc:
@@ -152,15 +162,18 @@ class RegisterView(web.View):
                 except Exception:  # mail trouble must not lose the new account
                     log.exception("could not send the verification e-mail")
                 response = await signed_in(request, user, "/dashboard/")
-                from web.pages.render import set_flash
-
-                set_flash(response, "success",
-                          f"Welcome to PeerLearn, {user.display_name}! Check your e-mail to "
-                          "verify your address.")
+                set_flash(
+                    response,
+                    "success",
+                    f"Welcome to PeerLearn, {user.display_name}! Check your e-mail to "
+                    "verify your address.",
+                )
                 raise response
         return await render(
-            request, "auth/register.html",
-            {"values": values, "errors": errors, "message": message}, status=400,
+            request,
+            "auth/register.html",
+            {"values": values, "errors": errors, "message": message},
+            status=400,
         )
 
 
@@ -179,8 +192,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
 @routes.view("/auth/password-reset/")
 class PasswordResetView(web.View):
     async def get(self) -> web.StreamResponse:
-        return await render(self.request, "auth/password_reset.html",
-                            {"values": {}, "errors": {}, "sent": False})
+        return await render(
+            self.request, "auth/password_reset.html", {"values": {}, "errors": {}, "sent": False}
+        )
 
     async def post(self) -> web.StreamResponse:
         request = self.request
@@ -188,16 +202,22 @@ class PasswordResetView(web.View):
         email = data.get("email", "").strip()
         if "@" not in email:
             return await render(
-                request, "auth/password_reset.html",
-                {"values": {"email": email}, "errors": {"email": "Enter your e-mail address."},
-                 "sent": False}, status=400,
+                request,
+                "auth/password_reset.html",
+                {
+                    "values": {"email": email},
+                    "errors": {"email": "Enter your e-mail address."},
+                    "sent": False,
+                },
+                status=400,
             )
         limited = await ip_limited(
             request, "mail", request.app[SETTINGS].auth.mail_max_per_ip_per_hour
         )
         if limited:
             return await render(
-                request, "auth/password_reset.html",
+                request,
+                "auth/password_reset.html",
                 {"values": {"email": email}, "errors": {}, "message": limited, "sent": False},
                 status=429,
             )
@@ -205,27 +225,35 @@ class PasswordResetView(web.View):
             await platform_of(request).accounts.request_password_reset(email, base_url(request))
         except RateLimited as exc:
             return await render(
-                request, "auth/password_reset.html",
+                request,
+                "auth/password_reset.html",
                 {"values": {"email": email}, "errors": {}, "message": exc.message, "sent": False},
                 status=429,
             )
         except ValidationFailed as exc:
             return await render(
-                request, "auth/password_reset.html",
-                {"values": {"email": email}, "errors": field_errors(exc.fields) or
-                 {"email": exc.message}, "sent": False}, status=400,
+                request,
+                "auth/password_reset.html",
+                {
+                    "values": {"email": email},
+                    "errors": field_errors(exc.fields) or {"email": exc.message},
+                    "sent": False,
+                },
+                status=400,
             )
         # Same answer whether or not the address exists: no account enumeration.
-        return await render(request, "auth/password_reset.html",
-                            {"values": {}, "errors": {}, "sent": True})
+        return await render(
+            request, "auth/password_reset.html", {"values": {}, "errors": {}, "sent": True}
+        )
 
 
 @routes.view("/auth/password-reset/confirm/")
 class PasswordResetConfirmView(web.View):
     async def get(self) -> web.StreamResponse:
         token = self.request.query.get("token", "")
-        return await render(self.request, "auth/password_reset_confirm.html",
-                            {"token": token, "errors": {}})
+        return await render(
+            self.request, "auth/password_reset_confirm.html", {"token": token, "errors": {}}
+        )
 
     async def post(self) -> web.StreamResponse:
         request = self.request
@@ -248,47 +276,77 @@ class PasswordResetConfirmView(web.View):
                 message = exc.message if not errors or "token" in errors else ""
             else:
                 raise redirect("/auth/login/", ("success", "Password changed; log in with it."))
-        return await render(request, "auth/password_reset_confirm.html",
-                            {"token": token, "errors": errors, "message": message}, status=400)
+        return await render(
+            request,
+            "auth/password_reset_confirm.html",
+            {"token": token, "errors": errors, "message": message},
+            status=400,
+        )
+
+
+async def _mailed_link(
+    request: web.Request, confirm: Callable[[str], Awaitable[User]], **shown: bool
+) -> web.StreamResponse:
+    """The page a mailed link opens: what ``confirm`` made of its token, or why it failed."""
+    try:
+        user = await confirm(request.query.get("token", ""))
+    except DomainError as exc:
+        return await render(
+            request, "auth/verify_email.html", {"ok": False, "message": exc.message}, status=400
+        )
+    return await render(request, "auth/verify_email.html", {"ok": True, "verified": user, **shown})
 
 
 @routes.get("/auth/verify-email/")
 async def verify_email(request: web.Request) -> web.StreamResponse:
-    token = request.query.get("token", "")
-    try:
-        user = await platform_of(request).accounts.verify_email(token)
-    except DomainError as exc:
-        return await render(request, "auth/verify_email.html",
-                            {"ok": False, "message": exc.message}, status=400)
-    return await render(request, "auth/verify_email.html", {"ok": True, "verified": user})
+    return await _mailed_link(request, platform_of(request).accounts.verify_email)
 
 
 @routes.get("/auth/email-change/confirm/")
 async def confirm_email_change(request: web.Request) -> web.StreamResponse:
     """The link mailed to a new address: the account moves to it (works once)."""
-    token = request.query.get("token", "")
-    try:
-        user = await platform_of(request).accounts.confirm_email_change(token)
-    except DomainError as exc:
-        return await render(request, "auth/verify_email.html",
-                            {"ok": False, "message": exc.message}, status=400)
-    return await render(request, "auth/verify_email.html",
-                        {"ok": True, "verified": user, "changed": True})
+    accounts = platform_of(request).accounts
+    return await _mailed_link(request, accounts.confirm_email_change, changed=True)
 
 
 # --------------------------------------------------------------------------- account security
 
 
 async def _security_page(
-    request: web.Request, user: User, *, errors: dict[str, str] | None = None,
-    message: str = "", status: int = 200,
+    request: web.Request,
+    user: User,
+    *,
+    errors: dict[str, str] | None = None,
+    message: str = "",
+    status: int = 200,
 ) -> web.StreamResponse:
     devices = await platform_of(request).accounts.logins.for_user(user.id)
     return await render(
-        request, "profile/security.html",
-        {"me": user, "devices": devices, "current_sid": current_session_id(request),
-         "errors": errors or {}, "message": message, "values": {}},
+        request,
+        "profile/security.html",
+        {
+            "me": user,
+            "devices": devices,
+            "current_sid": current_session_id(request),
+            "errors": errors or {},
+            "message": message,
+            "values": {},
+        },
         status=status,
+    )
+
+
+async def _security_refused(
+    request: web.Request, user: User, exc: DomainError, **renamed: str
+) -> web.StreamResponse:
+    """The security page again with what the service refused, its fields under the form's
+    names (``renamed``: service field → form field); a message only when no field is named."""
+    errors = field_errors(exc.fields)
+    for field, name in renamed.items():
+        if field in errors:
+            errors[name] = errors.pop(field)
+    return await _security_page(
+        request, user, errors=errors, status=exc.status, message="" if errors else exc.message
     )
 
 
@@ -304,18 +362,16 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     data = await form_data(request)
     current, new = data.get("current_password", ""), data.get("new_password", "")
     if new != data.get("new_password_confirm", ""):
-        return await _security_page(request, user, status=400,
-                                    errors={"new_password_confirm": "The two passwords differ."})
+        return await _security_page(
+            request, user, status=400, errors={"new_password_confirm": "The two passwords differ."}
+        )
     try:
         user = await platform_of(request).accounts.change_password(
-            user, current, new, ip=client_address(request))
+            user, current, new, ip=client_address(request)
+        )
     except DomainError as exc:
-        errors = field_errors(exc.fields)
-        return await _security_page(request, user, errors=errors, status=exc.status,
-                                    message=exc.message if not errors else "")
+        return await _security_refused(request, user, exc)
     response = await signed_in(request, user, "/profile/security/")
-    from web.pages.render import set_flash
-
     set_flash(response, "success", "Password changed. Every other device is signed out.")
     raise response
 
@@ -329,17 +385,18 @@ async def change_email(request: web.Request) -> web.StreamResponse:
         return await _security_page(request, user, message=limited, status=429)
     try:
         email = await platform_of(request).accounts.request_email_change(
-            user, data.get("password", ""), data.get("email", ""), base_url(request),
+            user,
+            data.get("password", ""),
+            data.get("email", ""),
+            base_url(request),
             ip=client_address(request),
         )
     except DomainError as exc:
-        errors = field_errors(exc.fields)
-        if "current_password" in errors:
-            errors["password"] = errors.pop("current_password")
-        return await _security_page(request, user, errors=errors, status=exc.status,
-                                    message=exc.message if not errors else "")
-    raise redirect("/profile/security/",
-                   ("success", f"We sent a link to {email}: open it to use that address."))
+        return await _security_refused(request, user, exc, current_password="password")
+    raise redirect(
+        "/profile/security/",
+        ("success", f"We sent a link to {email}: open it to use that address."),
+    )
 
 
 @routes.post("/profile/security/devices/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
@@ -42,7 +43,7 @@ def nice_ticks(maximum: float, count: int = 5, *, integer: bool = False) -> list
             break
     if integer:
         step = max(1.0, float(math.ceil(step)))
-    ticks = []
+    ticks: list[float] = []
     value = 0.0
     while value < maximum + step * 0.5 and len(ticks) <= count + 1:
         ticks.append(round(value, 10))
@@ -58,6 +59,30 @@ def _fmt(value: float) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
+@dataclass
+class _Plot:
+    """A chart being drawn: the SVG so far and its plot area (``top_value`` at the top)."""
+
+    parts: list[str]
+    left: float
+    top: float
+    width: float
+    height: float
+    top_value: float
+
+    def slot_middle(self, i: int, count: int) -> float:
+        """The x of the ``i``-th of ``count`` equal slots' middle (bars and points alike, so
+        the first and last x labels never hang over the edges of the drawing)."""
+        slot = self.width / max(1, count)
+        return self.left + slot * i + slot / 2
+
+    def close(self, labels: Sequence[str], xs: Sequence[float]) -> Markup:
+        """The x labels under the marks at ``xs``, and the finished SVG."""
+        self.parts.extend(_x_labels(labels, xs, self.top + self.height, self.width))
+        self.parts.append("</svg>")
+        return Markup("".join(self.parts))
+
+
 def _frame(
     kind: str,
     title: str,
@@ -67,8 +92,8 @@ def _frame(
     y_label: str,
     width: int,
     height: int,
-) -> tuple[list[str], float, float, float, float, float, list[float]]:
-    """Opening of the SVG with title/desc, grid, y axis; returns geometry for the marks."""
+) -> _Plot:
+    """Opening of the SVG with title/desc, grid, y axis, and the geometry for the marks."""
     n = next(_ids)
     title_id, desc_id = f"chart-{n}-title", f"chart-{n}-desc"
     data = "; ".join(f"{lab}: {_fmt(v)}" for lab, v in zip(labels, values, strict=False))
@@ -108,7 +133,7 @@ def _frame(
             f'<text class="chart-empty" x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" '
             'text-anchor="middle">No data yet</text>'
         )
-    return parts, left, top, plot_w, plot_h, top_value, ticks
+    return _Plot(parts, left, top, plot_w, plot_h, top_value)
 
 
 def _x_labels(
@@ -139,25 +164,19 @@ def bar_chart(
 ) -> Markup:
     """A vertical bar chart; each bar also carries a <title> tooltip with its value."""
     values = [float(v) for v in values]
-    parts, left, top, plot_w, plot_h, top_value, _ = _frame(
-        "Bar", title, labels, values, x_label, y_label, width, height
-    )
-    n = max(1, len(values))
-    slot = plot_w / n
-    bar_w = max(2.0, slot * 0.6)
+    plot = _frame("Bar", title, labels, values, x_label, y_label, width, height)
+    bar_w = max(2.0, plot.width / max(1, len(values)) * 0.6)
     xs = []
     for i, (label, value) in enumerate(zip(labels, values, strict=False)):
-        x_mid = left + slot * i + slot / 2
+        x_mid = plot.slot_middle(i, len(values))
         xs.append(x_mid)
-        h = value / top_value * plot_h
-        parts.append(
-            f'<rect class="chart-bar" x="{x_mid - bar_w / 2:.1f}" y="{top + plot_h - h:.1f}" '
-            f'width="{bar_w:.1f}" height="{h:.1f}"><title>{escape(label)}: {_fmt(value)}'
-            "</title></rect>"
+        h = value / plot.top_value * plot.height
+        plot.parts.append(
+            f'<rect class="chart-bar" x="{x_mid - bar_w / 2:.1f}" '
+            f'y="{plot.top + plot.height - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}">'
+            f"<title>{escape(label)}: {_fmt(value)}</title></rect>"
         )
-    parts.extend(_x_labels(labels, xs, top + plot_h, plot_w))
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return plot.close(labels, xs)
 
 
 def line_chart(
@@ -172,25 +191,20 @@ def line_chart(
 ) -> Markup:
     """A line chart with a point per value (a single value is drawn as one point)."""
     values = [float(v) for v in values]
-    parts, left, top, plot_w, plot_h, top_value, _ = _frame(
-        "Line", title, labels, values, x_label, y_label, width, height
-    )
-    # Points sit in the middle of equal slots (like bars), so the first and last x labels
-    # never hang over the edges of the drawing.
-    slot = plot_w / max(1, len(values))
-    points = []
-    for i, value in enumerate(values):
-        x = left + slot * i + slot / 2
-        y = top + plot_h - value / top_value * plot_h
-        points.append((x, y))
+    plot = _frame("Line", title, labels, values, x_label, y_label, width, height)
+    points = [
+        (
+            plot.slot_middle(i, len(values)),
+            plot.top + plot.height - value / plot.top_value * plot.height,
+        )
+        for i, value in enumerate(values)
+    ]
     if len(points) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-        parts.append(f'<polyline class="chart-line" fill="none" points="{path}"/>')
+        plot.parts.append(f'<polyline class="chart-line" fill="none" points="{path}"/>')
     for (x, y), label, value in zip(points, labels, values, strict=False):
-        parts.append(
+        plot.parts.append(
             f'<circle class="chart-point" cx="{x:.1f}" cy="{y:.1f}" r="4">'
             f"<title>{escape(label)}: {_fmt(value)}</title></circle>"
         )
-    parts.extend(_x_labels(labels, [x for x, _ in points], top + plot_h, plot_w))
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return plot.close(labels, [x for x, _ in points])

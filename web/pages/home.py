@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from control.models import SessionStatus
 from control.services.sessions import SessionFilters
 from web.pages.common import platform_of, query_int, redirect, require_user
 from web.pages.recommend import recommended_mentors, recommended_sessions, trending_sessions
@@ -16,19 +17,26 @@ routes = web.RouteTableDef()
 async def landing(request: web.Request) -> web.StreamResponse:
     platform = platform_of(request)
     upcoming = await platform.sessions.upcoming(6)
-    live = (await platform.sessions.search(SessionFilters(status="active"), page=1,
-                                         per_page=3)).items
+    live = (
+        await platform.sessions.search(
+            SessionFilters(status=SessionStatus.ACTIVE), page=1, per_page=3
+        )
+    ).items
     return await render(request, "landing.html", {"upcoming": upcoming, "live": live})
 
 
 @routes.get("/recommendations/")
 async def recommendations(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
-    return await render(request, "recommendations.html", {
-        "sessions": await recommended_sessions(request, user, 9),
-        "mentors": await recommended_mentors(request, user, 6),
-        "trending": await trending_sessions(request, user, 6),
-    })
+    return await render(
+        request,
+        "recommendations.html",
+        {
+            "sessions": await recommended_sessions(request, user, 9),
+            "mentors": await recommended_mentors(request, user, 6),
+            "trending": await trending_sessions(request, user, 6),
+        },
+    )
 
 
 @routes.get("/notifications/")

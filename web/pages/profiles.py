@@ -41,9 +41,13 @@ def profile_values(user: User) -> dict[str, str]:
 
 async def _own_context(request: web.Request, user: User) -> dict[str, Any]:
     followers, following = await platform_of(request).follows.counts(user.id)
-    return {"followers_count": followers, "following_count": following, "me": user,
-            "max_image_bytes": request.app[SETTINGS].uploads.max_image_bytes,
-            "zones": timezone_choices()}
+    return {
+        "followers_count": followers,
+        "following_count": following,
+        "me": user,
+        "max_image_bytes": request.app[SETTINGS].uploads.max_image_bytes,
+        "zones": timezone_choices(),
+    }
 
 
 @routes.view("/profile/")
@@ -51,8 +55,9 @@ class OwnProfileView(web.View):
     async def get(self) -> web.StreamResponse:
         user = require_user(self.request)
         ctx = await _own_context(self.request, user)
-        return await render(self.request, "profile/edit.html",
-                            {**ctx, "values": profile_values(user), "errors": {}})
+        return await render(
+            self.request, "profile/edit.html", {**ctx, "values": profile_values(user), "errors": {}}
+        )
 
     async def post(self) -> web.StreamResponse:
         request = self.request
@@ -66,7 +71,7 @@ class OwnProfileView(web.View):
             "skills": split_list(values["skills"]),
             "interests": split_list(values["interests"]),
         }
-        if user.role == "mentor":
+        if user.is_mentor:
             changes["hourly_rate"] = values["hourly_rate"] or None
         if values["timezone"]:  # a form without the field keeps the zone
             changes["timezone"] = values["timezone"]
@@ -80,9 +85,12 @@ class OwnProfileView(web.View):
         else:
             raise redirect("/profile/", ("success", "Profile saved."))
         ctx = await _own_context(request, user)
-        return await render(request, "profile/edit.html",
-                            {**ctx, "values": values, "errors": errors, "message": message},
-                            status=400)
+        return await render(
+            request,
+            "profile/edit.html",
+            {**ctx, "values": values, "errors": errors, "message": message},
+            status=400,
+        )
 
 
 @routes.post("/profile/image/")
@@ -100,8 +108,9 @@ async def upload_image(request: web.Request) -> web.StreamResponse:
         if exc.code == "image_missing":
             raise redirect("/profile/", ("error", "Choose an image file to upload.")) from None
         detail = exc.fields.get("image") if exc.fields else None
-        raise redirect("/profile/", ("error", f"Image not saved: {detail or exc.message}.")
-                       ) from None
+        raise redirect(
+            "/profile/", ("error", f"Image not saved: {detail or exc.message}.")
+        ) from None
     raise redirect("/profile/", ("success", "Profile picture updated."))
 
 
@@ -132,17 +141,22 @@ async def public_profile(request: web.Request) -> web.StreamResponse:
     person = await _public_user(request)
     viewer: User | None = current_user(request)
     followers, following = await platform.follows.counts(person.id)
-    ctx: dict[str, Any] = {"person": person, "followers_count": followers,
-                           "following_count": following, "is_self": viewer and
-                           viewer.id == person.id}
-    if person.role == "mentor":
+    ctx: dict[str, Any] = {
+        "person": person,
+        "followers_count": followers,
+        "following_count": following,
+        "is_self": viewer and viewer.id == person.id,
+    }
+    if person.is_mentor:
         rating, count = await platform.feedback.mentor_rating(person.id)
-        sessions = [s for s in await platform.sessions.for_mentor(person.id)
-                    if s.status in ("scheduled", "active")]
+        sessions = [s for s in await platform.sessions.for_mentor(person.id) if s.is_open]
         ctx.update(
-            rating=rating, rating_count=count, sessions=sessions,
+            rating=rating,
+            rating_count=count,
+            sessions=sessions,
             reviews=await platform.feedback.for_mentor(person.id, limit=12),
-            following=bool(viewer) and await platform.follows.is_following(viewer.id, person.id),
+            following=viewer is not None
+            and await platform.follows.is_following(viewer.id, person.id),
             can_follow=viewer is not None and viewer.id != person.id,
         )
     return await render(request, "profile/public.html", ctx)
@@ -161,8 +175,11 @@ async def follow(request: web.Request) -> web.StreamResponse:
             flash = ("info", f"You no longer follow {person.display_name}.")
         else:
             await follows.follow(user, person.id)
-            flash = ("success", f"You follow {person.display_name}: their new sessions will "
-                                "show up in your notifications.")
+            flash = (
+                "success",
+                f"You follow {person.display_name}: their new sessions will "
+                "show up in your notifications.",
+            )
     except DomainError as exc:
         raise redirect(back, ("error", exc.message)) from None
     raise redirect(back, flash)
@@ -171,10 +188,14 @@ async def follow(request: web.Request) -> web.StreamResponse:
 async def _people(request: web.Request, which: str) -> web.StreamResponse:
     person = await _public_user(request)
     follows = platform_of(request).follows
-    people = (await follows.followers(person.id) if which == "followers"
-              else await follows.following(person.id))
-    return await render(request, "profile/people.html",
-                        {"person": person, "which": which, "people": people})
+    people = (
+        await follows.followers(person.id)
+        if which == "followers"
+        else await follows.following(person.id)
+    )
+    return await render(
+        request, "profile/people.html", {"person": person, "which": which, "people": people}
+    )
 
 
 @routes.get("/profile/{username}/followers/")

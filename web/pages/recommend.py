@@ -32,9 +32,7 @@ class Pick:
     score: float | None = None
 
 
-async def _from_gateway(
-    request: web.Request, method: str, user: User | None, k: int
-) -> list[Pick]:
+async def _from_gateway(request: web.Request, method: str, user: User | None, k: int) -> list[Pick]:
     """``gateway.<method>(user, k)`` as Picks; [] when there is no gateway or it fails."""
     gateway = request.app.get(RECOMMENDER)
     ask: Callable[..., Awaitable[list[Any]]] | None = getattr(gateway, method, None)
@@ -67,11 +65,14 @@ async def _bookable(request: web.Request, user: User | None) -> list[Session]:
     platform = platform_of(request)
     booked: set[Any] = set()
     if user is not None:
-        booked = {b.session_id for b in await platform.bookings.for_learner(user.id)
-                  if b.status != "cancelled"}
-    return [s for s in await platform.sessions.upcoming(60)
-            if s.seats_left and s.id not in booked
-            and (user is None or s.mentor_id != user.id)]
+        booked = {
+            b.session_id for b in await platform.bookings.for_learner(user.id) if b.holds_seat
+        }
+    return [
+        s
+        for s in await platform.sessions.upcoming(60)
+        if s.seats_left and s.id not in booked and (user is None or s.mentor_id != user.id)
+    ]
 
 
 async def _fallback_sessions(request: web.Request, user: User, k: int) -> list[Pick]:
@@ -97,8 +98,9 @@ async def _fallback_sessions(request: web.Request, user: User, k: int) -> list[P
 
 
 async def recommended_sessions(request: web.Request, user: User, k: int = 8) -> list[Pick]:
-    return (await _from_gateway(request, "session_picks", user, k)
-            or await _fallback_sessions(request, user, k))
+    return await _from_gateway(request, "session_picks", user, k) or await _fallback_sessions(
+        request, user, k
+    )
 
 
 async def recommended_mentors(request: web.Request, user: User, k: int = 6) -> list[Pick]:
@@ -114,8 +116,11 @@ async def recommended_mentors(request: web.Request, user: User, k: int = 6) -> l
         if mentor.id == user.id or mentor.id in followed:
             continue
         overlap = [s for s in mentor.skills or [] if s.lower() in wanted]
-        reason = (f"teaches {', '.join(overlap[:3])}, which you're interested in" if overlap
-                  else "mentor on PeerLearn")
+        reason = (
+            f"teaches {', '.join(overlap[:3])}, which you're interested in"
+            if overlap
+            else "mentor on PeerLearn"
+        )
         scored.append((len(overlap), Pick(mentor, reason, float(len(overlap)))))
     scored.sort(key=lambda pair: -pair[0])
     return [pick for _, pick in scored[:k]]

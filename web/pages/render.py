@@ -38,9 +38,7 @@ def viewer_zone(context: Mapping[str, Any]) -> str:
 
 
 @jinja2.pass_context
-def _fmt_dt(
-    context: Mapping[str, Any], value: datetime | None, fmt: str = DISPLAY_FORMAT
-) -> str:
+def _fmt_dt(context: Mapping[str, Any], value: datetime | None, fmt: str = DISPLAY_FORMAT) -> str:
     """Text of an instant in the viewer's zone; the zone's abbreviation follows a time of day."""
     with_time = "%H" in fmt or "%I" in fmt
     return format_local(value, viewer_zone(context), fmt, label=with_time)
@@ -100,7 +98,11 @@ def build_environment(app: web.Application) -> jinja2.Environment:
 
     env.globals.update(static=static, now=lambda: datetime.now(UTC))
     env.filters.update(
-        dt=_fmt_dt, time=_time_tag, money=_money, amount=_amount, initials=_initials,
+        dt=_fmt_dt,
+        time=_time_tag,
+        money=_money,
+        amount=_amount,
+        initials=_initials,
         urlquote=lambda v: quote(str(v), safe=""),
     )
     return env

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from control.models import SessionStatus
 from web.keys import SETTINGS
 from web.pages.common import parse_uuid, platform_of, require_user
 from web.pages.render import render
@@ -18,7 +19,12 @@ from web.pages.render import render
 routes = web.RouteTableDef()
 
 #: what the page shows before any JavaScript runs, by session status
-ROOM_STATES = {"active": "live", "scheduled": "waiting", "completed": "ended", "cancelled": "ended"}
+ROOM_STATES: dict[str, str] = {
+    SessionStatus.ACTIVE: "live",
+    SessionStatus.SCHEDULED: "waiting",
+    SessionStatus.COMPLETED: "ended",
+    SessionStatus.CANCELLED: "ended",
+}
 
 
 @routes.get("/sessions/{session_id}/room")
