@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from control.limits import CHAT_MAX_CHARS, MAX_PARTICIPANTS
+
 ENV_PREFIX = "PEERLEARN_"
 SHIPPED_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_FILE = SHIPPED_DIR / "default.toml"
@@ -186,7 +188,8 @@ class EmailSettings(_Section):
 
 
 class SessionSettings(_Section):
-    max_participants: int = Field(default=10, ge=1, le=10)
+    #: seats of a session; the database allows at most ``control.limits.MAX_PARTICIPANTS``
+    max_participants: int = Field(default=MAX_PARTICIPANTS, ge=1, le=MAX_PARTICIPANTS)
     min_duration_minutes: int = Field(default=15, ge=1)
     max_duration_minutes: int = Field(default=480, le=24 * 60)
     start_window_minutes: int = Field(default=30, ge=0, le=24 * 60)
@@ -222,7 +225,8 @@ class SfuSettings(_Section):
     max_room_size: int = Field(default=11, ge=2, le=12)
     keyframe_min_interval_ms: int = Field(default=500, ge=50, le=10000)
     video_max_bitrate_kbps: int = Field(default=800, ge=50, le=20000)
-    chat_max_chars: int = Field(default=2000, ge=1, le=2000)
+    #: the chat history stores at most ``control.limits.CHAT_MAX_CHARS`` per message
+    chat_max_chars: int = Field(default=CHAT_MAX_CHARS, ge=1, le=CHAT_MAX_CHARS)
     chat_rate_count: int = Field(default=5, ge=1, le=1000)
     chat_rate_window_s: float = Field(default=5.0, gt=0, le=3600)
     active_speaker_interval_ms: int = Field(default=300, ge=300, le=10000)

@@ -11,7 +11,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from config.settings import Settings
-from control.models import Booking, ChatMessage, Feedback, Interaction, Session, User
+from control.models import (
+    Booking,
+    BookingStatus,
+    ChatMessage,
+    Feedback,
+    Interaction,
+    PaymentStatus,
+    Role,
+    Session,
+    SessionStatus,
+    User,
+)
 from control.platform import Platform
 
 MENTORS = [
@@ -101,7 +112,7 @@ async def _seed(platform: Platform, password: str) -> str:
             username=username,
             email=f"{username}@demo.peerlearn.local",
             password=password,
-            role="mentor",
+            role=Role.MENTOR,
             first_name=first,
             last_name=last,
         )
@@ -114,7 +125,7 @@ async def _seed(platform: Platform, password: str) -> str:
             username=username,
             email=f"{username}@demo.peerlearn.local",
             password=password,
-            role="learner",
+            role=Role.LEARNER,
             first_name=first,
             last_name=last,
         )
@@ -145,7 +156,7 @@ async def _seed(platform: Platform, password: str) -> str:
             )
             for learner in learners[i % 3 : i % 3 + 2]:
                 booking = await platform.bookings.book(learner, session.id)
-                if booking.status == "pending" and i % 2 == 0:
+                if booking.awaits_payment and i % 2 == 0:
                     await platform.bookings.mark_paid(mentor, booking.id)
                 booked += 1
             created += 1
@@ -195,7 +206,7 @@ async def _past_session(
             duration=duration,
             max_participants=seats,
             current_participants=len(attendees),
-            status="completed",
+            status=SessionStatus.COMPLETED.value,
             meeting_room_id=secrets.token_urlsafe(16),
             skills_required=skills,
             price=price,
@@ -213,8 +224,10 @@ async def _past_session(
                 Booking(
                     learner_id=learner.id,
                     session_id=session.id,
-                    status="completed" if joined else "confirmed",
-                    payment_status="paid" if price else "not_required",
+                    status=(BookingStatus.COMPLETED if joined else BookingStatus.CONFIRMED).value,
+                    payment_status=(
+                        PaymentStatus.PAID if price else PaymentStatus.NOT_REQUIRED
+                    ).value,
                     payment_id=f"manual-demo-{secrets.token_hex(4)}" if price else None,
                     amount=price,
                     booking_time=when - timedelta(days=3),

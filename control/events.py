@@ -1,7 +1,9 @@
 """The event bus: in-memory for one process, Redis pub/sub when nodes share work.
 
-Channels are plain strings (``user:42`` for a user's live notifications, ``session:<uuid>``
-for a session's lifecycle, ``catalog`` for changes to what can be booked).  Messages are
+Channels are plain strings, named here only: ``user_channel(id)`` (``user:42``: a user's
+live notifications and login-session revocations), ``session_channel(id)``
+(``session:<uuid>``: a session's lifecycle and room bans, which its room follows) and
+``CATALOG_CHANNEL`` (``catalog``: changes to what can be booked).  Messages are
 JSON-serialisable dicts.
 """
 
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -23,6 +26,17 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 #: with type ``session_created``, ``session_started``, ``session_ended``,
 #: ``session_cancelled``, or ``booking_cancelled`` (plus ``user_id``: the seat is free again).
 CATALOG_CHANNEL = "catalog"
+
+
+def user_channel(user_id: int) -> str:
+    """One user's channel: live notifications, unread counts, ``sessions_revoked``."""
+    return f"user:{user_id}"
+
+
+def session_channel(session_id: uuid.UUID | str) -> str:
+    """One session's channel: ``session_started`` / ``_ended`` / ``_cancelled``,
+    ``user_banned``; the session's room follows it."""
+    return f"session:{session_id}"
 
 
 class EventBus(Protocol):
@@ -84,6 +98,7 @@ class RedisEventBus:
     PREFIX = "peerlearn:"
 
     def __init__(self, url: str) -> None:
+        # Imported here: redis.asyncio costs half a second, which one-node setups never pay.
         import redis.asyncio as redis
 
         self._redis = redis.from_url(url)
@@ -101,7 +116,7 @@ class RedisEventBus:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._pubsub.aclose()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: no annotations
         await self._redis.aclose()
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
@@ -129,6 +144,15 @@ class RedisEventBus:
                 log.warning("dropping malformed event on %s", channel)
                 continue
             await self._handlers.dispatch(channel, message)
+
+
+async def announce(bus: EventBus, event: str, session_id: uuid.UUID | str, **fields: Any) -> None:
+    """Publish a catalogue change on ``CATALOG_CHANNEL`` once it is committed; a bus
+    failure is only logged (the change itself stands)."""
+    try:
+        await bus.publish(CATALOG_CHANNEL, {"type": event, "session_id": str(session_id), **fields})
+    except Exception:
+        log.exception("could not announce %s of session %s", event, session_id)
 
 
 def create_event_bus(redis_url: str | None) -> EventBus:

@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from control.limits import MAX_PARTICIPANTS, RATING_MAX, RATING_MIN
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -94,10 +96,19 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+#: ``notifications.type`` (``control.notices.NoticeType``)
+NOTIFICATION_TYPES = ("info", "success", "warning", "error")
+#: ``interactions.kind``: the implicit feedback the recommender learns from
+INTERACTION_KINDS = ("view", "booking", "completion", "rating")
+
+
+def _listed(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
 def _one_of(column: str, values: type[StrEnum], name: str) -> CheckConstraint:
     """The CHECK constraint that keeps ``column`` to the enum's values (names as migrated)."""
-    listed = ", ".join(f"'{v.value}'" for v in values)
-    return CheckConstraint(f"{column} IN ({listed})", name=name)
+    return CheckConstraint(f"{column} IN ({_listed(tuple(v.value for v in values))})", name=name)
 
 
 class Base(DeclarativeBase):
@@ -153,7 +164,9 @@ class Session(Base):
     duration: Mapped[int] = mapped_column(Integer)
     max_participants: Mapped[int] = mapped_column(Integer, default=10)
     current_participants: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(20), default="scheduled", index=True)
+    status: Mapped[str] = mapped_column(
+        String(20), default=SessionStatus.SCHEDULED.value, index=True
+    )
     meeting_room_id: Mapped[str] = mapped_column(String(100), unique=True)
     skills_required: Mapped[list[str]] = mapped_column(JSON, default=list)
     price: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0"))
@@ -167,7 +180,9 @@ class Session(Base):
 
     __table_args__ = (
         _one_of("status", SessionStatus, "status"),
-        CheckConstraint("max_participants BETWEEN 1 AND 10", name="max_participants"),
+        CheckConstraint(
+            f"max_participants BETWEEN 1 AND {MAX_PARTICIPANTS}", name="max_participants"
+        ),
         CheckConstraint(
             "current_participants >= 0 AND current_participants <= max_participants",
             name="seats",
@@ -188,12 +203,12 @@ class Session(Base):
     @property
     def is_open(self) -> bool:
         """Not yet over: scheduled or running."""
-        return self.status in (SessionStatus.SCHEDULED, SessionStatus.ACTIVE)
+        return self.status in OPEN_SESSION_STATUSES
 
     @property
     def accepts_feedback(self) -> bool:
         """Ratings are taken from the moment the room opens."""
-        return self.status in (SessionStatus.ACTIVE, SessionStatus.COMPLETED)
+        return self.status in FEEDBACK_SESSION_STATUSES
 
 
 class Booking(Base):
@@ -204,8 +219,8 @@ class Booking(Base):
     session_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(20), default="pending")
-    payment_status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=BookingStatus.PENDING.value)
+    payment_status: Mapped[str] = mapped_column(String(20), default=PaymentStatus.PENDING.value)
     payment_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     payment_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0"))
@@ -228,7 +243,7 @@ class Booking(Base):
     @property
     def holds_seat(self) -> bool:
         """Counted in the session's ``current_participants``."""
-        return self.status in SEAT_STATUSES or self.status == BookingStatus.COMPLETED
+        return self.status in SEAT_HOLDING_STATUSES
 
     @property
     def is_kept(self) -> bool:
@@ -238,15 +253,38 @@ class Booking(Base):
     @property
     def is_attendee(self) -> bool:
         """Let into the room and allowed to rate: confirmed, or completed after the session."""
-        return self.status in (BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
+        return self.status in ATTENDEE_STATUSES
+
+    @property
+    def is_earned(self) -> bool:
+        """Counts towards the mentor's earnings: paid, or free and attended (kept)."""
+        if self.payment_status == PaymentStatus.PAID:
+            return True
+        return self.payment_status == PaymentStatus.NOT_REQUIRED and self.is_attendee
+
+    @property
+    def awaits_payment(self) -> bool:
+        """A seat held for a payment nobody confirmed yet (``mark_paid`` / ``settle_payment``
+        take only these)."""
+        return self.status == BookingStatus.PENDING and self.payment_status == PaymentStatus.PENDING
 
     def is_upcoming(self, now: datetime) -> bool:
         """Kept, and its session neither closed nor past its scheduled end."""
         return self.is_kept and self.session.is_open and self.session.ends_at >= now
 
 
-# Bookings that can still be cancelled or expire, and so release a seat.
+# The rules above as status sets, for the queries that apply them in SQL (one definition:
+# the properties use these too).
+#: Bookings that can still be cancelled or expire, and so release a seat (``is_kept``).
 SEAT_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED)
+#: Bookings counted as holding a seat (``holds_seat``; a completed one held it).
+SEAT_HOLDING_STATUSES = (*SEAT_STATUSES, BookingStatus.COMPLETED)
+#: Bookings of attendees, who enter the room and may rate (``is_attendee``).
+ATTENDEE_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
+#: Sessions not yet over (``Session.is_open``).
+OPEN_SESSION_STATUSES = (SessionStatus.SCHEDULED, SessionStatus.ACTIVE)
+#: Sessions that take ratings (``Session.accepts_feedback``).
+FEEDBACK_SESSION_STATUSES = (SessionStatus.ACTIVE, SessionStatus.COMPLETED)
 
 
 class Feedback(Base):
@@ -265,7 +303,7 @@ class Feedback(Base):
 
     __table_args__ = (
         UniqueConstraint("session_id", "user_id", name="uq_feedback_session_user"),
-        CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
+        CheckConstraint(f"rating BETWEEN {RATING_MIN} AND {RATING_MAX}", name="rating"),
     )
 
 
@@ -284,7 +322,7 @@ class Notification(Base):
 
     __table_args__ = (
         Index("ix_notifications_user_unread", "user_id", "is_read"),
-        CheckConstraint("type IN ('info', 'success', 'warning', 'error')", name="type"),
+        CheckConstraint(f"type IN ({_listed(NOTIFICATION_TYPES)})", name="type"),
     )
 
 
@@ -329,9 +367,7 @@ class Interaction(Base):
     value: Mapped[float | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    __table_args__ = (
-        CheckConstraint("kind IN ('view', 'booking', 'completion', 'rating')", name="kind"),
-    )
+    __table_args__ = (CheckConstraint(f"kind IN ({_listed(INTERACTION_KINDS)})", name="kind"),)
 
 
 class RoomBan(Base):

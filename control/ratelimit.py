@@ -55,6 +55,7 @@ class RedisRateLimiter:
     PREFIX = "peerlearn:rl:"
 
     def __init__(self, url: str) -> None:
+        # Imported here: redis.asyncio costs half a second, which one-node setups never pay.
         import redis.asyncio as redis
 
         self._redis = redis.from_url(url)

@@ -1,1 +1,2 @@
-"""Domain services; each takes the Platform and exposes async methods (no HTTP)."""
+"""Domain services: each takes its collaborators in its constructor (``control.platform``
+wires them) and exposes async methods (no HTTP)."""

@@ -16,41 +16,67 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.settings import PaymentSettings
+from control import notices
+from control.db import Database
 from control.errors import Conflict, Forbidden, NotFound
-from control.models import Booking, RoomBan, Session, User, utcnow
-from control.services.payments import PaymentStart
-from control.services.sessions import announce, notify_quietly, parse_session_id, run_every
-from control.timezones import format_local
+from control.events import EventBus, announce, session_channel
+from control.ids import parse_booking_id, parse_session_id
+from control.jobs import run_every
+from control.models import (
+    SEAT_STATUSES,
+    Booking,
+    BookingStatus,
+    PaymentStatus,
+    Role,
+    RoomBan,
+    Session,
+    SessionStatus,
+    User,
+    utcnow,
+)
+from control.notices import NoticeSender
+from control.services.accounts import AccountService
+from control.services.interactions import InteractionService
+from control.services.payments import PaymentProvider, PaymentStart
+from control.services.sessions import SessionService
 
-if TYPE_CHECKING:
-    from control.platform import Platform
+__all__ = ["BookingService", "RoomRole", "parse_booking_id"]
 
 log = logging.getLogger(__name__)
 
-MAX_ID = 2**63 - 1
 RoomRole = Literal["mentor", "admin", "learner"]
 HOLD_CHECK_SECONDS = 30.0
-SEAT_STATUSES = ("pending", "confirmed")
-
-
-def parse_booking_id(value: int | str) -> int:
-    try:
-        booking_id = int(value)
-    except (TypeError, ValueError):
-        raise NotFound("no such booking") from None
-    if not 1 <= booking_id <= MAX_ID:
-        raise NotFound("no such booking")
-    return booking_id
 
 
 class BookingService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        settings: PaymentSettings,
+        *,
+        sessions: SessionService,
+        payments: PaymentProvider,
+        notices: NoticeSender,
+        interactions: InteractionService,
+        accounts: AccountService,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.settings = settings
+        self.sessions = sessions
+        #: the payment provider (``Platform.payments`` swaps it)
+        self.payments = payments
+        self.notices = notices
+        self.interactions = interactions
+        self.accounts = accounts
 
     # ------------------------------------------------------------------ booking
 
@@ -62,26 +88,26 @@ class BookingService:
         self, learner: User, session_id: uuid.UUID | str
     ) -> tuple[Booking, PaymentStart | None]:
         """Take a seat; for paid sessions also start the payment (seat held meanwhile)."""
-        if learner.role != "learner":
+        if learner.role != Role.LEARNER:
             raise Forbidden("only learners can book sessions")
-        self.platform.accounts.ensure_verified(learner, "book a session")
-        session = await self.platform.sessions.get(session_id)
+        self.accounts.ensure_verified(learner, "book a session")
+        session = await self.sessions.get(session_id)
         if session.mentor_id == learner.id:
             raise Forbidden("you cannot book your own session")
-        if session.status != "scheduled":
+        if session.status != SessionStatus.SCHEDULED:
             raise Conflict(f"a {session.status} session cannot be booked", code="invalid_state")
         now = utcnow()
         if session.schedule <= now:
             raise Conflict("this session has already begun", code="session_past")
         current = await self.booking_of(learner.id, session.id)
-        if current is not None and current.status != "cancelled":
+        if current is not None and current.status != BookingStatus.CANCELLED:
             # Checked first so a booked learner hears "already booked", not "full".
             raise Conflict("you already booked this session", code="already_booked")
         paid = session.price > 0
-        hold_until = now + timedelta(minutes=self.platform.settings.payments.hold_minutes)
+        hold_until = now + timedelta(minutes=self.settings.hold_minutes)
         values = {
-            "status": "pending" if paid else "confirmed",
-            "payment_status": "pending" if paid else "not_required",
+            "status": BookingStatus.PENDING if paid else BookingStatus.CONFIRMED,
+            "payment_status": PaymentStatus.PENDING if paid else PaymentStatus.NOT_REQUIRED,
             "payment_id": None,
             "payment_expires_at": hold_until if paid else None,
             "amount": session.price,
@@ -92,12 +118,12 @@ class BookingService:
             "updated_at": now,
         }
         try:
-            async with self.platform.db.transaction() as db:
+            async with self.db.transaction() as db:
                 taken = await db.execute(
                     update(Session)
                     .where(
                         Session.id == session.id,
-                        Session.status == "scheduled",
+                        Session.status == SessionStatus.SCHEDULED,
                         Session.current_participants < Session.max_participants,
                     )
                     .values(current_participants=Session.current_participants + 1)
@@ -115,14 +141,14 @@ class BookingService:
                         Booking.learner_id == learner.id, Booking.session_id == session.id
                     )
                 )
-                if existing is not None and existing.status != "cancelled":
+                if existing is not None and existing.status != BookingStatus.CANCELLED:
                     raise Conflict("you already booked this session", code="already_booked")
                 if existing is not None:
                     # Re-booking after a cancellation reuses the row (unique learner+session);
                     # the status guard makes a concurrent re-book lose cleanly.
                     again = await db.execute(
                         update(Booking)
-                        .where(Booking.id == existing.id, Booking.status == "cancelled")
+                        .where(Booking.id == existing.id, Booking.status == BookingStatus.CANCELLED)
                         .values(**values)
                         .execution_options(synchronize_session=False)
                     )
@@ -141,22 +167,22 @@ class BookingService:
         booking = await self._load(booking_id)
         start: PaymentStart | None = None
         if paid:
-            start = await self.platform.payments.start(booking)
-            async with self.platform.db.transaction() as db:
+            start = await self.payments.start(booking)
+            async with self.db.transaction() as db:
                 await db.execute(
                     update(Booking)
                     .where(Booking.id == booking_id)
                     .values(payment_id=start.payment_id, payment_expires_at=start.expires_at)
                 )
             booking = await self._load(booking_id)
-        await self.platform.interactions.record(learner.id, session.id, "booking", 1.0)
+        await self.interactions.record(learner.id, session.id, "booking", 1.0)
         await self._notify_booked(booking, paid)
         if reminded and not paid:
-            await self.platform.sessions.remind_late_attendee(booking.session, learner.id)
+            await self.sessions.remind_late_attendee(booking.session, learner.id)
         return booking, start
 
     @staticmethod
-    async def _why_no_seat(db, session_id: uuid.UUID) -> Conflict:  # type: ignore[no-untyped-def]
+    async def _why_no_seat(db: AsyncSession, session_id: uuid.UUID) -> Conflict:
         row = (
             await db.execute(
                 select(
@@ -164,58 +190,25 @@ class BookingService:
                 ).where(Session.id == session_id)
             )
         ).one_or_none()
-        if row is None or row[0] != "scheduled":
+        if row is None or row[0] != SessionStatus.SCHEDULED:
             return Conflict("the session can no longer be booked", code="invalid_state")
         return Conflict("the session is full", code="session_full")
 
     async def _notify_booked(self, booking: Booking, paid: bool) -> None:
-        session = booking.session
-        link = f"/sessions/{session.id}/"
+        session, learner = booking.session, booking.learner
         if paid:
-            await notify_quietly(
-                self.platform,
-                [booking.learner_id],
-                title="Seat held — payment pending",
-                message=f"Your seat in “{session.title}” is held until "
-                f"{format_local(booking.payment_expires_at, booking.learner.timezone)} "
-                "while you pay.",
-                type="warning",
-                event="booking_pending",
-                link=link,
+            await self.notices.send(
+                [learner.id], notices.seat_held(session, learner, booking.payment_expires_at)
             )
-            await notify_quietly(
-                self.platform,
-                [session.mentor_id],
-                title="New booking awaiting payment",
-                message=f"{booking.learner.display_name} booked “{session.title}”; "
-                "confirm once the payment arrives.",
-                type="info",
-                event="booking_pending",
-                link="/dashboard/",
+            await self.notices.send(
+                [session.mentor_id], notices.booking_awaiting_payment(session, learner)
             )
             return
-        await notify_quietly(
-            self.platform,
-            [booking.learner_id],
-            title="Booking confirmed",
-            message=f"You are booked into “{session.title}” on "
-            f"{format_local(session.schedule, booking.learner.timezone)}.",
-            type="success",
-            event="booking_confirmed",
-            link=link,
-        )
-        await notify_quietly(
-            self.platform,
-            [session.mentor_id],
-            title="New booking",
-            message=f"{booking.learner.display_name} booked “{session.title}”.",
-            type="info",
-            event="booking_confirmed",
-            link=link,
-        )
+        await self.notices.send([learner.id], notices.booking_confirmed(session, learner))
+        await self.notices.send([session.mentor_id], notices.new_booking(session, learner))
 
     async def _load(self, booking_id: int) -> Booking:
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             booking = await db.get(Booking, booking_id)
         if booking is None:
             raise NotFound("no such booking")
@@ -224,13 +217,13 @@ class BookingService:
     async def get(self, booking_id: int | str) -> Booking:
         return await self._load(parse_booking_id(booking_id))
 
-    async def _release(self, booking: Booking, *, payment_status: str | None) -> bool:
+    async def _release(self, booking: Booking, *, payment_status: PaymentStatus | None) -> bool:
         """Cancel a seat-holding booking and free its seat; False if it no longer held one."""
         now = utcnow()
-        values: dict[str, object] = {"status": "cancelled", "updated_at": now}
+        values: dict[str, object] = {"status": BookingStatus.CANCELLED, "updated_at": now}
         if payment_status:
             values["payment_status"] = payment_status
-        async with self.platform.db.transaction() as db:
+        async with self.db.transaction() as db:
             done = await db.execute(
                 update(Booking)
                 .where(Booking.id == booking.id, Booking.status.in_(SEAT_STATUSES))
@@ -246,7 +239,7 @@ class BookingService:
                 .execution_options(synchronize_session=False)
             )
         await announce(
-            self.platform, "booking_cancelled", booking.session_id, user_id=booking.learner_id
+            self.bus, "booking_cancelled", booking.session_id, user_id=booking.learner_id
         )
         return True
 
@@ -254,43 +247,31 @@ class BookingService:
         booking = await self.get(booking_id)
         if not (actor.is_admin or actor.id == booking.learner_id):
             raise Forbidden("only the learner who booked (or an admin) can cancel a booking")
-        if booking.status not in SEAT_STATUSES:
+        if not booking.is_kept:
             raise Conflict(f"a {booking.status} booking cannot be cancelled", code="invalid_state")
-        if booking.session.status != "scheduled":
+        if booking.session.status != SessionStatus.SCHEDULED:
             raise Conflict(
                 f"the session is {booking.session.status}; the booking can no longer be cancelled",
                 code="invalid_state",
             )
         # An unpaid hold simply lapses; a paid booking keeps "paid" so the refund is visible.
-        pay = "failed" if booking.payment_status == "pending" else None
+        pay = PaymentStatus.FAILED if booking.payment_status == PaymentStatus.PENDING else None
         if not await self._release(booking, payment_status=pay):
             raise Conflict("the booking was already cancelled", code="invalid_state")
         session = booking.session
-        who = "by an administrator" if actor.id != booking.learner_id else ""
-        await notify_quietly(
-            self.platform,
-            [booking.learner_id],
-            title="Booking cancelled",
-            message=f"Your booking of “{session.title}” was cancelled {who}".strip() + ".",
-            type="warning",
-            event="booking_cancelled",
-            link=f"/sessions/{session.id}/",
+        by_admin = actor.id != booking.learner_id
+        await self.notices.send(
+            [booking.learner_id], notices.booking_cancelled(session, by_admin=by_admin)
         )
-        await notify_quietly(
-            self.platform,
-            [session.mentor_id],
-            title="Booking cancelled",
-            message=f"{booking.learner.display_name} no longer attends “{session.title}”.",
-            type="info",
-            event="booking_cancelled",
-            link=f"/sessions/{session.id}/",
+        await self.notices.send(
+            [session.mentor_id], notices.attendee_left(session, booking.learner)
         )
         return await self._load(booking.id)
 
     # ------------------------------------------------------------------ reading
 
     async def for_learner(self, user_id: int) -> list[Booking]:
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             rows = await db.scalars(
                 select(Booking)
                 .join(Session, Session.id == Booking.session_id)
@@ -301,7 +282,7 @@ class BookingService:
 
     async def for_session(self, session_id: uuid.UUID | str) -> list[Booking]:
         sid = parse_session_id(session_id)
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             rows = await db.scalars(
                 select(Booking).where(Booking.session_id == sid).order_by(Booking.booking_time)
             )
@@ -309,17 +290,17 @@ class BookingService:
 
     async def booking_of(self, user_id: int, session_id: uuid.UUID | str) -> Booking | None:
         sid = parse_session_id(session_id)
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             return await db.scalar(
                 select(Booking).where(Booking.learner_id == user_id, Booking.session_id == sid)
             )
 
     async def pending_for_mentor(self, mentor_id: int) -> list[Booking]:
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             rows = await db.scalars(
                 select(Booking)
                 .join(Session, Session.id == Booking.session_id)
-                .where(Session.mentor_id == mentor_id, Booking.status == "pending")
+                .where(Session.mentor_id == mentor_id, Booking.status == BookingStatus.PENDING)
                 .order_by(Booking.booking_time)
             )
             return list(rows.unique().all())
@@ -332,12 +313,12 @@ class BookingService:
         if not (actor.is_admin or actor.id == booking.session.mentor_id):
             raise Forbidden("only the session's mentor or an admin can confirm a payment")
         self._require_payment_pending(booking)
-        payment_id = await self.platform.payments.confirm(actor, booking)
+        payment_id = await self.payments.confirm(actor, booking)
         return await self.settle_payment(booking.id, payment_id)
 
     @staticmethod
     def _require_payment_pending(booking: Booking) -> None:
-        if booking.status != "pending" or booking.payment_status != "pending":
+        if not booking.awaits_payment:
             raise Conflict(
                 f"the booking is {booking.status} / {booking.payment_status}", code="invalid_state"
             )
@@ -352,7 +333,7 @@ class BookingService:
             raise ValueError("a payment id from the payment provider is required")
         booking = await self.get(booking_id)
         self._require_payment_pending(booking)
-        async with self.platform.db.transaction() as db:
+        async with self.db.transaction() as db:
             # Lock the session row so the "starting soon" claim cannot interleave (see book).
             reminded = bool(
                 await db.scalar(
@@ -365,12 +346,12 @@ class BookingService:
                 update(Booking)
                 .where(
                     Booking.id == booking.id,
-                    Booking.status == "pending",
-                    Booking.payment_status == "pending",
+                    Booking.status == BookingStatus.PENDING,
+                    Booking.payment_status == PaymentStatus.PENDING,
                 )
                 .values(
-                    status="confirmed",
-                    payment_status="paid",
+                    status=BookingStatus.CONFIRMED,
+                    payment_status=PaymentStatus.PAID,
                     payment_id=payment_id[:100],
                     payment_expires_at=None,
                     updated_at=utcnow(),
@@ -380,57 +361,36 @@ class BookingService:
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict("the booking changed meanwhile", code="invalid_state")
         session = booking.session
-        await notify_quietly(
-            self.platform,
-            [booking.learner_id],
-            title="Payment received — booking confirmed",
-            message=f"Your seat in “{session.title}” is confirmed.",
-            type="success",
-            event="booking_confirmed",
-            link=f"/sessions/{session.id}/",
-        )
+        await self.notices.send([booking.learner_id], notices.payment_received(session))
         if reminded:
-            await self.platform.sessions.remind_late_attendee(session, booking.learner_id)
+            await self.sessions.remind_late_attendee(session, booking.learner_id)
         return await self._load(booking.id)
 
     async def payment_failed(self, booking_id: int | str) -> bool:
         """The provider reports the payment failed: release the held seat (False if it was no
         longer held)."""
         booking = await self.get(booking_id)
-        if booking.payment_status != "pending":
+        if booking.payment_status != PaymentStatus.PENDING:
             return False
-        return await self._drop_hold(
-            booking,
-            "Payment failed — seat released",
-            f"The payment for “{booking.session.title}” did not go through",
-            "payment_failed",
-        )
+        return await self._drop_hold(booking, notices.payment_failed(booking.session))
 
-    async def _drop_hold(self, booking: Booking, title: str, why: str, event: str) -> bool:
+    async def _drop_hold(self, booking: Booking, notice: notices.Notice) -> bool:
         """Release an unpaid hold and tell the learner; False if it was no longer held."""
-        if not await self._release(booking, payment_status="failed"):
+        if not await self._release(booking, payment_status=PaymentStatus.FAILED):
             return False
-        await notify_quietly(
-            self.platform,
-            [booking.learner_id],
-            title=title,
-            message=f"{why}; your held seat was released.",
-            type="error",
-            event=event,
-            link=f"/sessions/{booking.session_id}/",
-        )
+        await self.notices.send([booking.learner_id], notice)
         return True
 
     async def release_expired_holds(self, now: datetime | None = None) -> int:
         """Cancel pending paid bookings whose hold expired; returns how many were released."""
         now = now or utcnow()
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             expired = (
                 (
                     await db.scalars(
                         select(Booking).where(
-                            Booking.status == "pending",
-                            Booking.payment_status == "pending",
+                            Booking.status == BookingStatus.PENDING,
+                            Booking.payment_status == PaymentStatus.PENDING,
                             Booking.payment_expires_at.is_not(None),
                             Booking.payment_expires_at <= now,
                         )
@@ -441,9 +401,8 @@ class BookingService:
             )
         released = 0
         for booking in expired:
-            why = f"No payment arrived for “{booking.session.title}” in time"
             # False when it was paid or cancelled meanwhile.
-            released += await self._drop_hold(booking, "Seat released", why, "booking_expired")
+            released += await self._drop_hold(booking, notices.hold_expired(booking.session))
         return released
 
     async def run_hold_expiry(self) -> None:
@@ -460,14 +419,14 @@ class BookingService:
         all ask this. Raises NotFound (no session) or Forbidden: code ``removed`` for someone
         a moderator removed from the room (they never come back), ``forbidden`` otherwise.
         """
-        return await self._role_in(user, await self.platform.sessions.get(session_id))
+        return await self._role_in(user, await self.sessions.get(session_id))
 
     async def room_access(self, user: User, session_id: uuid.UUID | str) -> RoomRole:
         """``room_role``, for entering the live room now: also raises Conflict
         ``session_not_active`` unless the session is active."""
-        session = await self.platform.sessions.get(session_id)
+        session = await self.sessions.get(session_id)
         role = await self._role_in(user, session)
-        if session.status != "active":
+        if session.status != SessionStatus.ACTIVE:
             raise Conflict(f"the session is {session.status}", code="session_not_active")
         return role
 
@@ -479,15 +438,17 @@ class BookingService:
         if user.is_admin:
             return "admin"
         booking = await self.booking_of(user.id, session.id)
-        if booking is None or booking.status not in ("confirmed", "completed"):
-            raise Forbidden("only the mentor, learners with a confirmed booking and admins "
-                            "may enter this session's room")
+        if booking is None or not booking.is_attendee:
+            raise Forbidden(
+                "only the mentor, learners with a confirmed booking and admins "
+                "may enter this session's room"
+            )
         return "learner"
 
     async def record_join(self, session_id: uuid.UUID | str, user_id: int) -> None:
         sid = parse_session_id(session_id)
         now = utcnow()
-        async with self.platform.db.transaction() as db:
+        async with self.db.transaction() as db:
             # joined_at keeps the first join (attendance); left_at is cleared while present.
             await db.execute(
                 update(Booking)
@@ -506,7 +467,7 @@ class BookingService:
 
     async def record_leave(self, session_id: uuid.UUID | str, user_id: int) -> None:
         sid = parse_session_id(session_id)
-        async with self.platform.db.transaction() as db:
+        async with self.db.transaction() as db:
             await db.execute(
                 update(Booking)
                 .where(Booking.session_id == sid, Booking.learner_id == user_id)
@@ -516,17 +477,18 @@ class BookingService:
     async def ban(self, session_id: uuid.UUID | str, user_id: int) -> None:
         sid = parse_session_id(session_id)
         try:
-            async with self.platform.db.transaction() as db:
+            async with self.db.transaction() as db:
                 if await db.get(RoomBan, (sid, user_id)) is None:
                     db.add(RoomBan(session_id=sid, user_id=user_id, created_at=utcnow()))
         except IntegrityError:  # banned concurrently: the ban exists, which is all we want
             pass
         # Whichever node hosts a socket of this user for the session drops it at once.
-        await self.platform.bus.publish(
-            f"session:{sid}", {"type": "user_banned", "session_id": str(sid), "user_id": user_id}
+        await self.bus.publish(
+            session_channel(sid),
+            {"type": "user_banned", "session_id": str(sid), "user_id": user_id},
         )
 
     async def is_banned(self, session_id: uuid.UUID | str, user_id: int) -> bool:
         sid = parse_session_id(session_id)
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             return await db.get(RoomBan, (sid, user_id)) is not None

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
+from control.db import Database
 from control.errors import NotFound, ValidationFailed
+from control.ids import parse_session_id
+from control.limits import CHAT_MAX_CHARS
 from control.models import ChatMessage, Session, User, utcnow
-
-if TYPE_CHECKING:
-    from control.platform import Platform
-
-MAX_CHARS = 2000
 
 
 def message_dict(msg: ChatMessage, user: User | None) -> dict[str, Any]:
@@ -27,21 +25,21 @@ def message_dict(msg: ChatMessage, user: User | None) -> dict[str, Any]:
 
 
 class ChatService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def add(self, session_id: uuid.UUID | str, user_id: int, text: str) -> dict[str, Any]:
         """Store a message as given (escaping is the renderer's job)."""
         if not isinstance(text, str) or not text.strip():
             raise ValidationFailed("empty message", fields={"text": "must not be empty"})
-        if len(text) > MAX_CHARS:
+        if len(text) > CHAT_MAX_CHARS:
             raise ValidationFailed(
-                "message too long", fields={"text": f"at most {MAX_CHARS} characters"}
+                "message too long", fields={"text": f"at most {CHAT_MAX_CHARS} characters"}
             )
         if "\x00" in text:
             raise ValidationFailed("invalid characters", fields={"text": "contains NUL"})
-        sid = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
-        async with self.platform.db.transaction() as db:
+        sid = parse_session_id(session_id)
+        async with self.db.transaction() as db:
             if await db.scalar(select(Session.id).where(Session.id == sid)) is None:
                 raise NotFound("no such session")
             msg = ChatMessage(session_id=sid, user_id=user_id, text=text, created_at=utcnow())
@@ -52,9 +50,9 @@ class ChatService:
 
     async def history(self, session_id: uuid.UUID | str, limit: int = 200) -> list[dict[str, Any]]:
         """The latest ``limit`` messages, oldest first."""
-        sid = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
+        sid = parse_session_id(session_id)
         limit = max(1, min(limit, 1000))
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             rows = (
                 await db.scalars(
                     select(ChatMessage)

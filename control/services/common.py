@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-T = TypeVar("T")
+from control.limits import MAX_PER_PAGE
 
-MAX_PER_PAGE = 100
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)

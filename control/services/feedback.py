@@ -12,23 +12,22 @@ accounts that booked and never came cannot move it.
 
 from __future__ import annotations
 
-import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
+from control import notices
+from control.db import Database
 from control.errors import Conflict, Forbidden, ValidationFailed
+from control.limits import COMMENT_MAX, RATING_MAX, RATING_MIN
 from control.models import Booking, Feedback, Session, User, utcnow
-
-if TYPE_CHECKING:
-    from control.platform import Platform
-
-log = logging.getLogger(__name__)
-MAX_COMMENT = 2000
-OPEN_STATUSES = ("active", "completed")
-ATTENDEE_BOOKING_STATUSES = ("confirmed", "completed")
+from control.notices import NoticeSender
+from control.services.accounts import AccountService
+from control.services.bookings import BookingService
+from control.services.interactions import InteractionService
+from control.services.sessions import SessionService
 
 
 def _counted(stmt: Any) -> Any:
@@ -44,45 +43,66 @@ def _counted(stmt: Any) -> Any:
 
 
 def accepts_feedback(session: Session) -> bool:
-    """Whether attendees may rate this session now (pages use it to show the form)."""
-    return session.status in OPEN_STATUSES
+    """``Session.accepts_feedback`` (kept for the pages until they read the model rule)."""
+    return session.accepts_feedback
 
 
 def is_attendee(booking: Booking | None) -> bool:
-    """Whether this booking makes its learner an attendee, who may rate the session."""
-    return booking is not None and booking.status in ATTENDEE_BOOKING_STATUSES
+    """``Booking.is_attendee`` of an optional booking (kept for the pages, as above)."""
+    return booking is not None and booking.is_attendee
 
 
 def may_rate(session: Session, booking: Booking | None) -> bool:
     """The whole rule ``submit`` applies (bar "once"): what the pages offer a "Rate" for."""
-    return is_attendee(booking) and accepts_feedback(session)
+    return booking is not None and booking.is_attendee and session.accepts_feedback
 
 
 class FeedbackService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    def __init__(
+        self,
+        db: Database,
+        *,
+        accounts: AccountService,
+        sessions: SessionService,
+        bookings: BookingService,
+        interactions: InteractionService,
+        notices: NoticeSender,
+    ) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.sessions = sessions
+        self.bookings = bookings
+        self.interactions = interactions
+        self.notices = notices
 
     async def submit(
         self, user: User, session_id: uuid.UUID | str, *, rating: int, comment: str = ""
     ) -> Feedback:
-        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
-            raise ValidationFailed("invalid rating", fields={"rating": "an integer from 1 to 5"})
-        if len(comment) > MAX_COMMENT:
+        if (
+            isinstance(rating, bool)
+            or not isinstance(rating, int)
+            or not RATING_MIN <= rating <= RATING_MAX
+        ):
             raise ValidationFailed(
-                "comment too long", fields={"comment": f"at most {MAX_COMMENT} characters"}
+                "invalid rating",
+                fields={"rating": f"an integer from {RATING_MIN} to {RATING_MAX}"},
             )
-        self.platform.accounts.ensure_verified(user, "rate a session")
-        session = await self.platform.sessions.get(session_id)
-        booking = await self.platform.bookings.booking_of(user.id, session.id)
-        if not is_attendee(booking):
+        if len(comment) > COMMENT_MAX:
+            raise ValidationFailed(
+                "comment too long", fields={"comment": f"at most {COMMENT_MAX} characters"}
+            )
+        self.accounts.ensure_verified(user, "rate a session")
+        session = await self.sessions.get(session_id)
+        booking = await self.bookings.booking_of(user.id, session.id)
+        if booking is None or not booking.is_attendee:
             raise Forbidden("only attendees of this session can rate it")
-        if not accepts_feedback(session):
+        if not session.accepts_feedback:
             raise Conflict(
                 f"a {session.status} session cannot be rated; feedback opens when it starts",
                 code="invalid_state",
             )
         try:
-            async with self.platform.db.transaction() as db:
+            async with self.db.transaction() as db:
                 exists = await db.scalar(
                     select(Feedback.id).where(
                         Feedback.session_id == session.id, Feedback.user_id == user.id
@@ -102,23 +122,15 @@ class FeedbackService:
         except IntegrityError:  # a concurrent double submit lost the unique-constraint race
             raise Conflict("you already rated this session", code="already_rated") from None
         fb.user = user
-        await self.platform.interactions.record(user.id, session.id, "rating", float(rating))
-        try:
-            await self.platform.notifications.notify(
-                session.mentor_id,
-                title="Feedback received",
-                message=f"{user.display_name} rated “{session.title}” {rating}/5.",
-                type="info",
-                event="feedback_received",
-                link=f"/sessions/{session.id}/",
-            )
-        except Exception:  # the rating is stored; a failed notification must not undo it
-            log.exception("feedback notification failed")
+        await self.interactions.record(user.id, session.id, "rating", float(rating))
+        await self.notices.send(
+            [session.mentor_id], notices.feedback_received(session, user, rating)
+        )
         return fb
 
     async def for_session(self, session_id: uuid.UUID | str) -> list[Feedback]:
-        session = await self.platform.sessions.get(session_id)
-        async with self.platform.db.session() as db:
+        session = await self.sessions.get(session_id)
+        async with self.db.session() as db:
             rows = await db.scalars(
                 select(Feedback)
                 .where(Feedback.session_id == session.id)
@@ -127,7 +139,7 @@ class FeedbackService:
             return list(rows.unique().all())
 
     async def for_mentor(self, mentor_id: int, limit: int = 50) -> list[Feedback]:
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             rows = await db.scalars(
                 _counted(select(Feedback).join(Session, Session.id == Feedback.session_id))
                 .where(Session.mentor_id == mentor_id)
@@ -137,7 +149,7 @@ class FeedbackService:
             return list(rows.unique().all())
 
     async def mentor_rating(self, mentor_id: int) -> tuple[float | None, int]:
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             avg, count = (
                 await db.execute(
                     _counted(
@@ -151,7 +163,7 @@ class FeedbackService:
 
     async def distribution(self, mentor_id: int) -> dict[int, int]:
         dist = dict.fromkeys(range(1, 6), 0)
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             for rating, n in (
                 await db.execute(
                     _counted(
@@ -167,7 +179,7 @@ class FeedbackService:
         return dist
 
     async def has_rated(self, user_id: int, session_id: uuid.UUID) -> bool:
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             return (
                 await db.scalar(
                     select(Feedback.id).where(

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
-
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from control import notices
+from control.db import Database
 from control.errors import NotFound, ValidationFailed
+from control.ids import is_db_id
 from control.models import Follow, User
-
-if TYPE_CHECKING:
-    from control.platform import Platform
-
-log = logging.getLogger(__name__)
-MAX_DB_ID = 2**63 - 1
+from control.notices import NoticeSender
+from control.services.accounts import AccountService
 
 
 class FollowService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        self.db = platform.db
+    def __init__(self, db: Database, *, accounts: AccountService, notices: NoticeSender) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.notices = notices
 
     async def _mentor(self, user: User, mentor_id: int) -> User:
         if user.id == mentor_id:
@@ -30,10 +27,10 @@ class FollowService:
                 code="cannot_follow_self",
                 fields={"mentor_id": "that is you"},
             )
-        mentor = await self.platform.accounts.get_user(mentor_id)
+        mentor = await self.accounts.get_user(mentor_id)
         if mentor is None or not mentor.is_active:
             raise NotFound("no such mentor")
-        if mentor.role != "mentor":
+        if not mentor.is_mentor:
             raise ValidationFailed(
                 "only mentors can be followed",
                 code="not_a_mentor",
@@ -51,19 +48,12 @@ class FollowService:
                 s.add(Follow(follower_id=user.id, mentor_id=mentor.id))
         except IntegrityError:
             return False  # a concurrent identical request won the race: same end state
-        await self.platform.notifications.notify(
-            mentor.id,
-            title="New follower",
-            message=f"{user.display_name} started following you.",
-            type="info",
-            event="new_follower",
-            link=f"/profile/{user.username}/",
-        )
+        await self.notices.send([mentor.id], notices.new_follower(user))
         return True
 
     async def unfollow(self, user: User, mentor_id: int) -> bool:
         """Stop following; True if a follow was removed (idempotent otherwise)."""
-        if not 0 < mentor_id <= MAX_DB_ID:
+        if not is_db_id(mentor_id):
             raise NotFound("no such mentor")
         async with self.db.transaction() as s:
             result = await s.execute(
@@ -71,7 +61,7 @@ class FollowService:
             )
         if result.rowcount:  # type: ignore[attr-defined]
             return True
-        if await self.platform.accounts.get_user(mentor_id) is None:
+        if await self.accounts.get_user(mentor_id) is None:
             raise NotFound("no such mentor")
         return False
 

@@ -5,21 +5,27 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, func, select
 
+from control.db import Database
 from control.errors import ValidationFailed
-from control.models import Booking, Feedback, Interaction, Session, User, utcnow
-
-if TYPE_CHECKING:
-    from control.platform import Platform
+from control.ids import parse_session_id
+from control.models import (
+    INTERACTION_KINDS,
+    SEAT_HOLDING_STATUSES,
+    Booking,
+    Feedback,
+    Interaction,
+    Session,
+    User,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
-KINDS = ("view", "booking", "completion", "rating")
-#: booking statuses that hold a seat (``Booking.holds_seat``)
-SEAT_HOLDING = ("pending", "confirmed", "completed")
 #: The export hands a refit at most this many interactions, the newest. Popularity halves
 #: every week (``half_life_days``), so older events barely count there, while every extra
 #: event costs the refit memory and time (about a second of fit per 200,000, read on the
@@ -27,7 +33,9 @@ SEAT_HOLDING = ("pending", "confirmed", "completed")
 EXPORT_MAX_INTERACTIONS = 500_000
 
 
-def interaction_dict(row: Interaction | Row[Any]) -> dict[str, Any]:
+def interaction_dict(
+    row: Interaction | Row[int, uuid.UUID, int, str, float | None, datetime],
+) -> dict[str, Any]:
     """An interaction (an ORM row, or a row of the same columns) as the listeners and the
     recommender's snapshot format describe it."""
     return {
@@ -81,8 +89,8 @@ INTERACTION_COLUMNS = (
 
 
 class InteractionService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    def __init__(self, db: Database) -> None:
+        self.db = db
         # Called synchronously after commit, one dict per interaction (the recommender hooks in).
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
@@ -90,10 +98,10 @@ class InteractionService:
         self, user_id: int, session_id: uuid.UUID | str, kind: str, value: float | None = None
     ) -> dict[str, Any] | None:
         """Store one interaction; None when the session does not exist."""
-        if kind not in KINDS:
+        if kind not in INTERACTION_KINDS:
             raise ValidationFailed(f"unknown interaction kind {kind!r}")
-        sid = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
-        async with self.platform.db.transaction() as db:
+        sid = parse_session_id(session_id)
+        async with self.db.transaction() as db:
             mentor_id = await db.scalar(select(Session.mentor_id).where(Session.id == sid))
             if mentor_id is None:
                 return None
@@ -119,7 +127,7 @@ class InteractionService:
         (with ``created_at``, which the offline evaluation's temporal split uses), mentors
         with their ratings, the newest ``max_interactions`` interactions (oldest first) and
         who holds a seat now."""
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             users = (await db.scalars(select(User).where(User.is_active.is_(True)))).all()
             sessions = (await db.scalars(select(Session))).unique().all()
             ratings = {
@@ -143,7 +151,7 @@ class InteractionService:
             seats = (
                 await db.execute(
                     select(Booking.learner_id, Booking.session_id).where(
-                        Booking.status.in_(SEAT_HOLDING)
+                        Booking.status.in_(SEAT_HOLDING_STATUSES)
                     )
                 )
             ).all()
@@ -159,7 +167,7 @@ class InteractionService:
             ],
             "sessions": [session_dict(s) for s in sessions],
             "mentors": [
-                mentor_dict(u, *ratings.get(u.id, (None, 0))) for u in users if u.role == "mentor"
+                mentor_dict(u, *ratings.get(u.id, (None, 0))) for u in users if u.is_mentor
             ],
             "interactions": [interaction_dict(i) for i in reversed(newest_first)],
             # Who holds a seat now: a cancelled booking's event no longer means "booked".

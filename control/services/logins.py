@@ -3,10 +3,11 @@
 Every access token (the cookie's and a Bearer JWT) names its session in the ``sid`` claim; a
 token is only as good as its session. The check runs on every authenticated request, so live
 sessions are cached in memory for ``CACHE_TTL_S`` and revocations are pushed over the bus on
-the user's channel ``user:<id>`` as ``{"type": "sessions_revoked", "user_id", "reason", "sid"}``
-(``sid`` None: all of them), which every node's cache (and socket) follows. A lost bus
-message is honoured within ``CACHE_TTL_S`` anyway: the cache re-reads the row then.
-``last_seen_at`` is written at most once a minute per session and node.
+the user's channel (``control.events.user_channel``) as
+``{"type": "sessions_revoked", "user_id", "reason", "sid"}`` (``sid`` None: all of them),
+which every node's cache (and socket) follows. A lost bus message is honoured within
+``CACHE_TTL_S`` anyway: the cache re-reads the row then. ``last_seen_at`` is written at most
+once a minute per session and node.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
 
+from config.settings import AuthSettings
+from control.db import Database
+from control.events import EventBus, user_channel
 from control.models import AuthSession, User, utcnow
-
-if TYPE_CHECKING:
-    from control.platform import Platform
+from control.ratelimit import RateLimiter
+from control.security import TokenService
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,19 @@ class LoginService:
     SEEN_INTERVAL_S = 60.0
     MAX_CACHED = 100_000
 
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        limiter: RateLimiter,
+        tokens: TokenService,
+        settings: AuthSettings,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.limiter = limiter
+        self.tokens = tokens
+        self.settings = settings
         self._live: dict[str, _Live] = {}
         self._by_user: dict[int, set[str]] = {}
         self._unsubscribe: dict[int, Callable[[], None]] = {}
@@ -76,7 +90,7 @@ class LoginService:
 
     @property
     def ttl(self) -> timedelta:
-        return timedelta(minutes=self.platform.settings.auth.token_ttl_minutes)
+        return timedelta(minutes=self.settings.token_ttl_minutes)
 
     # ------------------------------------------------------------------ sign-in
 
@@ -94,7 +108,7 @@ class LoginService:
             ip=ip[:64],
             user_agent=user_agent[:USER_AGENT_MAX],
         )
-        async with self.platform.db.transaction() as s:
+        async with self.db.transaction() as s:
             await s.execute(
                 delete(AuthSession).where(
                     AuthSession.user_id == user.id,
@@ -102,7 +116,7 @@ class LoginService:
                 )
             )
             s.add(row)
-        token = self.platform.tokens.issue(user.id, user.role, sid=row.id, now=now)
+        token = self.tokens.issue(user.id, user.role, sid=row.id, now=now)
         return row, token
 
     # ------------------------------------------------------------------ the check
@@ -123,11 +137,9 @@ class LoginService:
         if (now - entry.seen_at).total_seconds() >= self.SEEN_INTERVAL_S:
             entry.seen_at = now
             try:
-                async with self.platform.db.transaction() as s:
+                async with self.db.transaction() as s:
                     await s.execute(
-                        update(AuthSession)
-                        .where(AuthSession.id == sid)
-                        .values(last_seen_at=now)
+                        update(AuthSession).where(AuthSession.id == sid).values(last_seen_at=now)
                     )
             except Exception:  # last-seen is informative; never fail a request over it
                 log.warning("could not record last-seen of a session", exc_info=True)
@@ -135,7 +147,7 @@ class LoginService:
 
     async def _load(self, sid: str, now_m: float) -> _Live | None:
         self.lookups += 1
-        async with self.platform.db.session() as s:
+        async with self.db.session() as s:
             row = await s.get(AuthSession, sid)
         self._forget(sid)
         if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
@@ -146,8 +158,8 @@ class LoginService:
         self._live[sid] = entry
         self._by_user.setdefault(row.user_id, set()).add(sid)
         if row.user_id not in self._unsubscribe:
-            self._unsubscribe[row.user_id] = self.platform.bus.subscribe(
-                f"user:{row.user_id}", self._on_user_event
+            self._unsubscribe[row.user_id] = self.bus.subscribe(
+                user_channel(row.user_id), self._on_user_event
             )
         return entry
 
@@ -192,7 +204,7 @@ class LoginService:
     async def revoke(self, user_id: int, sid: str, reason: RevokeReason = "logout") -> bool:
         """End one session of ``user_id`` (logout, or a device removed from the list)."""
         now = utcnow()
-        async with self.platform.db.transaction() as s:
+        async with self.db.transaction() as s:
             result = await s.execute(
                 update(AuthSession)
                 .where(
@@ -211,7 +223,7 @@ class LoginService:
     async def revoke_all(self, user_id: int, reason: RevokeReason) -> int:
         """End every session of ``user_id``; one bus event with ``sid`` None."""
         now = utcnow()
-        async with self.platform.db.transaction() as s:
+        async with self.db.transaction() as s:
             result = await s.execute(
                 update(AuthSession)
                 .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
@@ -223,7 +235,7 @@ class LoginService:
 
     async def _announce(self, user_id: int, reason: str, sid: str | None) -> None:
         try:
-            await self.platform.bus.publish(f"user:{user_id}", revoked_event(user_id, reason, sid))
+            await self.bus.publish(user_channel(user_id), revoked_event(user_id, reason, sid))
         except Exception:  # the row is revoked; other nodes see it within CACHE_TTL_S
             log.exception("could not publish a session revocation")
 
@@ -231,7 +243,7 @@ class LoginService:
 
     async def for_user(self, user_id: int) -> list[AuthSession]:
         """The user's live sessions, most recently seen first (the "Your devices" list)."""
-        async with self.platform.db.session() as s:
+        async with self.db.session() as s:
             rows = await s.scalars(
                 select(AuthSession)
                 .where(
@@ -247,7 +259,7 @@ class LoginService:
 
     def issue_ticket(self, user_id: int, sid: str) -> str:
         """A 30 s single-use ticket for a WebSocket of this session."""
-        return self.platform.tokens.issue_ticket(user_id, sid)
+        return self.tokens.issue_ticket(user_id, sid)
 
     async def redeem_ticket(self, ticket: str) -> tuple[int, str] | None:
         """``(user_id, sid)`` for a fresh, unused ticket of a live session; else None.
@@ -255,10 +267,10 @@ class LoginService:
         Single use across nodes: the nonce is counted in the shared rate limiter (Redis
         ``INCR`` when configured), so only the first redemption finds it at 1.
         """
-        claims = self.platform.tokens.verify_ticket(ticket)
+        claims = self.tokens.verify_ticket(ticket)
         if claims is None:
             return None
-        if await self.platform.limiter.hit(f"ws-ticket:{claims.nonce}", 1, 120):
+        if await self.limiter.hit(f"ws-ticket:{claims.nonce}", 1, 120):
             return None
         if not await self.is_live(claims.sid, claims.user_id):
             return None

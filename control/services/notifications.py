@@ -1,23 +1,24 @@
-"""In-app notifications: persisted, then pushed live on the bus channel ``user:{id}``."""
+"""In-app notifications: persisted, then pushed live on the user's bus channel
+(``control.events.user_channel``). What they say is ``control.notices``."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select, update
 
+from control.db import Database
 from control.errors import ValidationFailed
-from control.models import Notification
+from control.events import EventBus, user_channel
+from control.models import NOTIFICATION_TYPES, Notification
 from control.services.common import Page, page_bounds
 
-if TYPE_CHECKING:
-    from control.platform import Platform
+__all__ = ["NotificationService", "notification_dict", "user_channel"]
 
 log = logging.getLogger(__name__)
 
-TYPES = ("info", "success", "warning", "error")
 TITLE_MAX, EVENT_MAX, LINK_MAX, MESSAGE_MAX = 200, 50, 500, 5000
 
 
@@ -35,20 +36,16 @@ def notification_dict(n: Notification) -> dict[str, Any]:
     }
 
 
-def user_channel(user_id: int) -> str:
-    return f"user:{user_id}"
-
-
 class NotificationService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        self.db = platform.db
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self.db = db
+        self.bus = bus
 
     @staticmethod
     def _row(
         user_id: int, *, title: str, message: str, type: str, event: str, link: str | None
     ) -> Notification:
-        if type not in TYPES:
+        if type not in NOTIFICATION_TYPES:
             raise ValidationFailed("invalid notification type", fields={"type": "unknown type"})
         # Callers pass display text built from user input: clip instead of failing the action.
         return Notification(
@@ -64,7 +61,7 @@ class NotificationService:
     async def _push(self, notification: Notification) -> None:
         unread = await self.unread_count(notification.user_id)
         try:
-            await self.platform.bus.publish(
+            await self.bus.publish(
                 user_channel(notification.user_id),
                 {
                     "type": "notification",
@@ -160,9 +157,7 @@ class NotificationService:
         if changed:
             count = await self.unread_count(user_id)
             try:
-                await self.platform.bus.publish(
-                    user_channel(user_id), {"type": "unread", "count": count}
-                )
+                await self.bus.publish(user_channel(user_id), {"type": "unread", "count": count})
             except Exception:
                 log.exception("publishing unread count failed")
         return changed

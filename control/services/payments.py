@@ -13,13 +13,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from config.settings import PaymentSettings
 from control.errors import Forbidden
 from control.models import Booking, User
-
-if TYPE_CHECKING:
-    from control.platform import Platform
 
 
 @dataclass(frozen=True)
@@ -56,11 +54,11 @@ class ManualPaymentProvider:
 
     name = "manual"
 
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    def __init__(self, settings: PaymentSettings) -> None:
+        self.settings = settings
 
     async def start(self, booking: Booking) -> PaymentStart:
-        settings = self.platform.settings.payments
+        settings = self.settings
         expires = booking.payment_expires_at or (
             datetime.now(UTC) + timedelta(minutes=settings.hold_minutes)
         )
@@ -83,9 +81,11 @@ class ManualPaymentProvider:
 
 
 # settings.payments.provider names one of these (add a gateway here and to the setting's Literal).
-PROVIDERS: dict[str, Callable[[Platform], PaymentProvider]] = {"manual": ManualPaymentProvider}
+PROVIDERS: dict[str, Callable[[PaymentSettings], PaymentProvider]] = {
+    "manual": ManualPaymentProvider
+}
 
 
-def create_payment_provider(platform: Platform) -> PaymentProvider:
-    """The provider named by ``settings.payments.provider``."""
-    return PROVIDERS[platform.settings.payments.provider](platform)
+def create_payment_provider(settings: PaymentSettings) -> PaymentProvider:
+    """The provider named by ``[payments] provider``."""
+    return PROVIDERS[settings.provider](settings)

@@ -7,36 +7,55 @@ both win; the loser gets 409 ``invalid_state``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select, update
 
+from config.settings import SessionSettings
+from control import notices
+from control.db import Database
 from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from control.events import CATALOG_CHANNEL
-from control.models import Booking, Session, User, utcnow
+from control.events import EventBus, announce, session_channel
+from control.ids import parse_session_id
+from control.jobs import run_every
+from control.limits import (
+    DESCRIPTION_MAX,
+    MAX_PRICE,
+    MAX_SCHEDULE_AHEAD,
+    SKILL_MAX_CHARS,
+    SKILLS_MAX,
+    TITLE_MAX,
+    TITLE_MIN,
+)
+from control.models import (
+    ATTENDEE_STATUSES,
+    SEAT_STATUSES,
+    Booking,
+    BookingStatus,
+    PaymentStatus,
+    Session,
+    SessionStatus,
+    User,
+    utcnow,
+)
+from control.notices import NoticeSender
 from control.services.common import Page, page_bounds
-from control.timezones import DEFAULT_ZONE, format_local
+from control.services.follows import FollowService
+from control.services.interactions import InteractionService
 
-if TYPE_CHECKING:
-    from control.platform import Platform
+__all__ = ["SessionFilters", "SessionService", "clean_skills", "parse_session_id"]
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("scheduled", "active", "completed", "cancelled")
-MAX_PRICE = Decimal("100000")
-MAX_SCHEDULE_AHEAD = timedelta(days=2 * 365)
-TITLE_MIN, TITLE_MAX = 3, 200
-DESCRIPTION_MAX = 10000
-SKILLS_MAX, SKILL_MAX_CHARS = 20, 50
 #: how often the background job looks for live sessions nobody ended
 AUTO_END_CHECK_SECONDS = 60.0
 
@@ -57,22 +76,13 @@ class SessionFilters:
     include_cancelled: bool = False
 
 
-def parse_session_id(value: uuid.UUID | str) -> uuid.UUID:
-    """A session UUID from user input; anything else is a 404 (ids are never guessed at)."""
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, AttributeError, TypeError):
-        raise NotFound("no such session") from None
-
-
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def clean_skills(skills: Iterable[str]) -> list[str]:
-    """1–20 unique (case-insensitively) trimmed skills of at most 50 characters."""
+    """1–``SKILLS_MAX`` unique (case-insensitively) trimmed skills of at most
+    ``SKILL_MAX_CHARS`` characters."""
     cleaned: list[str] = []
     seen: set[str] = set()
     for raw in skills:
@@ -95,67 +105,28 @@ def clean_skills(skills: Iterable[str]) -> list[str]:
     return cleaned
 
 
-async def notify_quietly(platform: Platform, user_ids: Iterable[int], **kwargs: Any) -> None:
-    """Notify after the fact; the action already committed, so a failure is only logged."""
-    ids = sorted(set(user_ids))
-    if not ids:
-        return
-    try:
-        if len(ids) == 1:
-            await platform.notifications.notify(ids[0], **kwargs)
-        else:
-            await platform.notifications.notify_many(ids, **kwargs)
-    except Exception:
-        log.exception("notification %s failed", kwargs.get("event"))
-
-
-async def notify_in_zones(
-    platform: Platform,
-    user_ids: Iterable[int],
-    when: datetime,
-    message: Callable[[str], str],
-    **kwargs: Any,
-) -> None:
-    """``notify_quietly`` for a text that names a time: ``message(text)`` is given ``when``
-    written in each recipient's own zone (``users.timezone``), one batch per zone."""
-    ids = sorted(set(user_ids))
-    if not ids:
-        return
-    try:
-        async with platform.db.session() as s:
-            rows = (await s.execute(select(User.id, User.timezone).where(User.id.in_(ids)))).all()
-    except Exception:
-        log.exception("could not load the time zones of %s recipients", len(ids))
-        rows = []
-    by_zone: dict[str, list[int]] = {}
-    zones = {int(uid): zone for uid, zone in rows}
-    for uid in ids:
-        by_zone.setdefault(zones.get(uid) or DEFAULT_ZONE, []).append(uid)
-    for zone, members in by_zone.items():
-        await notify_quietly(platform, members, message=message(format_local(when, zone)), **kwargs)
-
-
-async def announce(
-    platform: Platform, event: str, session_id: uuid.UUID | str, **fields: Any
-) -> None:
-    """Publish a catalogue change on ``CATALOG_CHANNEL`` once it is committed; like
-    ``notify_quietly``, a bus failure is only logged (the change itself stands)."""
-    try:
-        await platform.bus.publish(
-            CATALOG_CHANNEL, {"type": event, "session_id": str(session_id), **fields}
-        )
-    except Exception:
-        log.exception("could not announce %s of session %s", event, session_id)
-
-
 class SessionService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        settings: SessionSettings,
+        *,
+        follows: FollowService,
+        interactions: InteractionService,
+        notices: NoticeSender,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.settings = settings
+        self.follows = follows
+        self.interactions = interactions
+        self.notices = notices
 
     async def _lifecycle(self, session_id: uuid.UUID, event: str) -> None:
-        """Tell the session's room (``session:<id>``) and the catalogue's followers."""
-        await self.platform.bus.publish(f"session:{session_id}", {"type": event})
-        await announce(self.platform, event, session_id)
+        """Tell the session's room (its ``session_channel``) and the catalogue's followers."""
+        await self.bus.publish(session_channel(session_id), {"type": event})
+        await announce(self.bus, event, session_id)
 
     # ------------------------------------------------------------------ create / read
 
@@ -171,9 +142,9 @@ class SessionService:
         skills_required: list[str],
         price: Decimal | float | int | str,
     ) -> Session:
-        if mentor.role != "mentor":
+        if not mentor.is_mentor:
             raise Forbidden("only mentors can create sessions")
-        cfg = self.platform.settings.sessions
+        cfg = self.settings
         fields: dict[str, str] = {}
         title = (title or "").strip()
         if not TITLE_MIN <= len(title) <= TITLE_MAX:
@@ -208,7 +179,7 @@ class SessionService:
             skills = []
         if fields:
             raise ValidationFailed("invalid session", fields=fields)
-        async with self.platform.db.transaction() as db:
+        async with self.db.transaction() as db:
             session = Session(
                 title=title,
                 description=description,
@@ -217,7 +188,7 @@ class SessionService:
                 duration=duration,
                 max_participants=max_participants,
                 current_participants=0,
-                status="scheduled",
+                status=SessionStatus.SCHEDULED.value,
                 meeting_room_id=secrets.token_urlsafe(16),
                 skills_required=skills,
                 price=amount.quantize(Decimal("0.01")),
@@ -226,30 +197,25 @@ class SessionService:
             )
             db.add(session)
         session.mentor = mentor
-        await announce(self.platform, "session_created", session.id)
+        await announce(self.bus, "session_created", session.id)
         await self._notify_followers(mentor, session)
         return session
 
     async def _notify_followers(self, mentor: User, session: Session) -> None:
         try:
-            followers = await self.platform.follows.followers(mentor.id)
+            followers = await self.follows.followers(mentor.id)
         except Exception:
             log.exception("could not load followers of mentor %s", mentor.id)
             return
-        await notify_in_zones(
-            self.platform,
+        await self.notices.send_in_zones(
             [f.id for f in followers],
             session.schedule,
-            lambda when: f"{mentor.display_name} scheduled “{session.title}” for {when}.",
-            title="New session from a mentor you follow",
-            type="info",
-            event="session_created",
-            link=f"/sessions/{session.id}/",
+            partial(notices.followed_mentor_scheduled, mentor, session),
         )
 
     async def get(self, session_id: uuid.UUID | str) -> Session:
         sid = parse_session_id(session_id)
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             session = await db.get(Session, sid)
         if session is None:
             raise NotFound("no such session")
@@ -266,7 +232,7 @@ class SessionService:
                 continue
         if not wanted:
             return []
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             rows = await db.scalars(select(Session).where(Session.id.in_(list(wanted))))
             found = {s.id: s for s in rows.unique().all()}
         return [found[sid] for sid in wanted if sid in found]
@@ -304,7 +270,7 @@ class SessionService:
         if f.status:
             conditions.append(Session.status == f.status)
         elif not f.include_cancelled:
-            conditions.append(Session.status != "cancelled")
+            conditions.append(Session.status != SessionStatus.CANCELLED)
         if f.date_from:
             conditions.append(Session.schedule >= f.date_from)
         if f.date_to:
@@ -315,7 +281,7 @@ class SessionService:
             conditions.append(Session.price >= f.price_min)
         if f.price_max is not None:
             conditions.append(Session.price <= f.price_max)
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             total = await db.scalar(select(func.count(Session.id)).where(*conditions))
             rows = await db.scalars(
                 select(Session)
@@ -328,17 +294,17 @@ class SessionService:
         return Page(items=items, total=int(total or 0), page=max(1, page), per_page=limit)
 
     async def for_mentor(self, mentor_id: int) -> list[Session]:
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             rows = await db.scalars(
                 select(Session).where(Session.mentor_id == mentor_id).order_by(Session.schedule)
             )
             return list(rows.unique().all())
 
     async def upcoming(self, limit: int = 20) -> list[Session]:
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             rows = await db.scalars(
                 select(Session)
-                .where(Session.status == "scheduled", Session.schedule >= utcnow())
+                .where(Session.status == SessionStatus.SCHEDULED, Session.schedule >= utcnow())
                 .order_by(Session.schedule)
                 .limit(max(1, min(limit, 500)))
             )
@@ -348,13 +314,15 @@ class SessionService:
 
     def can_start(self, session: Session, now: datetime | None = None) -> bool:
         now = now or utcnow()
-        window = timedelta(minutes=self.platform.settings.sessions.start_window_minutes)
-        return session.status == "scheduled" and now >= session.schedule - window
+        window = timedelta(minutes=self.settings.start_window_minutes)
+        return session.status == SessionStatus.SCHEDULED and now >= session.schedule - window
 
-    async def _transition(self, sid: uuid.UUID, expected: str, new: str, **values: Any) -> None:
+    async def _transition(
+        self, sid: uuid.UUID, expected: SessionStatus, new: SessionStatus, **values: Any
+    ) -> None:
         """Move ``sid`` from ``expected`` to ``new`` or raise 409 invalid_state."""
         now = utcnow()
-        async with self.platform.db.transaction() as db:
+        async with self.db.transaction() as db:
             result = await db.execute(
                 update(Session)
                 .where(Session.id == sid, Session.status == expected)
@@ -362,38 +330,42 @@ class SessionService:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict(f"the session is no longer {expected}", code="invalid_state")
-            if new == "cancelled":
+            if new == SessionStatus.CANCELLED:
                 await db.execute(
                     update(Booking)
                     .where(
                         Booking.session_id == sid,
-                        Booking.status.in_(("pending", "confirmed")),
-                        Booking.payment_status == "pending",
+                        Booking.status.in_(SEAT_STATUSES),
+                        Booking.payment_status == PaymentStatus.PENDING,
                     )
-                    .values(status="cancelled", payment_status="failed", updated_at=now)
+                    .values(
+                        status=BookingStatus.CANCELLED,
+                        payment_status=PaymentStatus.FAILED,
+                        updated_at=now,
+                    )
                 )
                 await db.execute(
                     update(Booking)
-                    .where(Booking.session_id == sid, Booking.status.in_(("pending", "confirmed")))
-                    .values(status="cancelled", updated_at=now)
+                    .where(Booking.session_id == sid, Booking.status.in_(SEAT_STATUSES))
+                    .values(status=BookingStatus.CANCELLED, updated_at=now)
                 )
                 await db.execute(
                     update(Session).where(Session.id == sid).values(current_participants=0)
                 )
-            if new == "completed":
+            if new == SessionStatus.COMPLETED:
                 # Attendees are the learners who actually joined the room.
                 await db.execute(
                     update(Booking)
                     .where(
                         Booking.session_id == sid,
-                        Booking.status == "confirmed",
+                        Booking.status == BookingStatus.CONFIRMED,
                         Booking.joined_at.is_not(None),
                     )
-                    .values(status="completed", updated_at=now)
+                    .values(status=BookingStatus.COMPLETED, updated_at=now)
                 )
 
-    async def _learner_ids(self, sid: uuid.UUID, statuses: tuple[str, ...]) -> list[int]:
-        async with self.platform.db.session() as db:
+    async def _learner_ids(self, sid: uuid.UUID, statuses: Iterable[BookingStatus]) -> list[int]:
+        async with self.db.session() as db:
             return list(
                 (
                     await db.scalars(
@@ -408,36 +380,30 @@ class SessionService:
         session = await self.get(session_id)
         if actor.id != session.mentor_id:
             raise Forbidden("only the session's mentor can start it")
-        if session.status != "scheduled":
+        if session.status != SessionStatus.SCHEDULED:
             raise Conflict(f"a {session.status} session cannot be started", code="invalid_state")
         if not self.can_start(session):
-            window = self.platform.settings.sessions.start_window_minutes
+            window = self.settings.start_window_minutes
             raise Conflict(
                 f"the room opens {window} minutes before the scheduled time", code="too_early"
             )
         await self._check_live_quota(actor)
-        await self._transition(session.id, "scheduled", "active", started_at=utcnow())
-        await self._lifecycle(session.id, "session_started")
-        learners = await self._learner_ids(session.id, ("confirmed",))
-        await notify_quietly(
-            self.platform,
-            learners,
-            title="Your session has started",
-            message=f"“{session.title}” is live. Join the room now.",
-            type="success",
-            event="session_started",
-            link=f"/sessions/{session.id}/room",
+        await self._transition(
+            session.id, SessionStatus.SCHEDULED, SessionStatus.ACTIVE, started_at=utcnow()
         )
+        await self._lifecycle(session.id, "session_started")
+        learners = await self._learner_ids(session.id, [BookingStatus.CONFIRMED])
+        await self.notices.send(learners, notices.session_started(session))
         return await self.get(session.id)
 
     async def _check_live_quota(self, mentor: User) -> None:
         """Conflict ``too_many_live_sessions`` past ``[sessions] max_live_per_mentor``: one
         account must not hold many rooms (and their media ports) open at once."""
-        limit = self.platform.settings.sessions.max_live_per_mentor
-        async with self.platform.db.session() as db:
+        limit = self.settings.max_live_per_mentor
+        async with self.db.session() as db:
             live = await db.scalar(
                 select(func.count(Session.id)).where(
-                    Session.mentor_id == mentor.id, Session.status == "active"
+                    Session.mentor_id == mentor.id, Session.status == SessionStatus.ACTIVE
                 )
             )
         if (live or 0) >= limit:
@@ -450,7 +416,7 @@ class SessionService:
         session = await self.get(session_id)
         if actor.id != session.mentor_id:
             raise Forbidden("only the session's mentor can end it")
-        if session.status != "active":
+        if session.status != SessionStatus.ACTIVE:
             raise Conflict(f"a {session.status} session cannot be ended", code="invalid_state")
         await self._complete(session)
         return await self.get(session.id)
@@ -459,27 +425,21 @@ class SessionService:
         """active → completed, and everything that follows: the room closes (the bus's
         ``session_ended``), attendees' bookings complete, learners are asked to rate.
         Conflict ``invalid_state`` when it was no longer active (ended meanwhile)."""
-        await self._transition(session.id, "active", "completed", ended_at=utcnow())
-        await self._lifecycle(session.id, "session_ended")
-        for learner_id in await self._learner_ids(session.id, ("completed",)):
-            await self.platform.interactions.record(learner_id, session.id, "completion", 1.0)
-        confirmed = await self._learner_ids(session.id, ("confirmed", "completed"))
-        await notify_quietly(
-            self.platform,
-            confirmed,
-            title="Session ended — how was it?",
-            message=f"“{session.title}” has ended. Rate it to help others choose.",
-            type="info",
-            event="session_ended",
-            link=f"/sessions/{session.id}/feedback/",
+        await self._transition(
+            session.id, SessionStatus.ACTIVE, SessionStatus.COMPLETED, ended_at=utcnow()
         )
+        await self._lifecycle(session.id, "session_ended")
+        for learner_id in await self._learner_ids(session.id, [BookingStatus.COMPLETED]):
+            await self.interactions.record(learner_id, session.id, "completion", 1.0)
+        attendees = await self._learner_ids(session.id, ATTENDEE_STATUSES)
+        await self.notices.send(attendees, notices.session_ended(session))
 
     def overdue_at(self, session: Session) -> datetime:
         """When a live session nobody ended is ended for them: its planned end (from the
         schedule, or from the start if the mentor started late) plus
         ``[sessions] auto_end_grace_minutes``."""
         began = max(session.schedule, session.started_at or session.schedule)
-        grace = self.platform.settings.sessions.auto_end_grace_minutes
+        grace = self.settings.auto_end_grace_minutes
         return began + timedelta(minutes=session.duration + grace)
 
     async def end_overdue(self, now: datetime | None = None) -> int:
@@ -488,29 +448,21 @@ class SessionService:
         transition makes a session end once, whoever else (its mentor, another node) races
         for it."""
         now = now or utcnow()
-        async with self.platform.db.session() as db:
-            active = (await db.scalars(select(Session).where(Session.status == "active"))).unique()
+        async with self.db.session() as db:
+            active = (
+                await db.scalars(select(Session).where(Session.status == SessionStatus.ACTIVE))
+            ).unique()
             overdue = [s for s in active.all() if self.overdue_at(s) <= now]
         ended = 0
+        grace = self.settings.auto_end_grace_minutes
         for session in overdue:
             try:
                 await self._complete(session)
             except Conflict:  # ended meanwhile
                 continue
             ended += 1
-            log.info("ended session %s, still live %s after its planned end", session.id,
-                     self.platform.settings.sessions.auto_end_grace_minutes)
-            await notify_quietly(
-                self.platform,
-                [session.mentor_id],
-                title="Session ended automatically",
-                message=f"“{session.title}” was still live "
-                f"{self.platform.settings.sessions.auto_end_grace_minutes} minutes after its "
-                "planned end, so PeerLearn closed the room.",
-                type="warning",
-                event="session_ended",
-                link=f"/sessions/{session.id}/",
-            )
+            log.info("ended session %s, still live %s after its planned end", session.id, grace)
+            await self.notices.send([session.mentor_id], notices.session_auto_ended(session, grace))
         return ended
 
     async def run_auto_end(self) -> None:
@@ -521,30 +473,17 @@ class SessionService:
         session = await self.get(session_id)
         if not (actor.is_admin or actor.id == session.mentor_id):
             raise Forbidden("only the session's mentor or an admin can cancel it")
-        if session.status != "scheduled":
+        if session.status != SessionStatus.SCHEDULED:
             raise Conflict(f"a {session.status} session cannot be cancelled", code="invalid_state")
-        learners = await self._learner_ids(session.id, ("pending", "confirmed"))
-        await self._transition(session.id, "scheduled", "cancelled")
+        learners = await self._learner_ids(session.id, SEAT_STATUSES)
+        await self._transition(session.id, SessionStatus.SCHEDULED, SessionStatus.CANCELLED)
         await self._lifecycle(session.id, "session_cancelled")
-        await notify_in_zones(
-            self.platform,
-            learners,
-            session.schedule,
-            lambda when: f"“{session.title}” on {when} was cancelled.",
-            title="Session cancelled",
-            type="warning",
-            event="session_cancelled",
-            link=f"/sessions/{session.id}/",
+        await self.notices.send_in_zones(
+            learners, session.schedule, partial(notices.session_cancelled, session)
         )
         if actor.id != session.mentor_id:
-            await notify_quietly(
-                self.platform,
-                [session.mentor_id],
-                title="Session cancelled by an administrator",
-                message=f"“{session.title}” was cancelled by an administrator.",
-                type="warning",
-                event="session_cancelled",
-                link=f"/sessions/{session.id}/",
+            await self.notices.send(
+                [session.mentor_id], notices.session_cancelled_by_admin(session)
             )
         return await self.get(session.id)
 
@@ -557,13 +496,13 @@ class SessionService:
         node whose update changed the row sends, so reminders go out once across nodes.
         """
         now = now or utcnow()
-        horizon = now + timedelta(minutes=self.platform.settings.sessions.reminder_minutes)
-        async with self.platform.db.session() as db:
+        horizon = now + timedelta(minutes=self.settings.reminder_minutes)
+        async with self.db.session() as db:
             due = (
                 (
                     await db.scalars(
                         select(Session).where(
-                            Session.status == "scheduled",
+                            Session.status == SessionStatus.SCHEDULED,
                             Session.reminder_sent.is_(False),
                             Session.schedule > now,
                             Session.schedule <= horizon,
@@ -575,7 +514,7 @@ class SessionService:
             )
         sent = 0
         for session in due:
-            async with self.platform.db.transaction() as db:
+            async with self.db.transaction() as db:
                 claimed = await db.execute(
                     update(Session)
                     .where(Session.id == session.id, Session.reminder_sent.is_(False))
@@ -589,7 +528,8 @@ class SessionService:
                 learners = (
                     await db.scalars(
                         select(Booking.learner_id).where(
-                            Booking.session_id == session.id, Booking.status == "confirmed"
+                            Booking.session_id == session.id,
+                            Booking.status == BookingStatus.CONFIRMED,
                         )
                     )
                 ).all()
@@ -601,35 +541,14 @@ class SessionService:
         self, session: Session, user_ids: list[int], now: datetime | None = None
     ) -> None:
         minutes = max(1, int((session.schedule - (now or utcnow())).total_seconds() // 60))
-        await notify_quietly(
-            self.platform,
-            user_ids,
-            title="Starting soon",
-            message=f"“{session.title}” starts in {minutes} minutes.",
-            type="info",
-            event="session_reminder",
-            link=f"/sessions/{session.id}/",
-        )
+        await self.notices.send(user_ids, notices.starting_soon(session, minutes))
 
     async def remind_late_attendee(self, session: Session, learner_id: int) -> None:
         """A learner confirmed after the session's reminder went out gets it at once."""
-        if session.status == "scheduled" and session.schedule > utcnow():
+        if session.status == SessionStatus.SCHEDULED and session.schedule > utcnow():
             await self._send_reminder(session, [learner_id])
 
     async def run_reminders(self) -> None:
         """Background loop: send due reminders every ``reminder_check_seconds``."""
-        interval = self.platform.settings.sessions.reminder_check_seconds
+        interval = self.settings.reminder_check_seconds
         await run_every(interval, self.send_due_reminders, "sending reminders")
-
-
-async def run_every(seconds: float, job: Callable[[], Awaitable[object]], what: str) -> None:
-    """Run ``job`` now and then every ``seconds`` until cancelled; a failed pass is logged
-    and the next one runs on time."""
-    while True:
-        try:
-            await job()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("background pass failed: %s", what)
-        await asyncio.sleep(seconds)

@@ -6,27 +6,30 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
-from control.models import Booking, Feedback, Interaction, Session, User, utcnow
+from control.db import Database
+from control.models import (
+    ATTENDEE_STATUSES,
+    Booking,
+    BookingStatus,
+    Feedback,
+    Interaction,
+    PaymentStatus,
+    Role,
+    Session,
+    SessionStatus,
+    User,
+    utcnow,
+)
+from control.services.bookings import BookingService
+from control.services.feedback import FeedbackService
+from control.services.sessions import SessionService
 
-if TYPE_CHECKING:
-    from control.platform import Platform
-
-SESSION_STATUSES = ("scheduled", "active", "completed", "cancelled")
-BOOKING_STATUSES = ("pending", "confirmed", "cancelled", "completed")
-
-
-def earns(booking: Booking) -> bool:
-    """A booking counts towards earnings when it is paid, or free and kept."""
-    if booking.payment_status == "paid":
-        return True
-    return booking.payment_status == "not_required" and booking.status in (
-        "confirmed",
-        "completed",
-    )
+#: the order of ``users_by_role`` in the admin overview
+ROLE_ORDER = (Role.LEARNER, Role.MENTOR, Role.ADMIN)
 
 
 def _session_summary(s: Session) -> dict[str, Any]:
@@ -40,28 +43,35 @@ def _session_summary(s: Session) -> dict[str, Any]:
 
 
 class StatsService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    def __init__(
+        self,
+        db: Database,
+        *,
+        currency: str,
+        bookings: BookingService,
+        feedback: FeedbackService,
+        sessions: SessionService,
+    ) -> None:
+        self.db = db
+        #: ``[payments] currency``, which the money figures are in
+        self.currency = currency
+        self.bookings = bookings
+        self.feedback = feedback
+        self.sessions = sessions
 
     async def learner_overview(self, user: User) -> dict[str, Any]:
         now = utcnow()
-        bookings = await self.platform.bookings.for_learner(user.id)
-        upcoming = [
-            b
-            for b in bookings
-            if b.status in ("pending", "confirmed")
-            and b.session.status in ("scheduled", "active")
-            and b.session.schedule + timedelta(minutes=b.session.duration) >= now
-        ]
+        bookings = await self.bookings.for_learner(user.id)
+        upcoming = [b for b in bookings if b.is_upcoming(now)]
         completed = [
             b
             for b in bookings
-            if b.status == "completed"
-            or (b.status == "confirmed" and b.session.status == "completed")
+            if b.status == BookingStatus.COMPLETED
+            or (b.status == BookingStatus.CONFIRMED and b.session.status == SessionStatus.COMPLETED)
         ]
         # Hours learned counts sessions actually attended (joined the room).
         minutes = sum(b.session.duration for b in completed if b.joined_at is not None)
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             recent = (
                 await db.execute(
                     select(Interaction, Session.title)
@@ -74,7 +84,7 @@ class StatsService:
         return {
             "bookings_upcoming": len(upcoming),
             "bookings_completed": len(completed),
-            "bookings_total": len([b for b in bookings if b.status != "cancelled"]),
+            "bookings_total": len([b for b in bookings if b.status != BookingStatus.CANCELLED]),
             "hours_learned": round(minutes / 60, 2),
             "next_sessions": [_session_summary(b.session) for b in upcoming[:5]],
             "recent_activity": [
@@ -90,11 +100,11 @@ class StatsService:
         }
 
     async def mentor_overview(self, user: User) -> dict[str, Any]:
-        sessions = await self.platform.sessions.for_mentor(user.id)
+        sessions = await self.sessions.for_mentor(user.id)
         ids = [s.id for s in sessions]
         bookings: list[Booking] = []
         if ids:
-            async with self.platform.db.session() as db:
+            async with self.db.session() as db:
                 bookings = list(
                     (await db.scalars(select(Booking).where(Booking.session_id.in_(ids))))
                     .unique()
@@ -107,7 +117,7 @@ class StatsService:
         per_month: dict[str, Decimal] = defaultdict(Decimal)
         total = Decimal(0)
         for s in sessions:
-            earned = [b for b in by_session[s.id] if earns(b)]
+            earned = [b for b in by_session[s.id] if b.is_earned]
             amount = (
                 sum((b.amount or s.price for b in earned), Decimal(0)) if s.price else Decimal(0)
             )
@@ -119,34 +129,32 @@ class StatsService:
         attendance = [
             {
                 **_session_summary(s),
-                "booked": len(
-                    [b for b in by_session[s.id] if b.status in ("confirmed", "completed")]
-                ),
+                "booked": len([b for b in by_session[s.id] if b.is_attendee]),
                 "joined": len([b for b in by_session[s.id] if b.joined_at is not None]),
             }
             for s in sessions
-            if s.status == "completed"
+            if s.status == SessionStatus.COMPLETED
         ]
         status_counts = Counter(s.status for s in sessions)
-        avg, count = await self.platform.feedback.mentor_rating(user.id)
-        dist = await self.platform.feedback.distribution(user.id)
+        avg, count = await self.feedback.mentor_rating(user.id)
+        dist = await self.feedback.distribution(user.id)
         return {
-            "currency": self.platform.settings.payments.currency,
+            "currency": self.currency,
             "earnings_total": float(total),
             "earnings_per_session": per_session,
             "earnings_per_month": [
                 {"month": m, "amount": float(a)} for m, a in sorted(per_month.items())
             ],
-            "sessions_by_status": {k: status_counts.get(k, 0) for k in SESSION_STATUSES},
+            "sessions_by_status": {k.value: status_counts.get(k, 0) for k in SessionStatus},
             "rating_average": avg,
             "rating_count": count,
             "rating_distribution": {str(k): v for k, v in dist.items()},
             "attendance": attendance,
-            "pending_payments": len([b for b in bookings if b.status == "pending"]),
+            "pending_payments": len([b for b in bookings if b.status == BookingStatus.PENDING]),
         }
 
     async def admin_overview(self) -> dict[str, Any]:
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             users = dict(
                 (await db.execute(select(User.role, func.count()).group_by(User.role))).all()
             )
@@ -162,7 +170,7 @@ class StatsService:
             )
             revenue = await db.scalar(
                 select(func.coalesce(func.sum(Booking.amount), 0)).where(
-                    Booking.payment_status == "paid"
+                    Booking.payment_status == PaymentStatus.PAID
                 )
             )
             top = (
@@ -170,13 +178,13 @@ class StatsService:
                     select(User.id, User.username, func.count(Booking.id).label("n"))
                     .join(Session, Session.mentor_id == User.id)
                     .join(Booking, Booking.session_id == Session.id)
-                    .where(Booking.status.in_(("confirmed", "completed")))
+                    .where(Booking.status.in_(ATTENDEE_STATUSES))
                     .group_by(User.id, User.username)
                     .order_by(func.count(Booking.id).desc(), User.id)
                     .limit(5)
                 )
             ).all()
-            ratings = dict(
+            ratings: dict[int, Any] = dict(
                 (
                     await db.execute(
                         select(Session.mentor_id, func.avg(Feedback.rating))
@@ -186,10 +194,10 @@ class StatsService:
                 ).all()
             )
         return {
-            "currency": self.platform.settings.payments.currency,
-            "users_by_role": {k: int(users.get(k, 0)) for k in ("learner", "mentor", "admin")},
-            "sessions_by_status": {k: int(sessions.get(k, 0)) for k in SESSION_STATUSES},
-            "bookings_by_status": {k: int(bookings.get(k, 0)) for k in BOOKING_STATUSES},
+            "currency": self.currency,
+            "users_by_role": {k.value: int(users.get(k, 0)) for k in ROLE_ORDER},
+            "sessions_by_status": {k.value: int(sessions.get(k, 0)) for k in SessionStatus},
+            "bookings_by_status": {k.value: int(bookings.get(k, 0)) for k in BookingStatus},
             "revenue": float(revenue or 0),
             "top_mentors": [
                 {
@@ -206,14 +214,14 @@ class StatsService:
 
     async def mentor_pending_amount(self, mentor_id: int) -> Decimal:
         """Money held in seats whose payment the mentor has not confirmed yet."""
-        async with self.platform.db.session() as db:
+        async with self.db.session() as db:
             total = await db.scalar(
                 select(func.coalesce(func.sum(Booking.amount), 0))
                 .join(Session, Session.id == Booking.session_id)
                 .where(
                     Session.mentor_id == mentor_id,
-                    Booking.payment_status == "pending",
-                    Booking.status == "pending",
+                    Booking.payment_status == PaymentStatus.PENDING,
+                    Booking.status == BookingStatus.PENDING,
                 )
             )
         return Decimal(total or 0)
@@ -227,10 +235,10 @@ class StatsService:
         today = utcnow().date()
         start = today - timedelta(days=today.weekday(), weeks=weeks - 1)
         since = datetime.combine(start, time.min, tzinfo=UTC)
-        async with self.platform.db.session() as db:
-            joined = (await db.scalars(select(User.date_joined).where(User.date_joined >= since)))
-            booked = (
-                await db.scalars(select(Booking.booking_time).where(Booking.booking_time >= since))
+        async with self.db.session() as db:
+            joined = await db.scalars(select(User.date_joined).where(User.date_joined >= since))
+            booked = await db.scalars(
+                select(Booking.booking_time).where(Booking.booking_time >= since)
             )
             joined_times, booked_times = list(joined.all()), list(booked.all())
 

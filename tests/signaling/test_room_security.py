@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from control.services.notifications import user_channel
+from control.events import user_channel
 from tests.signaling.support import World, connect, join, recv_until
 
 

@@ -119,19 +119,19 @@ def test_production_serve_refuses_each_unsafe_setting_in_one_line(
     assert not (tmp_path / "data" / "peerlearn.db").exists()  # stopped before the database
 
 
+EXAMPLE_SECRET = "CHANGE-ME-to-64-random-characters-e.g.-python3"
+
+
+@pytest.mark.parametrize("secret", [EXAMPLE_SECRET, None], ids=["placeholder", "missing"])
+@pytest.mark.parametrize("args", [("check", "--deploy"), ("serve", "--port", "1")])
 def test_placeholder_and_missing_secrets_are_refused_naming_the_key(
-    tmp_path: Path, run: Run
+    tmp_path: Path, run: Run, secret: str | None, args: tuple[str, ...]
 ) -> None:
-    example_secret = "CHANGE-ME-to-64-random-characters-e.g.-python3"
-    for secret in (example_secret, None):
-        config = _config(tmp_path, server={"secret_key": secret})
-        for args in (("check", "--deploy"), ("serve", "--port", "1")):
-            code, out, err = run(config, *args)
-            assert code == 2 and out == [], (secret, args, out)
-            assert len(err) == 1 and err[0].startswith(
-                "peerlearn: config error: server.secret_key:"
-            )
-            assert SAFE_SECRET not in err[0] and example_secret not in err[0]  # never echoed
+    config = _config(tmp_path, server={"secret_key": secret})
+    code, out, err = run(config, *args)
+    assert code == 2 and out == [], (secret, args, out)
+    assert len(err) == 1 and err[0].startswith("peerlearn: config error: server.secret_key:")
+    assert SAFE_SECRET not in err[0] and EXAMPLE_SECRET not in err[0]  # never echoed
 
 
 def test_the_environment_counts_like_the_file(

@@ -156,11 +156,14 @@ async def test_catalogue_changes_are_announced_on_the_bus(platform: Platform) ->
     platform.bus.subscribe(CATALOG_CHANNEL, on_change)
     mentor = await _user(platform, "mia", "mentor")
     ann, bob = await _user(platform, "ann", "learner"), await _user(platform, "bob", "learner")
-    soon = await platform.sessions.create(mentor, **_kw(schedule=datetime.now(UTC)
-                                                        + timedelta(minutes=5)))
+    soon = await platform.sessions.create(
+        mentor, **_kw(schedule=datetime.now(UTC) + timedelta(minutes=5))
+    )
     paid = await platform.sessions.create(mentor, **_kw(price=Decimal("10")))
-    assert seen == [{"type": "session_created", "session_id": str(soon.id)},
-                    {"type": "session_created", "session_id": str(paid.id)}]
+    assert seen == [
+        {"type": "session_created", "session_id": str(soon.id)},
+        {"type": "session_created", "session_id": str(paid.id)},
+    ]
     seen.clear()
     booking = await platform.bookings.book(ann, soon.id)
     await platform.bookings.cancel(ann, booking.id)

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from config.settings import Settings
-from control.events import CATALOG_CHANNEL
+from control.events import CATALOG_CHANNEL, session_channel
 from control.models import Notification
 from control.platform import Platform
 
@@ -27,15 +28,23 @@ async def _user(p: Platform, name: str, role: str) -> Any:
 async def _live(p: Platform, mentor: Any, title: str, *, minutes: int = 30) -> Any:
     """A session due in five minutes: its mentor may start it at once."""
     session = await p.sessions.create(
-        mentor, title=title, description="", schedule=datetime.now(UTC) + timedelta(minutes=5),
-        duration=minutes, max_participants=3, skills_required=["Go"], price=Decimal(0))
+        mentor,
+        title=title,
+        description="",
+        schedule=datetime.now(UTC) + timedelta(minutes=5),
+        duration=minutes,
+        max_participants=3,
+        skills_required=["Go"],
+        price=Decimal(0),
+    )
     return session
 
 
 async def _events(p: Platform, user_id: int, event: str) -> list[str | None]:
     async with p.db.session() as db:
-        rows = await db.scalars(select(Notification).where(
-            Notification.user_id == user_id, Notification.event == event))
+        rows = await db.scalars(
+            select(Notification).where(Notification.user_id == user_id, Notification.event == event)
+        )
         return [n.title for n in rows.all()]
 
 
@@ -56,7 +65,7 @@ async def test_an_overdue_session_ends_like_the_mentor_ended_it(platform: Platfo
     async def on_catalog(message: dict[str, Any]) -> None:
         catalog.append(message)
 
-    platform.bus.subscribe(f"session:{session.id}", on_room)
+    platform.bus.subscribe(session_channel(session.id), on_room)
     platform.bus.subscribe(CATALOG_CHANNEL, on_catalog)
     due = platform.sessions.overdue_at(await platform.sessions.get(session.id))
     assert due == session.schedule + timedelta(minutes=30 + GRACE)
@@ -73,9 +82,9 @@ async def test_an_overdue_session_ends_like_the_mentor_ended_it(platform: Platfo
     assert statuses == {came.id: "completed", absent.id: "confirmed"}  # attendance counts
     for learner in (came, absent):
         assert await _events(platform, learner.id, "session_ended") == [
-            "Session ended — how was it?"]
-    assert await _events(platform, mentor.id, "session_ended") == [
-        "Session ended automatically"]
+            "Session ended — how was it?"
+        ]
+    assert await _events(platform, mentor.id, "session_ended") == ["Session ended automatically"]
     assert await platform.sessions.end_overdue(due + timedelta(hours=1)) == 0  # once
 
 
@@ -88,8 +97,9 @@ async def test_only_overdue_live_sessions_are_ended(platform: Platform) -> None:
         await platform.sessions.start(mentor, s.id)
     later = short.schedule + timedelta(minutes=15 + GRACE + 1)
     assert await platform.sessions.end_overdue(later) == 1
-    status = {s.title: (await platform.sessions.get(s.id)).status
-              for s in (short, long, never_started)}
+    status = {
+        s.title: (await platform.sessions.get(s.id)).status for s in (short, long, never_started)
+    }
     assert status == {"Short": "completed", "Long": "active", "Never started": "scheduled"}
 
 
@@ -113,21 +123,29 @@ async def test_racing_passes_and_the_mentor_end_it_once(platform: Platform) -> N
     await platform.sessions.start(mentor, session.id)
     due = session.schedule + timedelta(minutes=30 + GRACE)
     results = await asyncio.gather(
-        platform.sessions.end_overdue(due), platform.sessions.end_overdue(due),
-        platform.sessions.end(mentor, session.id), return_exceptions=True)
+        platform.sessions.end_overdue(due),
+        platform.sessions.end_overdue(due),
+        platform.sessions.end(mentor, session.id),
+        return_exceptions=True,
+    )
     ended_by_job = sum(r for r in results[:2] if isinstance(r, int))
     mentor_won = not isinstance(results[2], BaseException)
     assert ended_by_job + mentor_won == 1, results
     assert len(await _events(platform, mentor.id, "session_ended")) == ended_by_job
 
 
-async def test_the_job_runs_with_background_loops_only(settings: Settings) -> None:
-    for background, jobs in ((False, []), (True, ["session-reminders", "payment-holds",
-                                                  "session-auto-end"])):
-        p = Platform(settings)
-        await p.db.migrate()
-        await p.start(background=background)
-        try:
-            assert p.background_jobs == jobs
-        finally:
-            await p.close()
+@pytest.mark.parametrize(
+    ("background", "jobs"),
+    [(False, []), (True, ["session-reminders", "payment-holds", "session-auto-end"])],
+)
+async def test_the_job_runs_with_background_loops_only(
+    settings: Settings, background: bool, jobs: list[str]
+) -> None:
+    p = Platform(settings)
+    await p.db.migrate()
+    await p.start(background=background)
+    try:
+        assert p.background_jobs == jobs
+    finally:
+        await p.close()
+    assert p.background_jobs == []  # close() stops them

@@ -7,7 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from control.models import Booking, BookingStatus, Session, SessionStatus
+from control.models import (
+    ATTENDEE_STATUSES,
+    FEEDBACK_SESSION_STATUSES,
+    OPEN_SESSION_STATUSES,
+    SEAT_HOLDING_STATUSES,
+    SEAT_STATUSES,
+    Booking,
+    BookingStatus,
+    PaymentStatus,
+    Session,
+    SessionStatus,
+)
 
 NOW = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -90,3 +101,39 @@ def test_is_upcoming(
 def test_statuses_compare_as_the_stored_strings() -> None:
     assert SessionStatus.ACTIVE == "active"
     assert f"{BookingStatus.CONFIRMED}" == "confirmed"
+
+
+@pytest.mark.parametrize(
+    ("status", "payment", "earned", "awaits"),
+    [
+        (BookingStatus.PENDING, PaymentStatus.PENDING, False, True),
+        (BookingStatus.CONFIRMED, PaymentStatus.PAID, True, False),
+        (BookingStatus.COMPLETED, PaymentStatus.PAID, True, False),
+        (BookingStatus.CANCELLED, PaymentStatus.PAID, True, False),  # refund still visible
+        (BookingStatus.CONFIRMED, PaymentStatus.NOT_REQUIRED, True, False),
+        (BookingStatus.COMPLETED, PaymentStatus.NOT_REQUIRED, True, False),
+        (BookingStatus.CANCELLED, PaymentStatus.NOT_REQUIRED, False, False),
+        (BookingStatus.CANCELLED, PaymentStatus.FAILED, False, False),
+    ],
+)
+def test_payment_rules(
+    status: BookingStatus, payment: PaymentStatus, earned: bool, awaits: bool
+) -> None:
+    b = booking(status, session())
+    b.payment_status = payment
+    assert (b.is_earned, b.awaits_payment) == (earned, awaits)
+
+
+@pytest.mark.parametrize("status", list(BookingStatus))
+def test_status_sets_match_the_rules(status: BookingStatus) -> None:
+    b = booking(status, session())
+    assert (status in SEAT_STATUSES) == b.is_kept
+    assert (status in SEAT_HOLDING_STATUSES) == b.holds_seat
+    assert (status in ATTENDEE_STATUSES) == b.is_attendee
+
+
+@pytest.mark.parametrize("status", list(SessionStatus))
+def test_session_status_sets_match_the_rules(status: SessionStatus) -> None:
+    s = session(status)
+    assert (status in OPEN_SESSION_STATUSES) == s.is_open
+    assert (status in FEEDBACK_SESSION_STATUSES) == s.accepts_feedback

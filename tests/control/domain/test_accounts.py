@@ -13,7 +13,8 @@ from control.errors import Conflict, Forbidden, NotAuthenticated, RateLimited, V
 from control.models import UserToken
 from control.platform import Platform
 from control.security import hash_opaque_token
-from control.services.accounts import image_extension, normalise_tags
+from control.services.images import image_extension
+from control.services.profiles import normalise_tags
 
 PASSWORD = "correct-horse-1"
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from config.settings import ConfigError, load_settings
+from control.limits import CHAT_MAX_CHARS, MAX_PARTICIPANTS
 
 
 def _load(tmp_path: Path, toml: str = "", env: dict[str, str] | None = None, **overrides):
@@ -45,25 +47,45 @@ def _error(tmp_path: Path, **kwargs) -> str:
         ({"env": {"PEERLEARN_SERVER__PUBLIC_URL": "ftp://x"}}, "server.public_url"),
         ({"toml": "[sessions]\nmax_participants = 11\n"}, "sessions.max_participants"),
         ({"toml": "[sessions]\nauto_end_grace_minutes = -5\n"}, "sessions.auto_end_grace_minutes"),
-        ({"env": {"PEERLEARN_SESSIONS__AUTO_END_GRACE_MINUTES": "soon"}},
-         "sessions.auto_end_grace_minutes"),
+        (
+            {"env": {"PEERLEARN_SESSIONS__AUTO_END_GRACE_MINUTES": "soon"}},
+            "sessions.auto_end_grace_minutes",
+        ),
         ({"toml": '[server]\nmode = "production"\n'}, "server.secret_key"),
         ({"toml": '[server]\nsecret_key = "short"\n'}, "server.secret_key"),
         ({"toml": "[server\nport = 1"}, "conf.toml"),
         ({"env": {"PEERLEARN_SERVER_PORT": "9000"}}, "PEERLEARN_SERVER__PORT"),
         ({"env": {"PEERLEARN_SFU__UDP_PORT_MIN": "50000"}}, "udp_port_min"),
-        ({"toml": '[server]\nsecret_key = "CHANGE-ME-to-64-random-characters-please-x"\n'},
-         "server.secret_key"),
-        ({"toml": '[ice]\nturn_urls = ["turn:t.example:3478"]\nturn_secret = "CHANGE-ME"\n'},
-         "ice.turn_secret"),
+        (
+            {"toml": '[server]\nsecret_key = "CHANGE-ME-to-64-random-characters-please-x"\n'},
+            "server.secret_key",
+        ),
+        (
+            {"toml": '[ice]\nturn_urls = ["turn:t.example:3478"]\nturn_secret = "CHANGE-ME"\n'},
+            "ice.turn_secret",
+        ),
         ({"toml": '[ice]\nturn_urls = ["turn:t.example:3478"]\n'}, "turn_secret"),
         ({"toml": '[sfu]\nannounced_ip = "not-an-ip"\n'}, "sfu.announced_ip"),
+        ({"toml": f"[sfu]\nchat_max_chars = {CHAT_MAX_CHARS + 1}\n"}, "sfu.chat_max_chars"),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path: Path, kwargs: dict, key: str):
     message = _error(tmp_path, **kwargs)
     assert key in message, message
     assert message.startswith("config error:")
+
+
+@pytest.mark.parametrize(
+    ("setting", "limit"),
+    [
+        (lambda s: s.sessions.max_participants, MAX_PARTICIPANTS),
+        (lambda s: s.sfu.chat_max_chars, CHAT_MAX_CHARS),
+    ],
+    ids=["sessions.max_participants", "sfu.chat_max_chars"],
+)
+def test_defaults_are_the_fixed_limits(tmp_path: Path, setting: Any, limit: int) -> None:
+    """Where the database fixes a bound, the setting defaults to it and may only lower it."""
+    assert setting(_load(tmp_path)) == limit
 
 
 def test_missing_config_file(tmp_path: Path):
@@ -129,11 +151,15 @@ def test_auto_end_grace_is_read_from_the_shipped_files_and_overridable(tmp_path:
 
     example = (SHIPPED_DIR / "production.toml.example").read_text()
     assert "\nauto_end_grace_minutes = 30 " in example  # under [sessions], commented
-    settings = _load(tmp_path, toml=example.replace("auto_end_grace_minutes = 30",
-                                                    "auto_end_grace_minutes = 45"),
-                     env={"PEERLEARN_SERVER__SECRET_KEY": "s" * 64,
-                          "PEERLEARN_ICE__TURN_SECRET": "t" * 32,
-                          "PEERLEARN_EMAIL__SMTP_PASSWORD": "p" * 16})
+    settings = _load(
+        tmp_path,
+        toml=example.replace("auto_end_grace_minutes = 30", "auto_end_grace_minutes = 45"),
+        env={
+            "PEERLEARN_SERVER__SECRET_KEY": "s" * 64,
+            "PEERLEARN_ICE__TURN_SECRET": "t" * 32,
+            "PEERLEARN_EMAIL__SMTP_PASSWORD": "p" * 16,
+        },
+    )
     assert settings.sessions.auto_end_grace_minutes == 45
 
 

@@ -47,9 +47,14 @@ async def test_earnings_fall_in_the_month_of_the_session(
 
         async def paid_session(minutes: int, price: int, seats: list[Any]) -> Any:
             s = await platform.sessions.create(
-                mentor, title=f"Paid {minutes}", description="A paid session.",
-                schedule=now + timedelta(minutes=minutes), duration=60, max_participants=4,
-                skills_required=["Python"], price=price,
+                mentor,
+                title=f"Paid {minutes}",
+                description="A paid session.",
+                schedule=now + timedelta(minutes=minutes),
+                duration=60,
+                max_participants=4,
+                skills_required=["Python"],
+                price=price,
             )
             for learner in seats:
                 booking = await platform.bookings.book(learner, s.id)
