@@ -80,3 +80,16 @@ async def anon(api: Any, method: str, path: str, **kwargs: Any) -> tuple[int, An
     """Call without credentials: the client's cookie jar still holds the last login's cookie."""
     api.client.session.cookie_jar.clear()
     return await api.call(method, path, None, **kwargs)
+
+
+async def admin_of(api: Any, name: str = "root") -> dict[str, Any]:
+    await platform_of(api).accounts.create_admin(name, f"{name}@example.org", "s3cret-pass!")
+    resp = await api.client.post(
+        "/api/auth/login/", json={"username": name, "password": "s3cret-pass!"}
+    )
+    data = await resp.json()
+    return {
+        "user": data["user"],
+        "token": data["token"],
+        "headers": {"Authorization": f"Bearer {data['token']}"},
+    }

@@ -7,29 +7,13 @@ from typing import Any
 
 import pytest
 
+from tests.api.sessions_helpers import admin_of
+from tests.conftest import ApiDriver
 from web.cli import main as cli_main
-from web.keys import PLATFORM
-
-ADMIN_PASSWORD = "admin-pass-123"
-
-
-async def make_admin(api: Any, name: str = "root") -> dict[str, Any]:
-    platform = api.client.server.app[PLATFORM]
-    await platform.accounts.create_admin(name, f"{name}@example.org", ADMIN_PASSWORD)
-    resp = await api.client.post(
-        "/api/auth/login/", json={"username": name, "password": ADMIN_PASSWORD}
-    )
-    assert resp.status == 200
-    data = await resp.json()
-    return {
-        "user": data["user"],
-        "token": data["token"],
-        "headers": {"Authorization": f"Bearer {data['token']}"},
-    }
 
 
 async def test_list_and_search_users(api: Any):
-    admin = await make_admin(api)
+    admin = await admin_of(api)
     mentor = await api.register("mentor", username="grace_mentor")
     learner = await api.register("learner", username="ada_learner")
     status, body = await api.call("GET", "/api/admin/users/", admin)
@@ -49,13 +33,17 @@ async def test_list_and_search_users(api: Any):
     assert [u["id"] for u in body["items"]] == [learner["user"]["id"]]
     status, body = await api.call("GET", "/api/admin/users/?per_page=2&page=2", admin)
     assert body["total"] == 3 and len(body["items"]) == 1
-    for bad in ("role=wizard", "active=perhaps", "page=0", "q=" + "x" * 101):
-        status, _ = await api.call("GET", f"/api/admin/users/?{bad}", admin)
-        assert status == 400, bad
+
+
+@pytest.mark.parametrize("bad", ["role=wizard", "active=perhaps", "page=0", "q=" + "x" * 101])
+async def test_user_search_refuses_bad_queries(sqlite_api: Any, bad: str) -> None:
+    admin = await admin_of(sqlite_api)
+    status, _ = await sqlite_api.call("GET", f"/api/admin/users/?{bad}", admin)
+    assert status == 400, bad
 
 
 async def test_deactivate_and_reactivate(api: Any):
-    admin = await make_admin(api)
+    admin = await admin_of(api)
     learner = await api.register("learner")
     uid = learner["user"]["id"]
     status, body = await api.call(
@@ -85,7 +73,7 @@ async def test_deactivate_and_reactivate(api: Any):
 
 
 async def test_change_role(api: Any):
-    admin = await make_admin(api)
+    admin = await admin_of(api)
     mentor = await api.register("mentor")
     uid = mentor["user"]["id"]
     await api.call("PUT", "/api/users/profile/update/", mentor, json={"hourly_rate": 30})
@@ -103,30 +91,36 @@ async def test_change_role(api: Any):
         "POST", f"/api/admin/users/{admin['user']['id']}/role/", admin, json={"role": "learner"}
     )
     assert status == 403 and body["error"]["code"] == "cannot_change_self"
-    for bad in ({"role": "wizard"}, {}, {"role": "admin", "x": 1}, {"role": None}):
-        status, _ = await api.call("POST", f"/api/admin/users/{uid}/role/", admin, json=bad)
-        assert status == 400, bad
 
 
-async def test_unknown_ids_404(api: Any):
-    admin = await make_admin(api)
-    for path in (
+@pytest.mark.parametrize("bad", [{"role": "wizard"}, {}, {"role": "admin", "x": 1}, {"role": None}])
+async def test_set_role_refuses_bad_bodies(sqlite_api: Any, bad: dict[str, Any]) -> None:
+    admin = await admin_of(sqlite_api)
+    uid = (await sqlite_api.register("learner"))["user"]["id"]
+    status, _ = await sqlite_api.call("POST", f"/api/admin/users/{uid}/role/", admin, json=bad)
+    assert status == 400, bad
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
         "/api/admin/users/999999/active/",
         "/api/admin/users/99999999999999999999/active/",
         "/api/admin/users/abc/active/",
         "/api/admin/users/0/role/",
-    ):
-        body = {"active": True} if path.endswith("active/") else {"role": "learner"}
-        status, _ = await api.call("POST", path, admin, json=body)
-        assert status == 404, path
+    ],
+)
+async def test_unknown_ids_404(api: Any, path: str):
+    admin = await admin_of(api)
+    body = {"active": True} if path.endswith("active/") else {"role": "learner"}
+    status, _ = await api.call("POST", path, admin, json=body)
+    assert status == 404, path
 
 
 async def test_settings_in_force_masks_secrets(app_factory: Any, make_settings: Any):
-    from tests.conftest import ApiDriver
-
     settings = make_settings(email={"smtp_password": "hunter2-smtp"})
     api = ApiDriver(await app_factory(settings))
-    admin = await make_admin(api)
+    admin = await admin_of(api)
     status, body = await api.call("GET", "/api/admin/settings/", admin)
     assert status == 200
     assert body["server"]["secret_key"] == "********"

@@ -58,16 +58,22 @@ import jwt
 import pytest
 import time_machine
 from aiohttp import web
-from sessions_helpers import create_session, iso_in, platform_of
 from sqlalchemy import func, select
-from test_hardening import PUBLIC, production
-from test_login_sessions import NEW_PASSWORD, link_token, login, me_status
-from test_login_throttle import _seen_ip
 
 from config.settings import SHIPPED_DIR, ConfigError, deploy_checks, load_settings
 from control.db import Database, DatabaseNotMigrated
 from control.models import User, UserToken
 from control.security import hash_opaque_token
+from tests.api.auth_helpers import (
+    NEW_PASSWORD,
+    PUBLIC,
+    link_token,
+    login,
+    me_status,
+    production,
+    seen_ip,
+)
+from tests.api.sessions_helpers import create_session, iso_in, platform_of
 from tests.conftest import ApiDriver
 from web.app import create_app
 from web.security import CSRF_COOKIE, SESSION_COOKIE
@@ -1068,6 +1074,6 @@ async def test_v14_5_4_proxy_headers_are_believed_only_from_trusted_proxies(
     untrusted = ApiDriver(
         await app_factory(make_settings(server={"trusted_proxies": ["10.0.0.0/8"]}))
     )
-    assert await _seen_ip(untrusted, {"X-Forwarded-For": "203.0.113.9"}) == "127.0.0.1"
+    assert await seen_ip(untrusted, {"X-Forwarded-For": "203.0.113.9"}) == "127.0.0.1"
     trusted = ApiDriver(await app_factory(make_settings(server={"trusted_proxies": ["127.0.0.1"]})))
-    assert await _seen_ip(trusted, {"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}) == "203.0.113.9"
+    assert await seen_ip(trusted, {"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}) == "203.0.113.9"

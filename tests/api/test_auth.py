@@ -302,8 +302,14 @@ async def test_tokens_expire_and_must_be_ours(app_factory: Any, make_settings: A
     unsigned = jwt.encode({"sub": str(uid), "exp": claims["exp"]}, "", algorithm="none")
     sessionless = platform.tokens.issue(uid, "learner")  # signed, but names no login session
     ticket = platform.tokens.issue_ticket(uid, sid)  # a WebSocket ticket is no access token
-    cases = ((fresh, 200), (stale, 401), (forged, 401), (unsigned, 401), (sessionless, 401),
-             (ticket, 401))
+    cases = (
+        (fresh, 200),
+        (stale, 401),
+        (forged, 401),
+        (unsigned, 401),
+        (sessionless, 401),
+        (ticket, 401),
+    )
     for token, status in cases:
         client.session.cookie_jar.clear()
         me = await client.get("/api/auth/user/", headers={"Authorization": f"Bearer {token}"})

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessions_helpers import (
+import pytest
+
+from control.services.feedback import MAX_COMMENT
+from tests.api.sessions_helpers import (
     anon,
     create_session,
     iso_in,
@@ -78,21 +81,24 @@ async def test_cancelled_session_cannot_be_rated(api: Any) -> None:
     assert status == 403, data
 
 
-async def test_feedback_validation(sqlite_api: Any) -> None:
-    api = sqlite_api
-    mentor = await api.register("mentor")
-    learner = await api.register("learner")
-    sid = await run_session(api, mentor, [learner])
-    for body in (
+@pytest.mark.parametrize(
+    "body",
+    [
         {"rating": 0},
         {"rating": 6},
         {"rating": 4.5},
         {"rating": "5"},
         {"rating": True},
         {},
-        {"rating": 3, "comment": "x" * 2001},
+        {"rating": 3, "comment": "x" * (MAX_COMMENT + 1)},
         {"rating": 3, "extra": 1},
-    ):
-        status, data = await api.call("POST", f"/api/sessions/{sid}/feedback/", learner, json=body)
-        assert status == 400, (body, data)
-        assert data["error"]["code"] == "validation_error"
+    ],
+)
+async def test_feedback_validation(sqlite_api: Any, body: dict[str, Any]) -> None:
+    api = sqlite_api
+    mentor = await api.register("mentor")
+    learner = await api.register("learner")
+    sid = await run_session(api, mentor, [learner])
+    status, data = await api.call("POST", f"/api/sessions/{sid}/feedback/", learner, json=body)
+    assert status == 400, (body, data)
+    assert data["error"]["code"] == "validation_error"

@@ -5,7 +5,6 @@ access log that never prints a credential."""
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,28 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sessions_helpers import create_session, iso_in, platform_of
 
+from tests.api.auth_helpers import PASSWORD, PUBLIC, production
+from tests.api.sessions_helpers import create_session, iso_in, platform_of
 from tests.conftest import ApiDriver
 from web.app import create_app
 from web.middlewares import RedactingAccessLogger, redact_url
-
-PASSWORD = "s3cret-pass!"
-PUBLIC = "https://learn.example.org"
-
-
-def production(make_settings: Any, **extra: Any) -> Any:
-    sections: dict[str, Any] = {
-        "server": {
-            "mode": "production",
-            "secret_key": "Zq8" + uuid.uuid4().hex + "x7Lm",
-            "public_url": PUBLIC,
-            "cookie_secure": True,
-        },
-    }
-    for key, values in extra.items():
-        sections.setdefault(key, {}).update(values)
-    return make_settings(**sections)
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 import aiohttp
-from sessions_helpers import create_session, iso_in
 
+from tests.api.sessions_helpers import create_session, iso_in
 from tests.conftest import ApiDriver
 
 WAIT_S = 10.0

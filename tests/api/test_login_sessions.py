@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import email
 import os
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -19,41 +18,12 @@ import pytest
 import time_machine
 
 from control.ratelimit import RedisRateLimiter
+from tests.api.auth_helpers import NEW_PASSWORD, link_token, login, me_status
 from tests.conftest import ApiDriver
 from web.keys import PLATFORM
 from web.security import CSRF_COOKIE, SESSION_COOKIE
 
 REDIS_URL = os.environ.get("PEERLEARN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-NEW_PASSWORD = "tangerine-orbit-cellar"
-
-
-def link_token(tmp_path: Path, to: str, path: str) -> str:
-    """The token of the newest mailed link to ``path`` sent to ``to`` (file mail backend)."""
-    for item in sorted((tmp_path / "mail").glob("*.eml"), reverse=True):
-        message = email.message_from_bytes(item.read_bytes(), policy=policy.default)
-        if message["To"] != to:
-            continue
-        body = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-        match = re.search(re.escape(path) + r"\?token=([A-Za-z0-9_\-]+)", body)
-        if match:
-            return match.group(1)
-    raise AssertionError(f"no mail to {to} with {path}")
-
-
-async def login(api: ApiDriver, who: dict[str, Any], password: str | None = None) -> dict:
-    status, body = await api.call(
-        "POST",
-        "/api/auth/login/",
-        json={"username": who["user"]["username"], "password": password or who["password"]},
-    )
-    assert status == 200, body
-    return {"token": body["token"], "headers": {"Authorization": f"Bearer {body['token']}"}}
-
-
-async def me_status(api: ApiDriver, headers: dict[str, str]) -> int:
-    api.client.session.cookie_jar.clear()
-    status, _ = await api.call("GET", "/api/auth/user/", headers=headers)
-    return status
 
 
 async def test_logout_revokes_the_bearer_token_and_the_cookie_at_once(api: ApiDriver) -> None:

@@ -12,11 +12,10 @@ import pytest
 
 import control.services.accounts as accounts_module
 from control.ratelimit import RedisRateLimiter
+from tests.api.auth_helpers import PASSWORD, seen_ip
 from tests.conftest import ApiDriver
-from web.keys import PLATFORM
 
 REDIS_URL = os.environ.get("PEERLEARN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-PASSWORD = "s3cret-pass!"
 GUESSES = 40
 
 
@@ -150,24 +149,10 @@ async def test_registration_and_mails_are_limited_per_ip(
 # --------------------------------------------------------------------------- trusted proxies
 
 
-async def _seen_ip(api: ApiDriver, headers: dict[str, str]) -> str:
-    """The address a login is recorded from (its device row)."""
-    name = f"ip_{uuid.uuid4().hex[:8]}"
-    await api.register("learner", username=name, password=PASSWORD)
-    api.client.session.cookie_jar.clear()
-    status, body = await api.call(
-        "POST", "/api/auth/login/", json={"username": name, "password": PASSWORD}, headers=headers
-    )
-    assert status == 200, body
-    platform = api.client.app[PLATFORM]
-    rows = await platform.accounts.logins.for_user(body["user"]["id"])
-    return rows[0].ip
-
-
 async def test_spoofed_forwarded_for_is_ignored_without_a_trusted_proxy(
     sqlite_api: ApiDriver,
 ) -> None:
-    assert await _seen_ip(sqlite_api, {"X-Forwarded-For": "203.0.113.9"}) == "127.0.0.1"
+    assert await seen_ip(sqlite_api, {"X-Forwarded-For": "203.0.113.9"}) == "127.0.0.1"
 
 
 async def test_client_is_the_rightmost_untrusted_hop(app_factory: Any, make_settings: Any) -> None:
@@ -175,12 +160,12 @@ async def test_client_is_the_rightmost_untrusted_hop(app_factory: Any, make_sett
     api = ApiDriver(await app_factory(settings))
     # nginx's $proxy_add_x_forwarded_for appends the real peer to whatever the client sent.
     spoofed = {"X-Forwarded-For": "1.2.3.4, 198.51.100.23"}
-    assert await _seen_ip(api, spoofed) == "198.51.100.23"
+    assert await seen_ip(api, spoofed) == "198.51.100.23"
     # Through two proxies of ours: the hop before them.
     chained = {"X-Forwarded-For": "6.6.6.6, 198.51.100.24, 10.1.2.3"}
-    assert await _seen_ip(api, chained) == "198.51.100.24"
+    assert await seen_ip(api, chained) == "198.51.100.24"
     # Several header lines count as one list.
-    assert await _seen_ip(api, {"X-Forwarded-For": "198.51.100.25"}) == "198.51.100.25"
+    assert await seen_ip(api, {"X-Forwarded-For": "198.51.100.25"}) == "198.51.100.25"
 
 
 async def test_per_ip_limit_cannot_be_dodged_by_rotating_the_leftmost_hop(

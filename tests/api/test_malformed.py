@@ -7,8 +7,7 @@ import re
 import uuid
 from typing import Any
 
-from sessions_helpers import create_session
-from test_bookings import admin_of
+from tests.api.sessions_helpers import admin_of, create_session
 
 BAD_BODIES: list[tuple[str, bytes]] = [
     ("invalid json", b'{"title": '),

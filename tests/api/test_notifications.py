@@ -9,11 +9,7 @@ import aiohttp
 import pytest
 
 from control.errors import ValidationFailed
-from web.keys import PLATFORM
-
-
-def platform_of(api: Any) -> Any:
-    return api.client.server.app[PLATFORM]
+from tests.api.sessions_helpers import platform_of
 
 
 async def test_notify_list_count_and_mark_read(api: Any):
@@ -61,9 +57,9 @@ async def test_notify_list_count_and_mark_read(api: Any):
     assert body["total"] == 2 and len(body["items"]) == 1 and body["pages"] == 2
 
 
-async def test_notification_validation_and_auth(api: Any):
-    user = await api.register("learner")
-    for bad in (
+@pytest.mark.parametrize(
+    "bad",
+    [
         {},
         {"ids": [1], "all": True},
         {"all": False},
@@ -72,13 +68,24 @@ async def test_notification_validation_and_auth(api: Any):
         {"ids": list(range(1, 1002))},
         {"ids": [2**70]},
         {"all": True, "x": 1},
-    ):
-        status, _ = await api.call("POST", "/api/notifications/mark-read/", user, json=bad)
-        assert status == 400, bad
-    for bad in ("page=0", "per_page=101", "unread_only=maybe"):
-        status, _ = await api.call("GET", f"/api/notifications/?{bad}", user)
-        assert status == 400, bad
-    api.client.session.cookie_jar.clear()  # anonymous from here on
+    ],
+)
+async def test_mark_read_refuses_bad_bodies(api: Any, bad: dict[str, Any]):
+    user = await api.register("learner")
+    status, _ = await api.call("POST", "/api/notifications/mark-read/", user, json=bad)
+    assert status == 400, bad
+
+
+@pytest.mark.parametrize("bad", ["page=0", "per_page=101", "unread_only=maybe"])
+async def test_listing_refuses_bad_queries(api: Any, bad: str):
+    user = await api.register("learner")
+    status, _ = await api.call("GET", f"/api/notifications/?{bad}", user)
+    assert status == 400, bad
+
+
+async def test_notification_auth(api: Any):
+    user = await api.register("learner")
+    api.client.session.cookie_jar.clear()  # anonymous
     for method, path in (
         ("GET", "/api/notifications/"),
         ("GET", "/api/notifications/unread-count/"),
@@ -190,8 +197,9 @@ async def test_websocket_closed_when_account_deactivated(api: Any):
 async def test_websocket_closed_on_logout_of_its_session_only(api: Any):
     user = await api.register("learner")
     status, other = await api.call(
-        "POST", "/api/auth/login/", json={"username": user["user"]["username"],
-                                          "password": user["password"]}
+        "POST",
+        "/api/auth/login/",
+        json={"username": user["user"]["username"], "password": user["password"]},
     )
     assert status == 200
     other_headers = {"Authorization": f"Bearer {other['token']}"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from web.api.registry import ERROR_SCHEMA
 
 
@@ -41,17 +43,22 @@ async def test_document_covers_every_api_route_once(sqlite_client: Any) -> None:
     assert doc["components"]["schemas"]["Error"] == ERROR_SCHEMA
 
 
-async def test_error_responses_have_the_documented_shape(sqlite_client: Any) -> None:
-    for method, path in (
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
         ("GET", "/api/auth/user/"),
         ("GET", "/api/sessions/not-a-uuid/"),
         ("POST", "/api/auth/login/"),
         ("DELETE", "/api/sessions/"),
         ("GET", "/api/no-such-thing/"),
-    ):
-        resp = await sqlite_client.request(
-            method, path, data=b"{", headers={"Content-Type": "application/json"}
-        )
-        assert 400 <= resp.status < 500, (method, path, resp.status)
-        body = await resp.json()
-        assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
+    ],
+)
+async def test_error_responses_have_the_documented_shape(
+    sqlite_client: Any, method: str, path: str
+) -> None:
+    resp = await sqlite_client.request(
+        method, path, data=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert 400 <= resp.status < 500, (method, path, resp.status)
+    body = await resp.json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sessions_helpers import create_session, notifications_of, platform_of
-from test_bookings import admin_of
+from tests.api.sessions_helpers import admin_of, create_session, notifications_of, platform_of
 
 
 async def test_paid_booking_is_held_until_marked_paid(api: Any) -> None:

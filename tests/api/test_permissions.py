@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from sessions_helpers import create_session, iso_in, platform_of, run_session
+
+from tests.api.sessions_helpers import create_session, iso_in, platform_of, run_session
+from tests.conftest import ApiDriver
 
 ACTORS = ("anonymous", "learner", "mentor", "other_mentor", "admin")
 
@@ -121,8 +123,6 @@ async def _setup(action: str, w: World) -> Request:
 async def world(app_factory: Callable[..., Awaitable[Any]], make_settings: Any) -> World:
     # Every cell starts a session of its own: the live-rooms quota per mentor is not what
     # this matrix is about (tests/signaling/test_room_security.py tests it).
-    from tests.conftest import ApiDriver
-
     settings = make_settings(sessions={"max_live_per_mentor": 100})
     api = ApiDriver(await app_factory(settings))
     users = {

@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 import pytest
-from sessions_helpers import create_session, iso_in, platform_of
 from sqlalchemy import func, select
 
 from control.models import Booking
+from tests.api.sessions_helpers import create_session, iso_in, platform_of
 from tests.conftest import ApiDriver
 
 
@@ -91,9 +91,7 @@ async def test_walk_from_the_issue(api: Any) -> None:
     )
     assert sorted(status for status, _ in results) == [201, 201, 409]
     assert [body["status"] for status, body in results if status == 201] == ["confirmed"] * 2
-    assert [body["error"]["code"] for status, body in results if status == 409] == [
-        "session_full"
-    ]
+    assert [body["error"]["code"] for status, body in results if status == 409] == ["session_full"]
     winners = [who for who, (status, _) in zip(learners, results, strict=True) if status == 201]
     loser = next(w for w in learners if w not in winners)
     status, data = await api.call("POST", f"/api/sessions/{s['id']}/start/", mentor)

@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sessions_helpers import (
+
+from control.services.sessions import SKILL_MAX_CHARS
+from tests.api.sessions_helpers import (
+    admin_of,
     anon,
     create_session,
     iso_in,
@@ -17,6 +20,7 @@ from sessions_helpers import (
     session_body,
     set_session,
 )
+from tests.conftest import ApiDriver
 
 
 async def test_create_session_returns_details(api: Any) -> None:
@@ -57,7 +61,7 @@ async def test_create_session_returns_details(api: Any) -> None:
         ({"skills_required": ["a"] * 21}, "skills_required"),
         ({"skills_required": ["Python", " python "]}, "skills_required"),
         ({"skills_required": ["   "]}, "skills_required"),
-        ({"skills_required": ["x" * 51]}, "skills_required"),
+        ({"skills_required": ["x" * (SKILL_MAX_CHARS + 1)]}, "skills_required"),
         ({"unknown": 1}, "unknown"),
     ],
 )
@@ -74,14 +78,49 @@ async def test_create_session_validation(sqlite_api: Any, override: dict, field:
 async def test_create_session_max_participants_follows_settings(
     app_factory: Any, make_settings: Any
 ) -> None:
-    from tests.conftest import ApiDriver
-
     api = ApiDriver(await app_factory(make_settings(sessions={"max_participants": 4})))
     mentor = await api.register("mentor")
     status, data = await api.call(
         "POST", "/api/sessions/create/", mentor, json=session_body(max_participants=5)
     )
     assert status == 400 and "max_participants" in data["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "duration", "accepted"),
+    [
+        ((30, 600), 29, False),
+        ((30, 600), 30, True),
+        ((30, 600), 600, True),
+        ((30, 600), 601, False),
+        ((15, 1440), 1440, True),  # the longest any configuration allows
+        ((15, 1440), 1441, False),
+    ],
+)
+async def test_create_session_duration_follows_settings(
+    app_factory: Any, make_settings: Any, limits: tuple[int, int], duration: int, accepted: bool
+) -> None:
+    """The API takes exactly what ``[sessions]`` allows: the schema's bounds are the hard ones,
+    the configured ones answer the same ``validation_error`` on ``duration``."""
+    low, high = limits
+    settings = make_settings(sessions={"min_duration_minutes": low, "max_duration_minutes": high})
+    api = ApiDriver(await app_factory(settings))
+    mentor = await api.register("mentor")
+    status, data = await api.call(
+        "POST", "/api/sessions/create/", mentor, json=session_body(duration=duration)
+    )
+    if accepted:
+        assert status == 201 and data["duration"] == duration, data
+    else:
+        assert status == 400 and data["error"]["code"] == "validation_error", data
+        assert set(data["error"]["fields"]) == {"duration"}, data
+
+
+async def test_a_skill_of_the_longest_length_is_taken(sqlite_api: Any) -> None:
+    mentor = await sqlite_api.register("mentor")
+    longest = "x" * SKILL_MAX_CHARS
+    data = await create_session(sqlite_api, mentor, skills_required=[longest])
+    assert data["skills_required"] == [longest]
 
 
 async def test_only_mentors_create(sqlite_api: Any) -> None:
@@ -148,31 +187,44 @@ async def test_list_and_filters(api: Any) -> None:
     date_from = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     date_to = (datetime.now(UTC) + timedelta(days=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert await ids(f"date_from={date_from}&date_to={date_to}") == [b["id"]]
-    status, data = await api.call("GET", "/api/sessions/?per_page=2&page=2")
+    _, data = await api.call("GET", "/api/sessions/?per_page=2&page=2")
     assert (
         data["total"] == 3 and data["pages"] == 2 and [i["id"] for i in data["items"]] == [c["id"]]
     )
-    for bad in ("per_page=101", "page=0", "status=bogus", "price_min=-1", "date_from=x", "x=1"):
-        status, data = await api.call("GET", "/api/sessions/?" + bad)
-        assert status == 400, (bad, data)
 
 
-async def test_details_404_and_view_interaction(api: Any) -> None:
+@pytest.mark.parametrize(
+    "bad", ["per_page=101", "page=0", "status=bogus", "price_min=-1", "date_from=x", "x=1"]
+)
+async def test_list_refuses_bad_queries(api: Any, bad: str) -> None:
+    status, data = await api.call("GET", "/api/sessions/?" + bad)
+    assert status == 400, (bad, data)
+    assert data["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("bad", ["not-a-uuid", str(uuid.uuid4()), "1", "%00"])
+async def test_details_of_no_session_are_404(api: Any, bad: str) -> None:
+    status, data = await api.call("GET", f"/api/sessions/{bad}/")
+    assert status == 404, (bad, data)
+    assert data["error"]["code"] == "not_found"
+
+
+async def test_details_view_interaction(api: Any) -> None:
     mentor = await api.register("mentor")
     learner = await api.register("learner")
     s = await create_session(api, mentor)
-    for bad in ("not-a-uuid", str(uuid.uuid4()), "1", "%00"):
-        status, data = await api.call("GET", f"/api/sessions/{bad}/")
-        assert status == 404, (bad, data)
-        assert data["error"]["code"] in ("not_found",)
     status, anon_view = await anon(api, "GET", f"/api/sessions/{s['id']}/")
     assert status == 200 and anon_view["my_booking"] is None and anon_view["is_mentor"] is False
     assert anon_view["meeting_room_id"] is None
     seen: list[dict] = []
     platform_of(api).interactions.listeners.append(seen.append)
-    status, data = await api.call("GET", f"/api/sessions/{s['id']}/", learner)
+    status, _ = await api.call("GET", f"/api/sessions/{s['id']}/", learner)
     assert status == 200
     assert [(i["kind"], i["user_id"]) for i in seen] == [("view", learner["user"]["id"])]
+    # The one rule (SessionDetails.for_viewer): only a learner's read is a view.
+    for reader in (mentor, await admin_of(api), await api.register("mentor")):
+        assert (await api.call("GET", f"/api/sessions/{s['id']}/", reader))[0] == 200
+    assert len(seen) == 1
 
 
 async def test_lifecycle_state_machine(api: Any) -> None:

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from tests.conftest import ApiDriver
 from tests.samples import image_bytes
 from web.keys import PLATFORM
 
@@ -129,8 +130,6 @@ async def test_profile_image_upload_replace_and_serve(api: Any, settings: Any):
 
 
 async def test_profile_image_rejections(app_factory: Any, make_settings: Any):
-    from tests.conftest import ApiDriver
-
     client = await app_factory(make_settings(uploads={"max_image_bytes": 2048}))
     api = ApiDriver(client)
     user = await api.register("learner")

@@ -1,28 +1,35 @@
-"""REST endpoints: admin user management and the settings in force."""
+"""REST endpoints for admins: every session (cancelled too), user management, the settings in
+force."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.errors import NotFound
+from control.models import Role
 from control.services.accounts import MAX_DB_ID
 from web.api.registry import ApiCall, ApiRegistry
-from web.api.schemas import PageOut, UserOut
+from web.api.schemas import PageOut, SessionOut, SessionPage, UserOut, values_of
+from web.api.sessions import SessionListQuery
 from web.keys import PLATFORM, SETTINGS
 
 api = ApiRegistry()
 TAGS = ["admin"]
 USER_PATH = r"/api/admin/users/{user_id:\d{1,19}}"
+if TYPE_CHECKING:
+    RoleName = str
+else:
+    RoleName = values_of(Role)
 
 
 class UsersQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     q: str | None = Field(default=None, max_length=100)
-    role: Literal["learner", "mentor", "admin"] | None = None
+    role: RoleName | None = None
     active: bool | None = None
     page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=20, ge=1, le=100)
@@ -37,7 +44,7 @@ class ActiveIn(BaseModel):
 class RoleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["learner", "mentor", "admin"]
+    role: RoleName
 
 
 def _user_id(request: web.Request) -> int:
@@ -45,6 +52,25 @@ def _user_id(request: web.Request) -> int:
     if not 0 < user_id <= MAX_DB_ID:
         raise NotFound("no such user")
     return user_id
+
+
+@api.route(
+    "GET",
+    "/api/admin/sessions/",
+    query=SessionListQuery,
+    response=SessionPage,
+    auth="admin",
+    tags=TAGS,
+)
+async def admin_sessions(
+    request: web.Request, call: ApiCall[None, SessionListQuery]
+) -> SessionPage:
+    """All sessions including cancelled ones (cancel through /api/sessions/{id}/cancel/)."""
+    q = call.query
+    page = await request.app[PLATFORM].sessions.search(
+        q.filters(include_cancelled=True), page=q.page, per_page=q.per_page
+    )
+    return SessionPage.of(page, SessionOut.of)
 
 
 @api.route(

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from control.errors import NotFound, RateLimited
-from control.models import User
+from control.models import Role, User
 from control.security import TICKET_TTL
 from control.services.mail import MailFailed
 from web.api.registry import ApiCall, ApiRegistry
@@ -55,7 +55,7 @@ class RegisterIn(_In):
     username: str = Field(min_length=1, max_length=300)
     email: str = Field(min_length=1, max_length=300)
     password: str = Field(min_length=1, max_length=1000)
-    role: Literal["learner", "mentor"]
+    role: Literal[Role.LEARNER, Role.MENTOR]  # admins are made by the CLI, not registered
     first_name: str = Field(default="", max_length=100)
     last_name: str = Field(default="", max_length=100)
 

@@ -9,15 +9,14 @@ two contributed). ``model_version`` counts the refits since start-up (0 = no mod
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from recommender.data import Recommendation
 from web.api.registry import ApiCall, ApiRegistry, Auth, Handler
-from web.api.schemas import UserPublic
-from web.api.sessions import SessionOut
+from web.api.schemas import SessionOut, UserPublic
 from web.recommendations import SessionPick, gateway_of
 
 api = ApiRegistry()
@@ -38,7 +37,7 @@ class Ranked(BaseModel):
     source: Source
 
     @staticmethod
-    def fields(rec: Recommendation) -> dict[str, object]:
+    def fields(rec: Recommendation) -> dict[str, Any]:
         return {"score": round(rec.score, 6), "reason": rec.reason, "source": rec.source}
 
 

@@ -96,7 +96,7 @@ def _check_auth(user: User | None, auth: Auth) -> None:
         return
     if user is None:
         raise NotAuthenticated("log in first")
-    if auth == "user" or user.role == "admin":
+    if auth == "user" or user.is_admin:
         return
     if user.role != auth:
         raise Forbidden(f"only a {auth} can do this")
@@ -141,9 +141,7 @@ def parse_model(model: type[BaseModel], data: Any, *, where: str) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed(
-            f"invalid {where}", fields=validation_fields(exc)
-        ) from None
+        raise ValidationFailed(f"invalid {where}", fields=validation_fields(exc)) from None
 
 
 class ApiRegistry:

@@ -15,7 +15,11 @@ api = ApiRegistry()
 
 
 @api.route(
-    "GET", "/api/admin/rooms/", auth="admin", response=dict[str, Any], tags=["rooms"],
+    "GET",
+    "/api/admin/rooms/",
+    auth="admin",
+    response=dict[str, Any],
+    tags=["rooms"],
     summary="Live rooms with per-participant media stats (admin)",
 )
 async def list_room_stats(request: web.Request, call: ApiCall[None, None]) -> dict[str, Any]:
@@ -23,8 +27,13 @@ async def list_room_stats(request: web.Request, call: ApiCall[None, None]) -> di
 
 
 @api.route(
-    "GET", "/api/sessions/{session_id}/room/stats/", auth="user", response=dict[str, Any],
-    tags=["rooms"], errors=[404], summary="Media stats of one live room (its mentor or an admin)",
+    "GET",
+    "/api/sessions/{session_id}/room/stats/",
+    auth="user",
+    response=dict[str, Any],
+    tags=["rooms"],
+    errors=[404],
+    summary="Media stats of one live room (its mentor or an admin)",
 )
 async def room_stats(request: web.Request, call: ApiCall[None, None]) -> dict[str, Any]:
     try:
@@ -34,7 +43,7 @@ async def room_stats(request: web.Request, call: ApiCall[None, None]) -> dict[st
     session = await request.app[PLATFORM].sessions.get(session_id)
     if not (call.me.is_admin or session.mentor_id == call.me.id):
         raise Forbidden("only the session's mentor or an admin can see its room stats")
-    rooms = request.app[SFU].stats().get("rooms", {})
+    rooms: dict[str, dict[str, Any]] = request.app[SFU].stats().get("rooms", {})
     room = rooms.get(str(session_id))
     if room is None:
         raise NotFound("the room is not open", code="room_not_open")

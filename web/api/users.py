@@ -195,7 +195,7 @@ async def public_profile(request: web.Request, call: ApiCall[None, None]) -> Pub
     if user is None or (not user.is_active and not (viewer and viewer.is_admin)):
         raise NotFound("no such user")
     followers, following = await platform.follows.counts(user.id)
-    is_following = bool(viewer) and await platform.follows.is_following(viewer.id, user.id)
+    is_following = viewer is not None and await platform.follows.is_following(viewer.id, user.id)
     return PublicProfileOut(
         **UserPublic.of(user).model_dump(),
         followers_count=followers,

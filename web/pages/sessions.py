@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import logging
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -10,9 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from control.errors import DomainError, Forbidden, ValidationFailed
-from control.models import Session, User
-from control.services.feedback import accepts_feedback, is_attendee, may_rate
-from control.services.sessions import SessionFilters
+from control.models import BookingStatus, Session, SessionStatus, User
+from control.services.details import details_of
+from control.services.sessions import SessionFilters, SessionService
 from web.keys import SETTINGS
 from web.pages.common import (
     field_errors,
@@ -28,13 +29,11 @@ from web.pages.common import (
 from web.pages.render import render
 from web.security import current_user
 
-log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 PER_PAGE = 12
-STATUSES = ("scheduled", "active", "completed", "cancelled")
-
-
+#: transitional, for web/pages/dashboard.py until it uses ``SessionStatus`` itself
+STATUSES = tuple(SessionStatus)
 #: a page number past this is no page of any catalogue (and would overflow the database)
 MAX_PAGE = 100_000
 
@@ -62,12 +61,14 @@ def session_filters(query: Any) -> tuple[dict[str, str], SessionFilters]:
     With no status chosen the list shows what a learner can still book: scheduled sessions
     from now on ("live" and past ones are a status choice away).
     """
-    values = {k: query.get(k, "").strip() for k in
-              ("q", "skill", "status", "date_from", "date_to", "max_price", "free", "mentor")}
+    values = {
+        k: query.get(k, "").strip()
+        for k in ("q", "skill", "status", "date_from", "date_to", "max_price", "free", "mentor")
+    }
     status = values["status"] if values["status"] in STATUSES else None
     date_from = _date(values["date_from"])
     if status is None and values["status"] != "any":
-        status = "scheduled"
+        status = SessionStatus.SCHEDULED
         date_from = max(date_from or datetime.now(UTC), datetime.now(UTC))
     filters = SessionFilters(
         q=values["q"] or None,
@@ -98,35 +99,31 @@ async def browse(request: web.Request) -> web.StreamResponse:
     return await render(request, "sessions/list.html", await browse_context(request))
 
 
-def can_manage(user: User | None, session: Session) -> bool:
-    return user is not None and (user.role == "admin" or user.id == session.mentor_id)
-
-
 @routes.get("/sessions/{id}/")
 async def details(request: web.Request) -> web.StreamResponse:
+    """The session's page, from the same read model as the API's detail (``SessionDetail``),
+    plus the reviews and, for its mentor or an admin, the attendee list."""
     platform = platform_of(request)
     session_id = parse_uuid(request.match_info["id"])
-    session = await platform.sessions.get(session_id)
-    user: User | None = current_user(request)
-    booking = None
-    if user is not None and user.role == "learner":
-        booking = await platform.bookings.booking_of(user.id, session_id)
-        try:
-            await platform.interactions.record(user.id, session_id, "view")
-        except Exception:  # a lost view signal must not break the page
-            log.exception("could not record a view")
-    avg, count = await platform.feedback.mentor_rating(session.mentor_id)
-    manage = can_manage(user, session)
-    bookings = await platform.bookings.for_session(session_id) if manage else []
+    detail = await details_of(platform).for_viewer(session_id, current_user(request))
+    bookings = await platform.bookings.for_session(session_id) if detail.can_manage else []
     reviews = await platform.feedback.for_session(session_id)
-    startable = {session.id} if session.status == "scheduled" and platform.sessions.can_start(
-        session) else set()
-    return await render(request, "sessions/detail.html", {
-        "session": session, "booking": booking, "rating": avg, "rating_count": count,
-        "can_rate": may_rate(session, booking),
-        "can_manage": manage, "bookings": bookings, "reviews": reviews,
-        "startable": startable, "start_window": request.app[SETTINGS].sessions.start_window_minutes,
-    })
+    return await render(
+        request,
+        "sessions/detail.html",
+        {
+            "session": detail.session,
+            "booking": detail.booking,
+            "rating": detail.rating_average,
+            "rating_count": detail.rating_count,
+            "can_rate": detail.can_rate,
+            "can_manage": detail.can_manage,
+            "bookings": bookings,
+            "reviews": reviews,
+            "startable": {session_id} if detail.can_start else set(),
+            "start_window": request.app[SETTINGS].sessions.start_window_minutes,
+        },
+    )
 
 
 @routes.post("/sessions/{id}/book/")
@@ -135,14 +132,12 @@ async def book(request: web.Request) -> web.StreamResponse:
     session_id = parse_uuid(request.match_info["id"])
     back = f"/sessions/{session_id}/"
     try:
-        booking, payment = await platform_of(request).bookings.book_with_payment(
-            user, session_id
-        )
+        booking, payment = await platform_of(request).bookings.book_with_payment(user, session_id)
     except DomainError as exc:
         if exc.status in (401, 403):
             raise
         raise redirect(back, ("error", exc.message)) from None
-    if booking.status == "confirmed":
+    if booking.status == BookingStatus.CONFIRMED:
         flash = ("success", "You're booked! The session is in My Bookings.")
     else:
         how = payment.instructions if payment else "The mentor confirms it once paid."
@@ -150,37 +145,45 @@ async def book(request: web.Request) -> web.StreamResponse:
     raise redirect(back, flash)
 
 
-async def _session_action(request: web.Request, action: str) -> web.StreamResponse:
+SessionMove = Callable[[User, uuid.UUID], Awaitable[Session]]
+
+
+async def _session_action(
+    request: web.Request, move: Callable[[SessionService], SessionMove], done: str
+) -> web.StreamResponse:
+    """Run one move of the session's state machine and go back with ``done`` (or the error)."""
     user = require_user(request, "mentor", "admin")
     session_id = parse_uuid(request.match_info["id"])
     data = await form_data(request)
     back = safe_next(data.get("next"), "/dashboard/?tab=sessions")
-    service = platform_of(request).sessions
-    method = {"start": service.start, "end": service.end, "cancel": service.cancel}[action]
     try:
-        await method(user, session_id)
+        await move(platform_of(request).sessions)(user, session_id)
     except DomainError as exc:
         if exc.status in (401,):
             raise
         raise redirect(back, ("error", exc.message)) from None
-    done = {"start": "Session started: the room is open.", "end": "Session ended.",
-            "cancel": "Session cancelled; booked learners were notified."}[action]
     raise redirect(back, ("success", done))
 
 
 @routes.post("/sessions/{id}/start/")
 async def start(request: web.Request) -> web.StreamResponse:
-    return await _session_action(request, "start")
+    return await _session_action(
+        request, lambda sessions: sessions.start, "Session started: the room is open."
+    )
 
 
 @routes.post("/sessions/{id}/end/")
 async def end(request: web.Request) -> web.StreamResponse:
-    return await _session_action(request, "end")
+    return await _session_action(request, lambda sessions: sessions.end, "Session ended.")
 
 
 @routes.post("/sessions/{id}/cancel/")
 async def cancel(request: web.Request) -> web.StreamResponse:
-    return await _session_action(request, "cancel")
+    return await _session_action(
+        request,
+        lambda sessions: sessions.cancel,
+        "Session cancelled; booked learners were notified.",
+    )
 
 
 @routes.post("/bookings/{id}/cancel/")
@@ -214,11 +217,14 @@ async def _feedback_context(request: web.Request, user: User) -> dict[str, Any]:
     session_id = parse_uuid(request.match_info["id"])
     session = await platform.sessions.get(session_id)
     booking = await platform.bookings.booking_of(user.id, session_id)
-    if not is_attendee(booking):  # the API's rule (FeedbackService.submit)
+    if booking is None or not booking.is_attendee:  # the API's rule (FeedbackService.submit)
         raise Forbidden("only learners who attended this session can rate it")
     mine = [f for f in await platform.feedback.for_session(session_id) if f.user_id == user.id]
-    return {"session": session, "existing": mine[0] if mine else None,
-            "open": accepts_feedback(session)}
+    return {
+        "session": session,
+        "existing": mine[0] if mine else None,
+        "open": session.accepts_feedback,
+    }
 
 
 @routes.view("/sessions/{id}/feedback/")
@@ -226,8 +232,9 @@ class FeedbackView(web.View):
     async def get(self) -> web.StreamResponse:
         user = require_user(self.request, "learner")
         ctx = await _feedback_context(self.request, user)
-        return await render(self.request, "sessions/feedback.html",
-                            {**ctx, "values": {}, "errors": {}})
+        return await render(
+            self.request, "sessions/feedback.html", {**ctx, "values": {}, "errors": {}}
+        )
 
     async def post(self) -> web.StreamResponse:
         request = self.request
@@ -254,8 +261,10 @@ class FeedbackView(web.View):
                 message = exc.message if not errors else ""
                 status = exc.status
             else:
-                raise redirect("/dashboard/?tab=bookings",
-                               ("success", "Thanks for your feedback!"))
-        return await render(request, "sessions/feedback.html",
-                            {**ctx, "values": values, "errors": errors, "message": message},
-                            status=status)
+                raise redirect("/dashboard/?tab=bookings", ("success", "Thanks for your feedback!"))
+        return await render(
+            request,
+            "sessions/feedback.html",
+            {**ctx, "values": values, "errors": errors, "message": message},
+            status=status,
+        )
