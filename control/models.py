@@ -268,6 +268,12 @@ class Booking(Base):
         take only these)."""
         return self.status == BookingStatus.PENDING and self.payment_status == PaymentStatus.PENDING
 
+    @property
+    def may_rate(self) -> bool:
+        """What ``FeedbackService.submit`` takes (bar "once"): an attendee of a session that
+        accepts feedback. The pages offer "Rate" exactly then."""
+        return self.is_attendee and self.session.accepts_feedback
+
     def is_upcoming(self, now: datetime) -> bool:
         """Kept, and its session neither closed nor past its scheduled end."""
         return self.is_kept and self.session.is_open and self.session.ends_at >= now

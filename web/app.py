@@ -13,6 +13,7 @@ from config.settings import Settings
 from control.db import DatabaseNotMigrated
 from control.platform import Platform
 from web import recommendations
+from web.api import MODULES as API_MODULES
 from web.api.registry import ApiRegistry, build_openapi
 from web.keys import BACKGROUND, OPENAPI, PLATFORM, SETTINGS
 from web.middlewares import (
@@ -30,15 +31,6 @@ STATIC_DIR = WEB_DIR / "static"
 API_VERSION = "1.0.0"
 
 # Each module exposes ``api: ApiRegistry``; order only affects the OpenAPI listing.
-API_MODULES = (
-    "web.api.auth",
-    "web.api.users",
-    "web.api.notifications",
-    "web.api.sessions",
-    "web.api.admin",
-    "web.api.recommendations",
-    "web.api.rooms",
-)
 # Each module exposes ``setup(app)``: routes, and cleanup contexts for what it owns. Not the
 # recommender: ``web.keys`` imports its key from ``web.recommendations``, which therefore
 # reads no app keys and is handed what it needs in ``create_app``.

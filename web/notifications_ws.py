@@ -20,8 +20,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from control.errors import Forbidden, NotAuthenticated
+from control.events import user_channel
 from control.services.logins import revocation_applies
-from control.services.notifications import user_channel
 from peerlearn_sfu import SfuError
 from peerlearn_sfu.protocol import parse_frame
 from web.keys import PLATFORM, SETTINGS

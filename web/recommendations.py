@@ -38,9 +38,9 @@ from sqlalchemy import select
 from config.settings import RecommenderSettings
 from control.errors import DomainError
 from control.events import CATALOG_CHANNEL
+from control.ids import MAX_DB_ID
 from control.models import Session, User
 from control.platform import Platform
-from control.services.accounts import MAX_DB_ID
 from control.services.interactions import mentor_dict, session_dict
 from recommender.data import Recommendation, RecommenderWeights, Snapshot, UserProfile
 from recommender.engine import Engine

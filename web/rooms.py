@@ -16,9 +16,9 @@ from aiohttp import WSMsgType, web
 
 from config.settings import Settings
 from control.errors import DomainError, Forbidden, NotAuthenticated
+from control.events import session_channel, user_channel
 from control.platform import Platform
 from control.services.logins import revocation_applies
-from control.services.notifications import user_channel
 from peerlearn_sfu import (
     Participant,
     ParticipantIdentity,
@@ -127,7 +127,7 @@ class RoomDirectory:
                 await self._banned(room_id, message.get("user_id"))
 
         self._unsubscribe[room_id] = self.platform.bus.subscribe(
-            f"session:{room_id}", on_session_event
+            session_channel(room_id), on_session_event
         )
         return room
 

@@ -14,7 +14,7 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from control.errors import ValidationFailed
-from control.services.accounts import PayloadTooLarge
+from control.services.images import PayloadTooLarge
 
 #: the multipart reader, once the CSRF middleware has consumed the token part
 MULTIPART_READER = web.RequestKey("multipart_reader", MultipartReader)

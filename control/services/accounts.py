@@ -34,14 +34,12 @@ from control.errors import (
     RateLimited,
     ValidationFailed,
 )
-from control.ids import MAX_DB_ID
 from control.limits import NAME_MAX, USERNAME_MAX, USERNAME_MIN
 from control.models import Role, User
 from control.ratelimit import RateLimiter
 from control.security import hash_password, needs_rehash, verify_password
 from control.services.common import Page
 from control.services.credentials import CredentialService, email_taken, valid_email
-from control.services.images import PayloadTooLarge
 from control.services.logins import LoginService
 from control.services.mail import Mailer
 from control.services.passwords import PasswordPolicy
@@ -49,9 +47,7 @@ from control.services.profiles import ProfileService
 from control.services.user_admin import UserAdminService
 from control.services.users import UserDirectory
 
-# MAX_DB_ID, USERNAME_MAX and PayloadTooLarge are re-exported for web/ until its imports
-# name their own modules (control.ids, control.limits, control.services.images).
-__all__ = ["MAX_DB_ID", "USERNAME_MAX", "AccountService", "PayloadTooLarge", "login_source"]
+__all__ = ["AccountService", "login_source"]
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from control.services.interactions import InteractionService
 from control.services.payments import PaymentProvider, PaymentStart
 from control.services.sessions import SessionService
 
-__all__ = ["BookingService", "RoomRole", "parse_booking_id"]
+__all__ = ["BookingService", "RoomRole"]
 
 log = logging.getLogger(__name__)
 

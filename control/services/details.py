@@ -11,13 +11,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from control.models import Booking, Role, Session, User
-from control.services.feedback import may_rate
-
-if TYPE_CHECKING:
-    from control.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +62,7 @@ class SessionDetail:
     @property
     def can_rate(self) -> bool:
         """What the pages offer a "Rate" for: ``FeedbackService.submit``'s rule, bar "once"."""
-        return may_rate(self.session, self.booking)
+        return self.booking is not None and self.booking.may_rate
 
 
 class SessionDetails:
@@ -123,19 +119,3 @@ class SessionDetails:
             feedback_given=rated,
             shows_room=is_mentor or (booking is not None and booking.is_attendee),
         )
-
-
-def details_of(platform: Platform) -> SessionDetails:
-    """``platform.details`` once the platform wires it; until then one built from its services.
-
-    Transitional: after ``Platform`` builds ``details`` itself, callers use that directly.
-    """
-    wired: SessionDetails | None = getattr(platform, "details", None)
-    if wired is not None:
-        return wired
-    return SessionDetails(
-        sessions=platform.sessions,
-        bookings=platform.bookings,
-        feedback=platform.feedback,
-        interactions=platform.interactions,
-    )

@@ -42,21 +42,6 @@ def _counted(stmt: Any) -> Any:
     )
 
 
-def accepts_feedback(session: Session) -> bool:
-    """``Session.accepts_feedback`` (kept for the pages until they read the model rule)."""
-    return session.accepts_feedback
-
-
-def is_attendee(booking: Booking | None) -> bool:
-    """``Booking.is_attendee`` of an optional booking (kept for the pages, as above)."""
-    return booking is not None and booking.is_attendee
-
-
-def may_rate(session: Session, booking: Booking | None) -> bool:
-    """The whole rule ``submit`` applies (bar "once"): what the pages offer a "Rate" for."""
-    return booking is not None and booking.is_attendee and session.accepts_feedback
-
-
 class FeedbackService:
     def __init__(
         self,

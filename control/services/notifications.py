@@ -15,7 +15,7 @@ from control.events import EventBus, user_channel
 from control.models import NOTIFICATION_TYPES, Notification
 from control.services.common import Page, page_bounds
 
-__all__ = ["NotificationService", "notification_dict", "user_channel"]
+__all__ = ["NotificationService", "notification_dict"]
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ from control.services.common import Page, page_bounds
 from control.services.follows import FollowService
 from control.services.interactions import InteractionService
 
-__all__ = ["SessionFilters", "SessionService", "clean_skills", "parse_session_id"]
+__all__ = ["SessionFilters", "SessionService", "clean_skills"]
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from email import policy
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 from web.keys import PLATFORM
 
 PASSWORD = "s3cret-pass!"

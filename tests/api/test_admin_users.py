@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.api.sessions_helpers import admin_of
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 from web.cli import main as cli_main
 
 

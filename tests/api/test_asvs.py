@@ -74,7 +74,7 @@ from tests.api.auth_helpers import (
     seen_ip,
 )
 from tests.api.sessions_helpers import create_session, iso_in, platform_of
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 from web.app import create_app
 from web.security import CSRF_COOKIE, SESSION_COOKIE
 

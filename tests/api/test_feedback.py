@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from control.services.feedback import MAX_COMMENT
+from control.limits import COMMENT_MAX
 from tests.api.sessions_helpers import (
     anon,
     create_session,
@@ -90,7 +90,7 @@ async def test_cancelled_session_cannot_be_rated(api: Any) -> None:
         {"rating": "5"},
         {"rating": True},
         {},
-        {"rating": 3, "comment": "x" * (MAX_COMMENT + 1)},
+        {"rating": 3, "comment": "x" * (COMMENT_MAX + 1)},
         {"rating": 3, "extra": 1},
     ],
 )

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.api.auth_helpers import PASSWORD, PUBLIC, production
 from tests.api.sessions_helpers import create_session, iso_in, platform_of
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 from web.app import create_app
 from web.middlewares import RedactingAccessLogger, redact_url
 

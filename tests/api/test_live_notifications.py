@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from tests.api.sessions_helpers import create_session, iso_in
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 
 WAIT_S = 10.0
 

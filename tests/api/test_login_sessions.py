@@ -19,7 +19,7 @@ import time_machine
 
 from control.ratelimit import RedisRateLimiter
 from tests.api.auth_helpers import NEW_PASSWORD, link_token, login, me_status
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 from web.keys import PLATFORM
 from web.security import CSRF_COOKIE, SESSION_COOKIE
 

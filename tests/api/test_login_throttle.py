@@ -13,7 +13,7 @@ import pytest
 import control.services.accounts as accounts_module
 from control.ratelimit import RedisRateLimiter
 from tests.api.auth_helpers import PASSWORD, seen_ip
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 
 REDIS_URL = os.environ.get("PEERLEARN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 GUESSES = 40

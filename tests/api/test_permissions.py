@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.api.sessions_helpers import create_session, iso_in, platform_of, run_session
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 
 ACTORS = ("anonymous", "learner", "mentor", "other_mentor", "admin")
 

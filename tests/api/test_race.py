@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from control.models import Booking
 from tests.api.sessions_helpers import create_session, iso_in, platform_of
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 
 
 async def register_many(api: ApiDriver, n: int) -> list[dict[str, Any]]:

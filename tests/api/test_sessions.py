@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from control.services.sessions import SKILL_MAX_CHARS
+from control.events import session_channel
+from control.limits import SKILL_MAX_CHARS
 from tests.api.sessions_helpers import (
     admin_of,
     anon,
@@ -20,7 +21,7 @@ from tests.api.sessions_helpers import (
     session_body,
     set_session,
 )
-from tests.conftest import ApiDriver
+from tests.support import ApiDriver
 
 
 async def test_create_session_returns_details(api: Any) -> None:
@@ -241,7 +242,7 @@ async def test_lifecycle_state_machine(api: Any) -> None:
     async def on_event(message: dict) -> None:
         events.append(message)
 
-    platform_of(api).bus.subscribe(f"session:{s['id']}", on_event)
+    platform_of(api).bus.subscribe(session_channel(s["id"]), on_event)
     assert (await api.call("POST", f"/api/sessions/{s['id']}/start/", other))[0] == 403
     assert (await api.call("POST", f"/api/sessions/{s['id']}/end/", mentor))[1]["error"][
         "code"
@@ -284,7 +285,7 @@ async def test_cancel_session_cancels_bookings_and_notifies(api: Any) -> None:
     async def on_event(message: dict) -> None:
         events.append(message)
 
-    platform_of(api).bus.subscribe(f"session:{s['id']}", on_event)
+    platform_of(api).bus.subscribe(session_channel(s["id"]), on_event)
     assert (await api.call("POST", f"/api/sessions/{s['id']}/cancel/", learner))[0] == 403
     status, data = await api.call("POST", f"/api/sessions/{s['id']}/cancel/", admin)
     assert status == 200 and data["status"] == "cancelled" and data["current_participants"] == 0

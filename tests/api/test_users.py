@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from tests.conftest import ApiDriver
 from tests.samples import image_bytes
+from tests.support import ApiDriver
 from web.keys import PLATFORM
 
 PNG, JPEG, GIF, WEBP = (image_bytes(fmt) for fmt in ("PNG", "JPEG", "GIF", "WEBP"))

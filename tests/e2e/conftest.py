@@ -31,7 +31,6 @@ import pytest
 from playwright.sync_api import expect
 
 from control.platform import Platform
-from tests.conftest import FAKE_NOW
 from tests.e2e.harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -46,6 +45,7 @@ from tests.e2e.harness import (
     watch,
 )
 from tests.e2e.seed import seed_world
+from tests.support import FAKE_NOW
 from web.security import SESSION_COOKIE
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ApiDriver, StatementCounter
+from tests.support import ApiDriver, StatementCounter
 from web.keys import PLATFORM, RECOMMENDER
 
 SOURCES = {"content", "collaborative", "popularity", "hybrid"}

@@ -17,7 +17,7 @@ from recommender.data import MentorItem, RecommenderWeights, SessionItem, Snapsh
 from recommender.evaluation import METHODS, evaluate_users, make_split, weights_for
 from recommender.hybrid import Recommender, fit_model
 from recommender.synthetic import Population, PopulationParams, generate
-from tests.recommender.conftest import DESIGNER, NOW, PY_LOVER
+from tests.recommender.support import DESIGNER, NOW, PY_LOVER
 
 SMALL = PopulationParams(seed=5, users=800, mentors=40, sessions=300, interactions=12_000)
 #: four topics the population has never heard of, each by a mentor who joined after the fit

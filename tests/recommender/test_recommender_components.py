@@ -12,7 +12,7 @@ from recommender.hybrid import Recommender, fit_model
 from recommender.metrics import coverage, ndcg_at_k, precision_at_k, recall_at_k
 from recommender.popularity import DecayedCounter
 from recommender.serialization import snapshot_from_dict, snapshot_to_dict
-from tests.recommender.conftest import NOW, event, session
+from tests.recommender.support import NOW, event, session
 
 COLLAB_ONLY = RecommenderWeights(content=0.0, collaborative=1.0, popularity=0.0)
 X, Y, Z = 200, 201, 202  # mentors

@@ -11,7 +11,7 @@ import pytest
 from recommender.data import Interaction, RecommenderWeights, Snapshot
 from recommender.engine import Engine
 from recommender.hybrid import FittedModel, Recommender, fit_model
-from tests.recommender.conftest import BLANK, BOB, DESIGNER, NOW, PY_LOVER, event, session
+from tests.recommender.support import BLANK, BOB, DESIGNER, NOW, PY_LOVER, event, session
 
 FAST = RecommenderWeights(refit_after_interactions=3, refit_interval_s=3600)
 TIMEOUT = 10

@@ -8,7 +8,7 @@ import pytest
 
 from recommender.data import RecommenderWeights, Snapshot, UserProfile
 from recommender.hybrid import Recommender, fit_model
-from tests.recommender.conftest import (
+from tests.recommender.support import (
     ALICE,
     BLANK,
     BOB,

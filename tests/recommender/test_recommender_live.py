@@ -9,7 +9,7 @@ from dataclasses import replace
 from recommender.data import MentorItem, RecommenderWeights, Snapshot, UserProfile
 from recommender.engine import Engine
 from recommender.hybrid import Recommender, fit_model
-from tests.recommender.conftest import (
+from tests.recommender.support import (
     ALICE,
     BLANK,
     BOB,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from tests.conftest import ApiDriver
 from tests.signaling.support import World, make_world
+from tests.support import ApiDriver
 
 
 @pytest.fixture

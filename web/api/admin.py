@@ -9,8 +9,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.errors import NotFound
+from control.ids import MAX_DB_ID
 from control.models import Role
-from control.services.accounts import MAX_DB_ID
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import PageOut, SessionOut, SessionPage, UserOut, values_of
 from web.api.sessions import SessionListQuery

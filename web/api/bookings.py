@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from control.errors import Forbidden
-from control.services.bookings import parse_booking_id
+from control.ids import parse_booking_id
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import BookingOut, UserPublic
 from web.api.sessions import SESSION_PATH, session_id_of

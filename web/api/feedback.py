@@ -8,8 +8,8 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from control.limits import COMMENT_MAX
 from control.models import Feedback
-from control.services.feedback import MAX_COMMENT
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import MentorSummary
 from web.api.sessions import SESSION_PATH, session_id_of
@@ -23,7 +23,7 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rating: StrictInt = Field(ge=1, le=5)
-    comment: str = Field(default="", max_length=MAX_COMMENT)
+    comment: str = Field(default="", max_length=COMMENT_MAX)
 
 
 class FeedbackOut(BaseModel):

@@ -7,7 +7,7 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from control.services.accounts import MAX_DB_ID
+from control.ids import MAX_DB_ID
 from control.services.notifications import notification_dict
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import PageOut

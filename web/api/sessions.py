@@ -18,18 +18,18 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from config.settings import SessionSettings
 from control.errors import Forbidden
-from control.models import Role, Session, SessionStatus, User
-from control.services.details import SessionDetail, details_of
-from control.services.sessions import (
+from control.ids import parse_session_id
+from control.limits import (
     DESCRIPTION_MAX,
     MAX_PRICE,
     SKILL_MAX_CHARS,
     SKILLS_MAX,
     TITLE_MAX,
     TITLE_MIN,
-    SessionFilters,
-    parse_session_id,
 )
+from control.models import Role, Session, SessionStatus, User
+from control.services.details import SessionDetail
+from control.services.sessions import SessionFilters
 from web import ics
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import BookingOut, SessionOut, SessionPage, values_of
@@ -174,7 +174,7 @@ class SessionDetailOut(SessionOut):
 
 async def _answer(request: web.Request, session: Session, me: User) -> SessionDetailOut:
     """The detail of a session ``me`` just created or acted on (no view counted)."""
-    return SessionDetailOut.of_detail(await details_of(request.app[PLATFORM]).of(session, me))
+    return SessionDetailOut.of_detail(await request.app[PLATFORM].details.of(session, me))
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -221,7 +221,7 @@ async def create_session(
 @api.route("GET", SESSION_PATH + "/", response=SessionDetailOut, tags=TAGS, errors=[404])
 async def session_detail(request: web.Request, call: ApiCall[None, None]) -> SessionDetailOut:
     """Details, seats left, the mentor's rating and the viewer's booking."""
-    detail = await details_of(request.app[PLATFORM]).for_viewer(session_id_of(request), call.user)
+    detail = await request.app[PLATFORM].details.for_viewer(session_id_of(request), call.user)
     return SessionDetailOut.of_detail(detail)
 
 

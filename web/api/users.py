@@ -8,8 +8,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.errors import NotFound
+from control.ids import MAX_DB_ID
+from control.limits import USERNAME_MAX
 from control.models import User
-from control.services.accounts import MAX_DB_ID, USERNAME_MAX
 from control.timezones import DEFAULT_ZONE
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import PageOut, UserOut, UserPublic

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from control.errors import DomainError, Forbidden, ValidationFailed
 from control.models import BookingStatus, Session, SessionStatus, User
-from control.services.details import details_of
 from control.services.sessions import SessionFilters, SessionService
 from web.keys import SETTINGS
 from web.pages.common import (
@@ -105,7 +104,7 @@ async def details(request: web.Request) -> web.StreamResponse:
     plus the reviews and, for its mentor or an admin, the attendee list."""
     platform = platform_of(request)
     session_id = parse_uuid(request.match_info["id"])
-    detail = await details_of(platform).for_viewer(session_id, current_user(request))
+    detail = await platform.details.for_viewer(session_id, current_user(request))
     bookings = await platform.bookings.for_session(session_id) if detail.can_manage else []
     reviews = await platform.feedback.for_session(session_id)
     return await render(

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import time_machine
-from e2e.seed import backdate
 
 from control.platform import Platform
+from tests.e2e.seed import backdate
 
 PASSWORD = "correct-horse-42"
 

@@ -12,6 +12,7 @@ from control.services.accounts import AccountService
 from control.services.bookings import BookingService
 from control.services.chat import ChatService
 from control.services.credentials import CredentialService
+from control.services.details import SessionDetails
 from control.services.feedback import FeedbackService
 from control.services.follows import FollowService
 from control.services.interactions import InteractionService
@@ -33,6 +34,7 @@ SERVICES = {
     "chat": ChatService,
     "interactions": InteractionService,
     "stats": StatsService,
+    "details": SessionDetails,
 }
 
 

@@ -13,7 +13,7 @@ from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from control.events import CATALOG_CHANNEL
 from control.platform import Platform
 from recommender.serialization import snapshot_from_dict
-from tests.conftest import StatementCounter
+from tests.support import StatementCounter
 
 
 async def _user(p: Platform, name: str, role: str) -> Any:

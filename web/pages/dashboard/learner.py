@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from control.models import Booking, Role, User, utcnow
-from control.services.feedback import may_rate
 from web.pages.common import platform_of
 from web.pages.dashboard.tabs import Card, Ctx, RoleTabs, parse_time
 from web.pages.recommend import recommended_sessions
@@ -54,7 +53,7 @@ async def learner_bookings(request: web.Request, user: User) -> Ctx:
     platform = platform_of(request)
     upcoming, past = split_bookings(await platform.bookings.for_learner(user.id))
     # The API's rule: from the start of the session (the UI features "Rate" once it ended).
-    rateable = {b.id for b in [*upcoming, *past] if may_rate(b.session, b)}
+    rateable = {b.id for b in [*upcoming, *past] if b.may_rate}
     rated = {
         b.id
         for b in [*upcoming, *past]
