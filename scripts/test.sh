@@ -74,8 +74,8 @@ fi
 ensure_venv "test"
 echo "==> ruff"
 .venv/bin/ruff check .
-# enabled by the lead once every package is clean
-# echo "==> mypy"
-# .venv/bin/mypy
+.venv/bin/ruff format --check .
+echo "==> mypy --strict (package code; pyproject.toml [tool.mypy])"
+.venv/bin/mypy
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"
