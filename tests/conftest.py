@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 
 from config.settings import Settings, load_settings
 from control import security
+from control.ratelimit import RedisRateLimiter
 from tests.support import FAKE_NOW, ApiDriver
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -46,6 +47,13 @@ CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 def _use_cheap_password_hashing() -> None:
     security._hasher = CHEAP_HASHER
     security._DUMMY_HASH = CHEAP_HASHER.hash(uuid.uuid4().hex)
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test counts its own requests in Redis: the counters outlive a test (and a run of
+    the suite) for their window, and every test client comes from the same address."""
+    monkeypatch.setattr(RedisRateLimiter, "PREFIX", f"peerlearn:test:{uuid.uuid4().hex}:rl:")
 
 
 @pytest.fixture

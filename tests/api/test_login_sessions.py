@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import email
 import os
-import uuid
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
@@ -17,7 +16,6 @@ import jwt
 import pytest
 import time_machine
 
-from control.ratelimit import RedisRateLimiter
 from tests.api.auth_helpers import NEW_PASSWORD, link_token, login, me_status
 from tests.support import ApiDriver
 from web.keys import PLATFORM
@@ -233,10 +231,8 @@ async def two_nodes(
     app_factory: Any,
     make_settings: Any,
     postgres_database: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[ApiDriver, ApiDriver]:
     """Two app processes' worth of platform on one PostgreSQL and one Redis."""
-    monkeypatch.setattr(RedisRateLimiter, "PREFIX", f"peerlearn:test:{uuid.uuid4().hex}:rl:")
     settings = make_settings(
         database={"url": postgres_database},
         redis={"url": REDIS_URL},
