@@ -18,6 +18,10 @@ fixtures in ``conftest.py`` hand out. Test modules import what they name from he
   ``test-artifacts/screenshots/<test>-<name>-<step>.png``.
 - ``TestUser``: username, password, id, role, email and a session token.
 - ``login_via_form(bp, user)`` logs in through the real form.
+- ``axe_violations(bp)``: axe-core's WCAG 2.0/2.1 A and AA rules run on the page as it is
+  now (``axe-playwright-python`` bundles axe-core: nothing is fetched), one line per
+  violated rule and element. ``heading_problems(bp)``: headings that skip a level, or a
+  page whose first heading is not its one ``h1``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -267,3 +272,45 @@ def login_via_form(bp: BrowserPage, user: TestUser) -> None:
     bp.page.get_by_label("Password").fill(user.password)
     bp.page.get_by_role("button", name="Log in").click()
     bp.page.wait_for_url("**/dashboard/")
+
+
+#: The axe-core tags of WCAG 2.0 and 2.1, levels A and AA: every rule they hold, none off.
+WCAG_AA_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_violations(bp: BrowserPage, where: str = "") -> list[str]:
+    """``rule (impact) at selector: summary`` for each element axe-core finds failing."""
+    # The package ships no type information (no py.typed); Axe.run returns AxeResults.
+    from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
+
+    options = {"runOnly": {"type": "tag", "values": WCAG_AA_TAGS}, "resultTypes": ["violations"]}
+    results = Axe().run(bp.page, options=options)
+    label = where or bp.page.url.removeprefix(bp.base_url)
+    out = []
+    for violation in results.response["violations"]:
+        for node in violation["nodes"]:
+            target = " ".join(str(t) for t in node["target"])
+            summary = node.get("failureSummary", "").replace("\n", " ")
+            out.append(f"{label}: {violation['id']} ({violation['impact']}) at {target}: {summary}")
+    return out
+
+
+HEADINGS_JS = """() => [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')]
+  .filter((h) => h.getClientRects().length > 0)
+  .map((h) => [Number(h.tagName[1]), h.textContent.trim().slice(0, 40)])"""
+
+
+def heading_problems(bp: BrowserPage, where: str = "") -> list[str]:
+    """Headings out of order (WCAG 1.3.1 / 2.4.6): the first must be the page's only h1,
+    and none may go more than one level deeper than the heading before it."""
+    label = where or bp.page.url.removeprefix(bp.base_url)
+    headings = bp.page.evaluate(HEADINGS_JS)
+    out = []
+    if not headings or headings[0][0] != 1:
+        out.append(f"{label}: the first heading is not an h1: {headings[:1]}")
+    if sum(1 for level, _ in headings if level == 1) > 1:
+        out.append(f"{label}: more than one h1")
+    for (before, _), (level, text) in pairwise(headings):
+        if level > before + 1:
+            out.append(f"{label}: h{level} {text!r} follows an h{before}")
+    return out

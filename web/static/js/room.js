@@ -13,6 +13,16 @@ import { RoomView } from './room/view.js';
 const WAITING_POLL_MS = 5000;
 const RECONNECT_MAX_MS = 10000;
 const ICE_GRACE_MS = 10000; // "disconnected" that lasts this long is treated as a drop
+const MODERATORS = new Set(['mentor', 'admin']);
+// Alt + a letter (by key position, so layouts and macOS's Option characters do not matter),
+// as shown on the buttons; a modifier keeps them from firing while someone types (WCAG 2.1.4).
+const SHORTCUTS = {
+  KeyM: '[data-toggle-mic]',
+  KeyV: '[data-toggle-camera]',
+  KeyH: '[data-toggle-hand]',
+  KeyC: '[data-chat-input]',
+};
+const ANNOUNCED_CHAT_CHARS = 200;
 // Refusals after which reconnecting cannot help (docs/protocol.md, error codes).
 const FINAL_ERRORS = {
   removed: ['You were removed', 'The mentor removed you from this session.'],
@@ -234,14 +244,24 @@ class RoomClient {
   }
 
   on_chat(message) {
-    if (message.message) this.view.addChat(message.message);
+    if (!message.message) return;
+    this.view.addChat(message.message);
+    const { user_id: userId, display_name: name, text } = message.message;
+    if (userId !== this.me.id) {
+      const said = String(text || '').slice(0, ANNOUNCED_CHAT_CHARS);
+      this.view.announce(`${name || 'Someone'} in chat: ${said}`);
+    }
   }
 
   on_user_joined(message) {
+    const known = this.participants.has(message.user_id);
     this.addParticipant(message);
+    if (!known && message.user_id !== this.me.id) this.view.announce(`${message.display_name} joined`);
   }
 
   on_user_left(message) {
+    const name = this.participants.get(message.user_id)?.display_name;
+    if (name) this.view.announce(message.reason === 'removed' ? `${name} was removed` : `${name} left`);
     this.participants.delete(message.user_id);
     this.view.remove(message.user_id);
     if (message.reason === 'removed') this.view.toast('A participant was removed by the mentor.');
@@ -321,6 +341,15 @@ class RoomClient {
   }
 
   setHands(queue) {
+    // The mentor hears who raises a hand (a learner sees the queue; it is not read to them).
+    if (MODERATORS.has(this.me.role) && this.phase === Phase.LIVE) {
+      for (const userId of queue) {
+        const name = this.participants.get(userId)?.display_name;
+        if (!this.hands.includes(userId) && userId !== this.me.id && name) {
+          this.view.announce(`${name} raised their hand`);
+        }
+      }
+    }
     this.hands = queue;
     const nameOf = (userId) => (userId === this.me.id ? `${this.me.name} (you)` : this.participants.get(userId)?.display_name || 'Someone');
     this.view.setHands(queue, nameOf);
@@ -448,9 +477,21 @@ class RoomClient {
         form.requestSubmit();
       }
     });
+    document.addEventListener('keydown', (event) => this.onShortcut(event));
     window.addEventListener('pagehide', () => {
       if (this.phase === Phase.LIVE) this.send({ type: 'leave' });
     });
+  }
+
+  onShortcut(event) {
+    const selector = SHORTCUTS[event.code];
+    if (!selector || !event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (this.phase !== Phase.LIVE && this.phase !== Phase.CONNECTING && this.phase !== Phase.RECONNECTING) return;
+    const target = this.view.q(selector);
+    if (!target || target.disabled) return;
+    event.preventDefault();
+    if (target.matches('button')) target.click();
+    else target.focus();
   }
 
   fail(what, err) {

@@ -1,8 +1,13 @@
 // Everything the room page draws. Text from other people (names, chat) is only ever set
 // with textContent: it is never interpreted as HTML.
+import { Announcer } from './announcer.js';
 import { DeviceProblem } from './media.js';
 
 const MODERATORS = new Set(['mentor', 'admin']);
+// The active speaker is announced once they have held the floor this long, and at most
+// this often: a lively discussion must not drown the screen reader.
+const SPEAKER_SETTLE_MS = 1500;
+const SPEAKER_GAP_MS = 8000;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -32,6 +37,8 @@ class Tile {
     this.isSelf = isSelf;
     this.root = el('figure', 'tile');
     this.root.dataset.userId = String(participant.user_id);
+    this.speaking = false;
+    this.handRaised = false;
     this.video = el('video');
     this.video.autoplay = true;
     this.video.playsInline = true;
@@ -64,6 +71,7 @@ class Tile {
       button.type = 'button';
       button.dataset.moderate = action;
       button.dataset.target = String(this.userId);
+      button.dataset.verb = label;
       menu.append(button);
     }
     return menu;
@@ -74,6 +82,10 @@ class Tile {
     this.name.textContent = participant.role === 'mentor' ? `${label} · mentor` : label;
     this.avatar.textContent = initials(participant.display_name);
     this.displayName = participant.display_name;
+    this.label = this.name.textContent;
+    for (const button of this.root.querySelectorAll('[data-moderate]')) {
+      button.setAttribute('aria-label', `${button.dataset.verb} ${participant.display_name}`);
+    }
     const state = participant.state || {};
     this.micBadge.hidden = !state.audio_muted;
     this.videoMuted = Boolean(state.video_muted);
@@ -97,6 +109,29 @@ class Tile {
   refreshVideo() {
     // The avatar stands in while the camera is off or its first track has not arrived.
     this.root.classList.toggle('video-off', this.videoMuted || !this.hasVideo);
+    this.describe();
+  }
+
+  setSpeaking(on) {
+    this.speaking = on;
+    this.root.classList.toggle('speaking', on);
+    this.describe();
+  }
+
+  setHand(raised) {
+    this.handRaised = raised;
+    this.handBadge.hidden = !raised;
+    this.describe();
+  }
+
+  /** The tile's accessible name: who it is and what a sighted person sees on it. */
+  describe() {
+    const states = [];
+    if (!this.micBadge.hidden) states.push('muted');
+    if (this.videoMuted || !this.hasVideo) states.push('camera off');
+    if (this.speaking) states.push('speaking');
+    if (this.handRaised) states.push('hand raised');
+    this.root.setAttribute('aria-label', states.length ? `${this.label}: ${states.join(', ')}` : this.label);
   }
 
   refreshScreen() {
@@ -110,6 +145,7 @@ class Tile {
       this.screenVideo.muted = true;
       const caption = el('figcaption', 'tile-caption');
       caption.append(el('span', 'tile-name', `${this.displayName}'s screen`));
+      this.screen.setAttribute('aria-label', `${this.displayName}'s shared screen`);
       this.screen.append(this.screenVideo, caption);
       this.view.grid.prepend(this.screen);
     }
@@ -142,8 +178,27 @@ export class RoomView {
     this.handsEmpty = root.querySelector('[data-hands-empty]');
     this.clearHands = root.querySelector('[data-clear-hands]');
     this.toasts = root.querySelector('[data-toasts]');
+    this.announcer = new Announcer(root.querySelector('[data-announcer]'));
     this.speaker = null;
+    this.speakerTimer = null;
     this.handQueue = [];
+  }
+
+  /** Read `text` out politely (the live region); nothing is shown. */
+  announce(text) {
+    this.announcer.say(text);
+  }
+
+  /** Focus `node` (made focusable for scripts only when it is not already). */
+  focus(node) {
+    if (!node) return;
+    if (!node.matches('a[href], button, input, textarea, select, [tabindex]')) node.tabIndex = -1;
+    node.focus();
+  }
+
+  /** The first control of the call's toolbar that works: where focus lands in the room. */
+  firstControl() {
+    return [...this.root.querySelectorAll('.room-controls .ctl')].find((b) => !b.disabled) || null;
   }
 
   q(selector) {
@@ -190,6 +245,8 @@ export class RoomView {
   showStage() {
     this.q('[data-lobby]').hidden = true;
     this.q('[data-stage]').hidden = false;
+    // The Join button just vanished: focus goes on, to the call's controls.
+    this.focus(this.firstControl());
   }
 
   // -- participants ---------------------------------------------------------------------
@@ -198,7 +255,7 @@ export class RoomView {
     let tile = this.tiles.get(participant.user_id);
     if (!tile) {
       tile = new Tile(this, participant, isSelf);
-      tile.handBadge.hidden = !this.handQueue.includes(participant.user_id);
+      tile.setHand(this.handQueue.includes(participant.user_id));
       this.tiles.set(participant.user_id, tile);
       // The mentor first, then everyone in order of arrival; yourself right after the mentor.
       if (participant.role === 'mentor') this.grid.prepend(tile.root);
@@ -213,7 +270,11 @@ export class RoomView {
   remove(userId) {
     const tile = this.tiles.get(userId);
     if (!tile) return;
+    // Focus was on this tile's own buttons (the mentor removing someone): keep it in the room.
+    const hadFocus = tile.root.contains(document.activeElement);
     tile.remove();
+    if (hadFocus) this.focus(this.firstControl());
+    if (this.speaker === userId) this.speaker = null;
     this.tiles.delete(userId);
     this.grid.dataset.count = String(this.tiles.size);
   }
@@ -228,15 +289,23 @@ export class RoomView {
   }
 
   setActiveSpeaker(userId) {
-    if (this.speaker !== null) this.tiles.get(this.speaker)?.root.classList.remove('speaking');
+    if (this.speaker !== null) this.tiles.get(this.speaker)?.setSpeaking(false);
     this.speaker = userId;
-    this.tiles.get(userId)?.root.classList.add('speaking');
+    this.tiles.get(userId)?.setSpeaking(true);
+    clearTimeout(this.speakerTimer);
+    if (userId === null || userId === undefined || userId === this.me.id) return;
+    this.speakerTimer = setTimeout(() => {
+      const tile = this.tiles.get(userId);
+      if (this.speaker === userId && tile) {
+        this.announcer.sayAtMost('speaker', SPEAKER_GAP_MS, `${tile.displayName} is speaking`);
+      }
+    }, SPEAKER_SETTLE_MS);
   }
 
   setHands(queue, nameOf) {
     this.handQueue = queue;
     this.handsList.replaceChildren();
-    for (const tile of this.tiles.values()) tile.handBadge.hidden = !queue.includes(tile.userId);
+    for (const tile of this.tiles.values()) tile.setHand(queue.includes(tile.userId));
     queue.forEach((userId) => {
       this.handsList.append(el('li', '', nameOf(userId)));
     });
@@ -308,6 +377,9 @@ export class RoomView {
     ended.querySelector('[data-ended-reason]').textContent = reason;
     ended.hidden = false;
     this.setStatus(title, 'ended');
+    clearTimeout(this.speakerTimer);
+    // The controls are gone: focus goes to the end screen's heading, which says why.
+    this.focus(ended.querySelector('h2'));
   }
 
   /** The end screen after Leave, with a way back in. */
