@@ -147,3 +147,38 @@ def test_a_room_session_by_keyboard_with_announcements_and_no_axe_violations(
     ada.page.keyboard.press("Tab")
     expect(ada.page.get_by_role("link", name="Rate this session")).to_be_focused()
     no_violations(teacher, ada, state="ended")
+
+
+def test_signing_in_and_booking_a_seat_by_keyboard(
+    live_server: LiveServer,
+    new_page: Callable[..., BrowserPage],
+    make_user: Callable[..., TestUser],
+) -> None:
+    """A learner who uses only the keyboard signs in from the session's "Log in to book" link
+    and books a seat; the result is announced (a status region) and axe finds nothing."""
+    mentor = make_user("mentor", first_name="Grace", last_name="Hopper")
+    learner = make_user("learner", first_name="Ada", last_name="Byron")
+    sid = live_session(live_server, mentor, [], start=False)
+    bp = new_page("ada")
+
+    bp.goto(f"/sessions/{sid}/")
+    # The skip link comes first, then the page's own controls.
+    bp.page.keyboard.press("Tab")
+    assert focused_name(bp) == "Skip to content", focused_name(bp)
+    tab_to(bp, "Log in to book", role="link")
+    bp.page.keyboard.press("Enter")
+    bp.page.wait_for_url("**/auth/login/**")
+
+    tab_to(bp, "Username or e-mail", role="textbox")
+    bp.page.keyboard.type(learner.username)
+    bp.page.keyboard.press("Tab")
+    bp.page.keyboard.type(learner.password)
+    bp.page.keyboard.press("Enter")
+    bp.page.wait_for_url(f"**/sessions/{sid}/")
+
+    tab_to(bp, "Book a seat")
+    bp.page.keyboard.press("Enter")
+    flash = bp.page.locator("[data-flash]")
+    expect(flash).to_contain_text("You're booked")
+    assert flash.get_attribute("role") == "status"
+    no_violations(bp, state="booked")

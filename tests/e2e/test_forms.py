@@ -37,6 +37,8 @@ def test_register_and_login_errors(
     page.get_by_label("Repeat password").fill("different")
     page.get_by_role("button", name="Create account").click()
     assert "differ" in field_error(bp, "password_confirm")
+    # Focus is on the field in error, so a screen reader reads it and its error first.
+    expect(page.locator("#f-password_confirm")).to_be_focused()
     expect(page.get_by_label("First name")).to_have_value("Kept")
     bp.shot("register-mismatch")
 

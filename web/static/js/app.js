@@ -6,6 +6,8 @@
 //   field when the server asks (data-tz-detect); the server converts with that zone's rules
 //   for the chosen date (control/timezones.py), so a change of daylight-saving time between
 //   today and the session's date does not shift it
+// - a form the server sent back with errors puts focus on its first invalid field, so a
+//   screen reader reads that field and (aria-describedby) its error at once
 // - the profile image form posts with the CSRF header (the CSRF middleware reads the
 //   token from the header for multipart bodies), then reloads the page it names
 
@@ -82,6 +84,11 @@ function setupUploads() {
   });
 }
 
+function focusFirstError() {
+  const invalid = document.querySelector('main [aria-invalid="true"]');
+  if (invalid instanceof HTMLElement) invalid.focus();
+}
+
 // This module can be instantiated more than once on a page: base.html loads it with a
 // cache-busting ?v= query and a module importing './app.js' gets a second copy. Wiring the
 // listeners twice would toggle the menu twice per click and ask every confirm() twice.
@@ -92,4 +99,5 @@ if (!document.documentElement.hasAttribute('data-app-wired')) {
   localizeTimes();
   setupTimezoneForms();
   setupUploads();
+  focusFirstError();
 }
