@@ -380,7 +380,9 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if section not in sections:
             raise ConfigError(f"config error: {name}: unknown section '{section}'")
-        fields = Settings.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
+        model = Settings.model_fields[section].annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)  # every section is one
+        fields = model.model_fields
         if key not in fields:
             raise ConfigError(f"config error: {name}: unknown key '{section}.{key}'")
         value = _parse_env_value(raw)

@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, text
+from sqlalchemy import Connection, CursorResult, Result, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,7 +29,16 @@ class DatabaseNotMigrated(Exception):
     """The schema is missing or behind the code's migrations."""
 
 
-def _on_sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def rows_changed(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched: the conditional updates' "did I win" check.
+
+    ``AsyncSession.execute`` is typed as returning ``Result``; for a DML statement it is a
+    ``CursorResult``, which carries ``rowcount``.
+    """
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers proceed during a write; foreign keys are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -99,7 +109,7 @@ class Database:
         log.info("migrating the database to %s", revision)
         cfg = self.alembic_config()
 
-        def run(sync_conn) -> None:  # type: ignore[no-untyped-def]
+        def run(sync_conn: Connection) -> None:
             cfg.attributes["connection"] = sync_conn
             command.upgrade(cfg, revision)
 
@@ -109,7 +119,7 @@ class Database:
     async def downgrade(self, revision: str = "base") -> None:
         cfg = self.alembic_config()
 
-        def run(sync_conn) -> None:  # type: ignore[no-untyped-def]
+        def run(sync_conn: Connection) -> None:
             cfg.attributes["connection"] = sync_conn
             command.downgrade(cfg, revision)
 

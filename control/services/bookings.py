@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import PaymentSettings
 from control import notices
-from control.db import Database
+from control.db import Database, rows_changed
 from control.errors import Conflict, Forbidden, NotFound
 from control.events import EventBus, announce, session_channel
 from control.ids import parse_booking_id, parse_session_id
@@ -129,7 +129,7 @@ class BookingService:
                     .values(current_participants=Session.current_participants + 1)
                     .execution_options(synchronize_session=False)
                 )
-                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                if rows_changed(taken) != 1:
                     raise await self._why_no_seat(db, session.id)
                 # Stable until commit: the UPDATE above holds the session row (see
                 # SessionService.send_due_reminders for the other half).
@@ -152,7 +152,7 @@ class BookingService:
                         .values(**values)
                         .execution_options(synchronize_session=False)
                     )
-                    if again.rowcount != 1:  # type: ignore[attr-defined]
+                    if rows_changed(again) != 1:
                         raise Conflict("you already booked this session", code="already_booked")
                     booking_id = existing.id
                 else:
@@ -230,7 +230,7 @@ class BookingService:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            if done.rowcount != 1:  # type: ignore[attr-defined]
+            if rows_changed(done) != 1:
                 return False
             await db.execute(
                 update(Session)
@@ -358,7 +358,7 @@ class BookingService:
                 )
                 .execution_options(synchronize_session=False)
             )
-            if done.rowcount != 1:  # type: ignore[attr-defined]
+            if rows_changed(done) != 1:
                 raise Conflict("the booking changed meanwhile", code="invalid_state")
         session = booking.session
         await self.notices.send([booking.learner_id], notices.payment_received(session))

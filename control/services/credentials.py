@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from config.settings import AuthSettings
-from control.db import Database
+from control.db import Database, rows_changed
 from control.errors import Conflict, ValidationFailed
 from control.limits import EMAIL_MAX, PASSWORD_MAX
 from control.models import EmailChange, User, UserToken
@@ -134,7 +134,7 @@ class CredentialService:
                 )
                 .values(used_at=now)
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if rows_changed(result) != 1:
                 raise invalid_token()
             user_id = await s.scalar(
                 select(UserToken.user_id).where(UserToken.token_hash == token_hash)

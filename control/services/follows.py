@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from control import notices
-from control.db import Database
+from control.db import Database, rows_changed
 from control.errors import NotFound, ValidationFailed
 from control.ids import is_db_id
 from control.models import Follow, User
@@ -59,7 +59,7 @@ class FollowService:
             result = await s.execute(
                 delete(Follow).where(Follow.follower_id == user.id, Follow.mentor_id == mentor_id)
             )
-        if result.rowcount:  # type: ignore[attr-defined]
+        if rows_changed(result):
             return True
         if await self.accounts.get_user(mentor_id) is None:
             raise NotFound("no such mentor")

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, select, update
 
 from config.settings import AuthSettings
-from control.db import Database
+from control.db import Database, rows_changed
 from control.events import EventBus, user_channel
 from control.models import AuthSession, User, utcnow
 from control.ratelimit import RateLimiter
@@ -166,9 +166,13 @@ class LoginService:
     async def _on_user_event(self, message: dict[str, Any]) -> None:
         if message.get("type") != SESSIONS_REVOKED:
             return
+        raw = message.get("user_id")
+        # The bus is another node's word, not a user's, but still a message from outside.
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            return
         try:
-            user_id = int(message.get("user_id"))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            user_id = int(raw)
+        except ValueError:
             return
         self._drop(user_id, message.get("sid"))
 
@@ -214,7 +218,7 @@ class LoginService:
                 )
                 .values(revoked_at=now, revoked_reason=reason)
             )
-        ended = bool(result.rowcount)  # type: ignore[attr-defined]
+        ended = bool(rows_changed(result))
         self._forget(sid)
         if ended:
             await self._announce(user_id, reason, sid)
@@ -231,7 +235,7 @@ class LoginService:
             )
         self._drop(user_id, None)
         await self._announce(user_id, reason, None)
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return rows_changed(result)
 
     async def _announce(self, user_id: int, reason: str, sid: str | None) -> None:
         try:

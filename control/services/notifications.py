@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from control.db import Database
+from control.db import Database, rows_changed
 from control.errors import ValidationFailed
 from control.events import EventBus, user_channel
 from control.models import NOTIFICATION_TYPES, Notification
@@ -153,7 +153,7 @@ class NotificationService:
             stmt = stmt.where(Notification.id.in_(ids))
         async with self.db.transaction() as s:
             result = await s.execute(stmt.values(is_read=True))
-        changed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        changed = rows_changed(result)
         if changed:
             count = await self.unread_count(user_id)
             try:

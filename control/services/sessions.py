@@ -22,7 +22,7 @@ from sqlalchemy import String, cast, func, or_, select, update
 
 from config.settings import SessionSettings
 from control import notices
-from control.db import Database
+from control.db import Database, rows_changed
 from control.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from control.events import EventBus, announce, session_channel
 from control.ids import parse_session_id
@@ -328,7 +328,7 @@ class SessionService:
                 .where(Session.id == sid, Session.status == expected)
                 .values(status=new, updated_at=now, **values)
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if rows_changed(result) != 1:
                 raise Conflict(f"the session is no longer {expected}", code="invalid_state")
             if new == SessionStatus.CANCELLED:
                 await db.execute(
@@ -520,7 +520,7 @@ class SessionService:
                     .where(Session.id == session.id, Session.reminder_sent.is_(False))
                     .values(reminder_sent=True)
                 )
-                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                if rows_changed(claimed) != 1:
                     continue
                 # Read in the claiming transaction: a booking confirmed concurrently either
                 # commits first (and is listed here) or sees reminder_sent and reminds itself
