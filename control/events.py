@@ -24,7 +24,8 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 #: Catalogue changes every node follows (its recommender): ``{"type": ..., "session_id": ...}``
 #: with type ``session_created``, ``session_started``, ``session_ended``,
-#: ``session_cancelled``, or ``booking_cancelled`` (plus ``user_id``: the seat is free again).
+#: ``session_cancelled``, ``booking_created`` (plus ``user_id``: a seat was taken) or
+#: ``booking_cancelled`` (plus ``user_id``: the seat is free again).
 CATALOG_CHANNEL = "catalog"
 
 

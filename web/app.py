@@ -11,10 +11,12 @@ from aiohttp import web
 
 from config.settings import Settings
 from control.db import DatabaseNotMigrated
+from control.events import CATALOG_CHANNEL
 from control.platform import Platform
 from web import recommendations
 from web.api import MODULES as API_MODULES
 from web.api.registry import ApiRegistry, build_openapi
+from web.cache import CATALOGUE, CatalogueCache, enabled_by_environment
 from web.keys import BACKGROUND, OPENAPI, PLATFORM, SETTINGS
 from web.middlewares import (
     csrf_middleware,
@@ -49,7 +51,10 @@ async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
         await platform.db.dispose()
         raise
     await platform.start(background=app[BACKGROUND])
+    # Subscribed before the first request: every catalogue change on any node empties it.
+    unsubscribe = platform.bus.subscribe(CATALOG_CHANNEL, app[CATALOGUE].on_catalog_change)
     yield
+    unsubscribe()
     await platform.close()
 
 
@@ -71,13 +76,18 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(
-    settings: Settings, *, platform: Platform | None = None, background: bool = True
+    settings: Settings,
+    *,
+    platform: Platform | None = None,
+    background: bool = True,
+    catalogue_cache: bool | None = None,
 ) -> web.Application:
     """Build the app.
 
     ``background=False`` keeps every self-running loop off (reminders, payment holds, ending
     overdue sessions, the recommender's fits): tests drive them. Feature modules read the
-    flag as ``app[BACKGROUND]``.
+    flag as ``app[BACKGROUND]``. ``catalogue_cache`` turns the public catalogue cache
+    (``web.cache``) on or off; by default it is on unless ``PEERLEARN_CATALOGUE_CACHE=off``.
     """
     app = web.Application(
         middlewares=[
@@ -93,6 +103,9 @@ def create_app(
     app[SETTINGS] = settings
     app[PLATFORM] = platform
     app[BACKGROUND] = background
+    if catalogue_cache is None:
+        catalogue_cache = enabled_by_environment()
+    app[CATALOGUE] = CatalogueCache(enabled=catalogue_cache)
     app.cleanup_ctx.append(_platform_ctx)
     recommendations.setup(app, platform, settings.recommender, background=background)
 

@@ -3,9 +3,14 @@ headers; and the access logger that never prints a credential."""
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import logging
+import queue
 import re
+import threading
 from collections.abc import Awaitable, Callable
+from logging.handlers import QueueHandler, QueueListener
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from aiohttp import web
@@ -192,7 +197,7 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
         _secure(request, exc)
         raise
     _secure(request, response)
-    return response
+    return _conditional(request, response)
 
 
 def _secure(request: web.Request, response: web.StreamResponse) -> None:
@@ -213,6 +218,48 @@ def _secure(request: web.Request, response: web.StreamResponse) -> None:
         # Someone's own data, or a credential: never kept by a browser or a shared cache.
         headers["Cache-Control"] = "no-store"
         headers.setdefault("Pragma", "no-cache")
+    elif request.path.startswith("/static/") and "v" in request.query:
+        # append_version names the file by its content hash: that URL never changes meaning.
+        headers["Cache-Control"] = STATIC_IMMUTABLE
+    elif (body := _public_catalogue(request, response)) is not None:
+        # The same bytes for every signed-out caller: kept, and revalidated by ETag each time
+        # (seats left change with any booking); a cookie or a token makes another answer.
+        headers["ETag"] = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+        headers["Cache-Control"] = PUBLIC_REVALIDATE
+        headers["Vary"] = "Cookie, Authorization"
+
+
+STATIC_IMMUTABLE = "public, max-age=31536000, immutable"
+PUBLIC_REVALIDATE = "public, no-cache"
+#: the public catalogue's JSON: the listing and a session's detail
+PUBLIC_API = re.compile(r"^/api/sessions/(?:[0-9a-fA-F-]{32,36}/)?$")
+
+
+def _public_catalogue(request: web.Request, response: web.StreamResponse) -> bytes | None:
+    """The body of a signed-out caller's catalogue answer (None: not one)."""
+    if (
+        request.method not in ("GET", "HEAD")
+        or response.status != 200
+        or PUBLIC_API.match(request.path) is None
+        or not isinstance(response, web.Response)
+        or response.cookies
+        or "Set-Cookie" in response.headers
+    ):
+        return None
+    body = response.body
+    return body if isinstance(body, bytes) else None
+
+
+def _conditional(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """``304 Not Modified`` when the caller already holds this ETag."""
+    etag = response.headers.get("ETag")
+    if etag is None or response.status != 200:
+        return response
+    wanted = request.headers.get("If-None-Match", "")
+    if etag not in (tag.strip() for tag in wanted.split(",")):
+        return response
+    kept = ("ETag", "Cache-Control", "Vary", "Server", "X-Content-Type-Options")
+    return web.Response(status=304, headers={k: response.headers[k] for k in kept})
 
 
 # --------------------------------------------------------------------------- access log
@@ -240,18 +287,67 @@ def redact_url(url: str) -> str:
     return f"{base}?{query}"
 
 
+class _Forward(logging.Handler):
+    """The writer thread's end: hands each record to the logger it was meant for."""
+
+    def __init__(self, target: logging.Logger) -> None:
+        super().__init__()
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.name = self.target.name
+        self.target.handle(record)
+
+
+class _Writer:
+    """One thread per logger that writes its access-log lines: a full pipe or a slow disk
+    stalls that thread, never the event loop."""
+
+    def __init__(self, target: logging.Logger) -> None:
+        self.queue: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=100_000)
+        self.front = logging.Logger(f"{target.name}.queued")  # outside the logger tree
+        self.front.addHandler(QueueHandler(self.queue))
+        self.listener = QueueListener(self.queue, _Forward(target))
+        self.listener.start()
+        atexit.register(self.listener.stop)  # the last lines are written, not dropped
+
+
+_writers: dict[str, _Writer] = {}
+_writers_lock = threading.Lock()
+
+
+def _writer_for(target: logging.Logger) -> _Writer:
+    with _writers_lock:
+        if target.name not in _writers:
+            _writers[target.name] = _Writer(target)
+        return _writers[target.name]
+
+
+def wait_for_access_log() -> None:
+    """Block until every queued access-log line is written (tests, shutdown)."""
+    for writer in list(_writers.values()):
+        writer.queue.join()
+
+
 class RedactingAccessLogger(AbstractAccessLogger):
     """aiohttp's access log line, with credentials taken out of the request line and the
-    Referer; headers that carry them (Authorization, Cookie) are never printed."""
+    Referer; headers that carry them (Authorization, Cookie) are never printed. The line is
+    made on the loop and written by a thread (``_Writer``)."""
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._out = _writer_for(logger).front
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         try:
             remote = request.remote or "-"
             version = f"{request.version.major}.{request.version.minor}"
             line = f"{request.method} {redact_url(request.path_qs)} HTTP/{version}"
             referer = redact_url(request.headers.get("Referer", "-"))
             agent = request.headers.get("User-Agent", "-")
-            self.logger.info(
+            self._out.info(
                 '%s "%s" %s %s %.3fs "%s" "%s"',
                 remote,
                 line,

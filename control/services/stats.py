@@ -59,9 +59,13 @@ class StatsService:
         self.feedback = feedback
         self.sessions = sessions
 
-    async def learner_overview(self, user: User) -> dict[str, Any]:
+    async def learner_overview(
+        self, user: User, *, bookings: list[Booking] | None = None
+    ) -> dict[str, Any]:
+        """``bookings``: the learner's, when the caller has read them already."""
         now = utcnow()
-        bookings = await self.bookings.for_learner(user.id)
+        if bookings is None:
+            bookings = await self.bookings.for_learner(user.id)
         upcoming = [b for b in bookings if b.is_upcoming(now)]
         completed = [
             b

@@ -17,7 +17,7 @@ from tests.api.auth_helpers import PASSWORD, PUBLIC, production
 from tests.api.sessions_helpers import create_session, iso_in, platform_of
 from tests.support import ApiDriver
 from web.app import create_app
-from web.middlewares import RedactingAccessLogger, redact_url
+from web.middlewares import RedactingAccessLogger, redact_url, wait_for_access_log
 
 
 @pytest.fixture
@@ -199,6 +199,7 @@ async def test_the_access_log_never_prints_a_credential(
         )
     finally:
         await client.close()
+    wait_for_access_log()  # written by a thread, off the event loop
     log = "\n".join(r.getMessage() for r in caplog.records)
     assert "/api/auth/user/" in log and "[redacted]" in log  # the log is there
     for secret in (token, ticket, PASSWORD, token.split(".")[2]):

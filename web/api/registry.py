@@ -209,8 +209,14 @@ class ApiRegistry:
             if isinstance(result, web.StreamResponse):
                 return result
             if isinstance(result, BaseModel):
-                payload = result.model_dump(mode="json")
-            elif endpoint.response is not None and not isinstance(result, dict | list):
+                # pydantic-core writes the JSON itself: no dict of dicts, no json.dumps
+                return web.Response(
+                    body=result.model_dump_json().encode(),
+                    status=endpoint.status,
+                    content_type="application/json",
+                    charset="utf-8",
+                )
+            if endpoint.response is not None and not isinstance(result, dict | list):
                 payload = result
             else:
                 payload = _jsonable(result)

@@ -33,6 +33,7 @@ from control.services.sessions import SessionFilters
 from web import ics
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import BookingOut, SessionOut, SessionPage, values_of
+from web.cache import CATALOGUE
 from web.keys import PLATFORM
 from web.security import public_base_url
 
@@ -181,12 +182,21 @@ async def _answer(request: web.Request, session: Session, me: User) -> SessionDe
 
 
 @api.route("GET", "/api/sessions/", query=SessionListQuery, response=SessionPage, tags=TAGS)
-async def list_sessions(request: web.Request, call: ApiCall[None, SessionListQuery]) -> SessionPage:
+async def list_sessions(
+    request: web.Request, call: ApiCall[None, SessionListQuery]
+) -> web.Response:
     """Search sessions (cancelled ones only when asked for by status)."""
     q = call.query
     sessions = request.app[PLATFORM].sessions
-    page = await sessions.search(q.filters(), page=q.page, per_page=q.per_page)
-    return SessionPage.of(page, SessionOut.of)
+
+    async def load() -> bytes:
+        # The same for every viewer: the page's JSON is kept whole, serialised once.
+        page = await sessions.search(q.filters(), page=q.page, per_page=q.per_page)
+        return SessionPage.of(page, SessionOut.of).model_dump_json().encode()
+
+    key = ("api:sessions", q.filters(), q.page, q.per_page)
+    body = await request.app[CATALOGUE].get_or_load(key, load)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 @api.route(
@@ -221,8 +231,15 @@ async def create_session(
 @api.route("GET", SESSION_PATH + "/", response=SessionDetailOut, tags=TAGS, errors=[404])
 async def session_detail(request: web.Request, call: ApiCall[None, None]) -> SessionDetailOut:
     """Details, seats left, the mentor's rating and the viewer's booking."""
-    detail = await request.app[PLATFORM].details.for_viewer(session_id_of(request), call.user)
-    return SessionDetailOut.of_detail(detail)
+    details = request.app[PLATFORM].details
+    session_id = session_id_of(request)
+    if call.user is not None:  # personal: the viewer's booking, a view counted
+        return SessionDetailOut.of_detail(await details.for_viewer(session_id, call.user))
+
+    async def load() -> SessionDetailOut:
+        return SessionDetailOut.of_detail(await details.for_viewer(session_id, None))
+
+    return await request.app[CATALOGUE].get_or_load(("api:session", session_id), load)
 
 
 # Start, end and cancel: the state machine's moves (SessionService), each answered with the

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from control.models import SessionStatus
+from control.models import Session, SessionStatus
 from control.services.sessions import SessionFilters
+from web.cache import CATALOGUE
 from web.pages.common import platform_of, query_int, redirect, require_user
 from web.pages.recommend import recommended_mentors, recommended_sessions, trending_sessions
 from web.pages.render import render
@@ -15,13 +16,15 @@ routes = web.RouteTableDef()
 
 @routes.get("/")
 async def landing(request: web.Request) -> web.StreamResponse:
-    platform = platform_of(request)
-    upcoming = await platform.sessions.upcoming(6)
-    live = (
-        await platform.sessions.search(
-            SessionFilters(status=SessionStatus.ACTIVE), page=1, per_page=3
-        )
-    ).items
+    sessions = platform_of(request).sessions
+
+    async def blocks() -> tuple[list[Session], list[Session]]:
+        # The same for every visitor: kept in the catalogue cache.
+        upcoming = await sessions.upcoming(6)
+        live = await sessions.search(SessionFilters(status=SessionStatus.ACTIVE), per_page=3)
+        return upcoming, live.items
+
+    upcoming, live = await request.app[CATALOGUE].get_or_load(("page:landing",), blocks)
     return await render(request, "landing.html", {"upcoming": upcoming, "live": live})
 
 

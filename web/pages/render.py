@@ -26,6 +26,7 @@ from web.security import csrf_token, current_user
 log = logging.getLogger(__name__)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 FLASH_COOKIE = "peerlearn_flash"
 FLASH_KINDS = ("success", "info", "warning", "error")
 FLASH_CONSUMED = web.RequestKey("flash_consumed", bool)  # the flash was shown: drop its cookie
@@ -89,12 +90,23 @@ def build_environment(app: web.Application) -> jinja2.Environment:
         undefined=jinja2.ChainableUndefined,
     )
 
+    urls: dict[tuple[str, int], str] = {}
+
     def static(path: str) -> str:
-        # append_version=True on the static route gives cache-busting ?v= hashes.
+        # append_version=True on the static route gives cache-busting ?v= hashes. aiohttp
+        # hashes the whole file on every url_for: kept by the file's mtime, it costs a stat.
         try:
-            return str(app.router["static"].url_for(filename=path))
-        except (KeyError, ValueError):
-            return "/static/" + path
+            key = (path, (STATIC_DIR / path).stat().st_mtime_ns)
+        except (OSError, ValueError):
+            key = (path, 0)
+        url = urls.get(key)
+        if url is None:
+            try:
+                url = str(app.router["static"].url_for(filename=path))
+            except (KeyError, ValueError):
+                url = "/static/" + path
+            urls[key] = url
+        return url
 
     env.globals.update(static=static, now=lambda: datetime.now(UTC))
     env.filters.update(
@@ -122,14 +134,27 @@ def set_flash(response: web.StreamResponse, kind: str, text: str) -> None:
     response.set_cookie(FLASH_COOKIE, quote(f"{kind}:{text[:300]}"), path="/", samesite="Lax")
 
 
+LATEST_SHOWN = 6  # notifications in the header's menu (and the learner's overview)
+LATEST_NOTIFICATIONS = web.RequestKey("latest_notifications", list[Any])
+
+
+async def latest_notifications(request: web.Request, user: Any) -> list[Any]:
+    """The user's newest notifications, read once a request (the header and a page)."""
+    latest = request.get(LATEST_NOTIFICATIONS)
+    if latest is None:
+        notifications = request.app[PLATFORM].notifications
+        page = await notifications.page_for(user.id, page=1, per_page=LATEST_SHOWN)
+        latest = request[LATEST_NOTIFICATIONS] = list(page.items)
+    return latest
+
+
 async def _unread(request: web.Request, user: Any) -> tuple[int, list[Any]]:
     if user is None:
         return 0, []
     platform = request.app[PLATFORM]
     try:
         count = await platform.notifications.unread_count(user.id)
-        latest = await platform.notifications.page_for(user.id, page=1, per_page=6)
-        return int(count), list(latest.items)
+        return int(count), await latest_notifications(request, user)
     except Exception:  # the header must render even if notifications are broken
         log.exception("could not load notifications for the header")
         return 0, []

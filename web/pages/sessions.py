@@ -11,8 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from control.errors import DomainError, Forbidden, ValidationFailed
-from control.models import BookingStatus, Session, SessionStatus, User
+from control.models import BookingStatus, Feedback, Session, SessionStatus, User
+from control.services.common import Page
+from control.services.details import SessionDetail
 from control.services.sessions import SessionFilters, SessionService
+from web.cache import CATALOGUE, announce_booking
 from web.keys import SETTINGS
 from web.pages.common import (
     field_errors,
@@ -68,7 +71,9 @@ def session_filters(query: Any) -> tuple[dict[str, str], SessionFilters]:
     date_from = _date(values["date_from"])
     if status is None and values["status"] != "any":
         status = SessionStatus.SCHEDULED
-        date_from = max(date_from or datetime.now(UTC), datetime.now(UTC))
+        # To the second: the filters are the catalogue cache's key (``web.cache``).
+        now = datetime.now(UTC).replace(microsecond=0)
+        date_from = max(date_from or now, now)
     filters = SessionFilters(
         q=values["q"] or None,
         skill=values["skill"] or None,
@@ -88,7 +93,12 @@ async def browse_context(request: web.Request) -> dict[str, Any]:
     page = query_int(request, "page")
     if page > MAX_PAGE:
         raise ValidationFailed("that page number is out of range", code="invalid_page")
-    result = await platform_of(request).sessions.search(filters, page=page, per_page=PER_PAGE)
+    sessions = platform_of(request).sessions
+
+    async def load() -> Page[Session]:
+        return await sessions.search(filters, page=page, per_page=PER_PAGE)
+
+    result = await request.app[CATALOGUE].get_or_load(("page:sessions", filters, page), load)
     query = {k: v for k, v in values.items() if v}
     return {"filters": values, "result": result, "query": query}
 
@@ -104,9 +114,19 @@ async def details(request: web.Request) -> web.StreamResponse:
     plus the reviews and, for its mentor or an admin, the attendee list."""
     platform = platform_of(request)
     session_id = parse_uuid(request.match_info["id"])
-    detail = await platform.details.for_viewer(session_id, current_user(request))
+    viewer = current_user(request)
+
+    async def public_part() -> tuple[SessionDetail, list[Feedback]]:
+        detail = await platform.details.for_viewer(session_id, viewer)
+        return detail, await platform.feedback.for_session(session_id)
+
+    if viewer is None:  # what every signed-out visitor sees alike
+        detail, reviews = await request.app[CATALOGUE].get_or_load(
+            ("page:session", session_id), public_part
+        )
+    else:
+        detail, reviews = await public_part()
     bookings = await platform.bookings.for_session(session_id) if detail.can_manage else []
-    reviews = await platform.feedback.for_session(session_id)
     return await render(
         request,
         "sessions/detail.html",
@@ -136,6 +156,7 @@ async def book(request: web.Request) -> web.StreamResponse:
         if exc.status in (401, 403):
             raise
         raise redirect(back, ("error", exc.message)) from None
+    await announce_booking(platform_of(request), booking)
     if booking.status == BookingStatus.CONFIRMED:
         flash = ("success", "You're booked! The session is in My Bookings.")
     else:

@@ -8,6 +8,7 @@ from control.models import Booking, Role, User, utcnow
 from web.pages.common import platform_of
 from web.pages.dashboard.tabs import Card, Ctx, RoleTabs, parse_time
 from web.pages.recommend import recommended_sessions
+from web.pages.render import latest_notifications
 from web.pages.sessions import browse_context
 
 tabs = RoleTabs(Role.LEARNER)
@@ -29,8 +30,9 @@ def split_bookings(bookings: list[Booking]) -> tuple[list[Booking], list[Booking
 @tabs.tab("overview", "Overview")
 async def learner_overview(request: web.Request, user: User) -> Ctx:
     platform = platform_of(request)
-    stats = await platform.stats.learner_overview(user)
-    upcoming, _ = split_bookings(await platform.bookings.for_learner(user.id))
+    bookings = await platform.bookings.for_learner(user.id)
+    stats = await platform.stats.learner_overview(user, bookings=bookings)
+    upcoming, _ = split_bookings(bookings)
     _, following = await platform.follows.counts(user.id)
     cards = [
         Card("Upcoming sessions", stats["bookings_upcoming"]),
@@ -39,7 +41,7 @@ async def learner_overview(request: web.Request, user: User) -> Ctx:
         Card("Hours learned", stats["hours_learned"], "hours"),
     ]
     recent = [{**item, "at": parse_time(item.get("at"))} for item in stats["recent_activity"][:8]]
-    activity = (await platform.notifications.page_for(user.id, page=1, per_page=6)).items
+    activity = await latest_notifications(request, user)  # the header's, read once
     return {"cards": cards, "upcoming": upcoming[:5], "activity": activity, "recent": recent}
 
 

@@ -1,0 +1,193 @@
+"""The public catalogue cache (``web.cache``, issue 16): served without a query until a
+catalogue event, and never stale beyond one (seats left above all); nothing personal."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.support import ApiDriver, StatementCounter
+from web.cache import CATALOGUE, CatalogueCache, enabled_by_environment
+from web.keys import PLATFORM
+
+
+def _new_session(**extra: Any) -> dict[str, Any]:
+    return {
+        "title": "Cached catalogue",
+        "description": "d",
+        "schedule": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+        "duration": 60,
+        "max_participants": 3,
+        "skills_required": ["Python"],
+        **extra,
+    }
+
+
+async def _register(api: ApiDriver, role: str) -> dict[str, Any]:
+    """A user calling with its token; the client itself stays signed out (no cookie)."""
+    who = await api.register(role)
+    api.client.session.cookie_jar.clear()
+    return who
+
+
+async def _seats(api: ApiDriver, sid: str) -> tuple[int, int]:
+    """Seats left in the listing and in the anonymous detail."""
+    status, page = await api.call("GET", "/api/sessions/")
+    assert status == 200
+    (listed,) = [s for s in page["items"] if s["id"] == sid]
+    status, detail = await api.call("GET", f"/api/sessions/{sid}/")
+    assert status == 200
+    return listed["seats_left"], detail["seats_left"]
+
+
+async def test_listing_is_served_from_the_cache_until_an_event(sqlite_api: ApiDriver) -> None:
+    api = sqlite_api
+    mentor = await _register(api, "mentor")
+    platform = api.client.app[PLATFORM]
+    await api.call("POST", "/api/sessions/create/", mentor, json=_new_session())
+    await api.call("GET", "/api/sessions/")
+    with StatementCounter(platform) as statements:
+        status, page = await api.call("GET", "/api/sessions/")
+    assert status == 200 and page["total"] == 1
+    assert statements.count == 0
+    # publishing a session is a catalogue event: the next listing shows it
+    await api.call("POST", "/api/sessions/create/", mentor, json=_new_session(title="Another"))
+    status, page = await api.call("GET", "/api/sessions/")
+    assert page["total"] == 2
+
+
+async def test_seats_left_follow_booking_and_cancellation(sqlite_api: ApiDriver) -> None:
+    api = sqlite_api
+    mentor, learner = await _register(api, "mentor"), await _register(api, "learner")
+    _, created = await api.call("POST", "/api/sessions/create/", mentor, json=_new_session())
+    sid = created["id"]
+    assert await _seats(api, sid) == (3, 3)
+    status, booking = await api.call("POST", f"/api/sessions/{sid}/book/", learner)
+    assert status == 201
+    assert await _seats(api, sid) == (2, 2)
+    status, _ = await api.call("POST", f"/api/bookings/{booking['id']}/cancel/", learner)
+    assert status == 200
+    assert await _seats(api, sid) == (3, 3)
+
+
+async def test_a_booking_through_the_page_refreshes_the_session_page(sqlite_api: ApiDriver) -> None:
+    api = sqlite_api
+    mentor, learner = await _register(api, "mentor"), await _register(api, "learner")
+    _, created = await api.call("POST", "/api/sessions/create/", mentor, json=_new_session())
+    sid = created["id"]
+    anonymous = (await api.client.get(f"/sessions/{sid}/")).status
+    assert anonymous == 200
+    platform = api.client.app[PLATFORM]
+    user = await platform.accounts.get_user(learner["user"]["id"])
+    cache = api.client.app[CATALOGUE]
+    before = cache.generation
+    # the page handler's announcement, as the API's: any node's cache is emptied
+    booking = await platform.bookings.book(user, sid)
+    from web.cache import announce_booking
+
+    await announce_booking(platform, booking)
+    assert cache.generation == before + 1
+    assert await _seats(api, sid) == (2, 2)
+
+
+async def test_cancelling_a_session_drops_it_from_the_listing(sqlite_api: ApiDriver) -> None:
+    api = sqlite_api
+    mentor = await _register(api, "mentor")
+    _, created = await api.call("POST", "/api/sessions/create/", mentor, json=_new_session())
+    _, page = await api.call("GET", "/api/sessions/")
+    assert page["total"] == 1
+    status, _ = await api.call("POST", f"/api/sessions/{created['id']}/cancel/", mentor)
+    assert status == 200
+    _, page = await api.call("GET", "/api/sessions/")
+    assert page["total"] == 0
+    status, _ = await api.call("GET", f"/api/sessions/{created['id']}/")
+    assert status == 200  # the detail was re-read: cancelled now
+    _, detail = await api.call("GET", f"/api/sessions/{created['id']}/")
+    assert detail["status"] == "cancelled"
+
+
+async def test_signed_in_detail_is_never_from_the_cache(sqlite_api: ApiDriver) -> None:
+    api = sqlite_api
+    mentor, learner = await _register(api, "mentor"), await _register(api, "learner")
+    _, created = await api.call("POST", "/api/sessions/create/", mentor, json=_new_session())
+    sid = created["id"]
+    await api.call("GET", f"/api/sessions/{sid}/")  # the anonymous view is cached
+    await api.call("POST", f"/api/sessions/{sid}/book/", learner)
+    _, mine = await api.call("GET", f"/api/sessions/{sid}/", learner)
+    assert mine["my_booking"] is not None and mine["meeting_room_id"]
+    _, anonymous = await api.call("GET", f"/api/sessions/{sid}/")
+    assert anonymous["my_booking"] is None and anonymous["meeting_room_id"] is None
+    _, theirs = await api.call("GET", f"/api/sessions/{sid}/", mentor)
+    assert theirs["is_mentor"] and theirs["my_booking"] is None
+
+
+async def test_the_landing_page_shows_a_new_session(sqlite_api: ApiDriver) -> None:
+    api = sqlite_api
+    mentor = await _register(api, "mentor")
+    assert "Fresh on the landing" not in await (await api.client.get("/")).text()
+    await api.call(
+        "POST", "/api/sessions/create/", mentor, json=_new_session(title="Fresh on the landing")
+    )
+    assert "Fresh on the landing" in await (await api.client.get("/")).text()
+
+
+async def test_cache_off_reads_the_database_every_time(
+    app_factory: Any, sqlite_settings: Any
+) -> None:
+    client = await app_factory(sqlite_settings, catalogue_cache=False)
+    await client.get("/api/sessions/")
+    with StatementCounter(client.app[PLATFORM]) as statements:
+        assert (await client.get("/api/sessions/")).status == 200
+    assert statements.count > 0
+
+
+def test_the_environment_switch() -> None:
+    assert enabled_by_environment({})
+    assert not enabled_by_environment({"PEERLEARN_CATALOGUE_CACHE": "off"})
+
+
+async def test_a_load_overtaken_by_an_event_is_not_kept() -> None:
+    cache = CatalogueCache()
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await release.wait()
+        return "before the event"
+
+    task = asyncio.create_task(cache.get_or_load("k", slow))
+    await started.wait()
+    await cache.on_catalog_change({"type": "booking_created"})
+    release.set()
+    assert await task == "before the event"  # this request began before the event
+    assert cache.get("k") is None  # but nobody after it gets that answer
+
+
+async def test_concurrent_misses_load_once_and_expire() -> None:
+    now = [0.0]
+    cache = CatalogueCache(ttl=5, clock=lambda: now[0])
+    calls = 0
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        return calls
+
+    assert await asyncio.gather(*(cache.get_or_load("k", load) for _ in range(10))) == [1] * 10
+    now[0] = 6.0
+    assert await cache.get_or_load("k", load) == 2
+
+
+async def test_a_failed_load_is_not_kept() -> None:
+    cache = CatalogueCache()
+
+    async def broken() -> int:
+        raise RuntimeError("database down")
+
+    with pytest.raises(RuntimeError):
+        await cache.get_or_load("k", broken)
+    assert cache.get("k") is None
