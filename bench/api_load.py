@@ -7,7 +7,8 @@ pages under ``wrk``, with the bare-aiohttp floor measured in the same run.
 
 For each database it seeds a fresh data folder (``peerlearn seed-demo``), starts
 ``peerlearn serve`` (one worker) with the catalogue cache on, then off
-(``PEERLEARN_CATALOGUE_CACHE=off``), and drives each path with ``wrk -t2 -c100`` over varied
+(``[server] catalogue_cache``, set here by ``PEERLEARN_SERVER__CATALOGUE_CACHE``), and
+drives each path with ``wrk -t2 -c100`` over varied
 URLs (filters, pages, session ids; a Lua script picks one per request). Then 100 learners race
 for the seats of one session (aiohttp client, one request each): 0 lost, 0 duplicate.
 
@@ -162,7 +163,7 @@ def _env(data_dir: Path, database_url: str | None, cache: bool) -> dict[str, str
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PEERLEARN_DATA_DIR"] = str(data_dir)
-    env["PEERLEARN_CATALOGUE_CACHE"] = "on" if cache else "off"
+    env["PEERLEARN_SERVER__CATALOGUE_CACHE"] = "true" if cache else "false"
     if database_url:
         env["PEERLEARN_DATABASE__URL"] = database_url
     return env

@@ -79,6 +79,10 @@ class ServerSettings(_Section):
     trusted_proxies: tuple[str, ...] = ()
     #: legacy switch: true with no trusted_proxies trusts a proxy on loopback only
     trust_proxy_headers: bool = False
+    #: the public catalogue (listings, anonymous session detail, landing blocks) served from
+    #: memory until the next catalogue event, or for catalogue_cache_seconds at most
+    catalogue_cache: bool = True
+    catalogue_cache_seconds: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("allowed_hosts")
     @classmethod

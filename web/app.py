@@ -16,7 +16,7 @@ from control.platform import Platform
 from web import recommendations
 from web.api import MODULES as API_MODULES
 from web.api.registry import ApiRegistry, build_openapi
-from web.cache import CATALOGUE, CatalogueCache, enabled_by_environment
+from web.cache import CATALOGUE, CatalogueCache
 from web.keys import BACKGROUND, OPENAPI, PLATFORM, SETTINGS
 from web.middlewares import (
     csrf_middleware,
@@ -87,7 +87,7 @@ def create_app(
     ``background=False`` keeps every self-running loop off (reminders, payment holds, ending
     overdue sessions, the recommender's fits): tests drive them. Feature modules read the
     flag as ``app[BACKGROUND]``. ``catalogue_cache`` turns the public catalogue cache
-    (``web.cache``) on or off; by default it is on unless ``PEERLEARN_CATALOGUE_CACHE=off``.
+    (``web.cache``) on or off; by default ``[server] catalogue_cache`` says.
     """
     app = web.Application(
         middlewares=[
@@ -104,8 +104,10 @@ def create_app(
     app[PLATFORM] = platform
     app[BACKGROUND] = background
     if catalogue_cache is None:
-        catalogue_cache = enabled_by_environment()
-    app[CATALOGUE] = CatalogueCache(enabled=catalogue_cache)
+        catalogue_cache = settings.server.catalogue_cache
+    app[CATALOGUE] = CatalogueCache(
+        enabled=catalogue_cache, ttl=settings.server.catalogue_cache_seconds
+    )
     app.cleanup_ctx.append(_platform_ctx)
     recommendations.setup(app, platform, settings.recommender, background=background)
 

@@ -12,7 +12,6 @@ reads that answer the same to every viewer go through it.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -20,22 +19,12 @@ from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
-from control.events import announce
-from control.models import Booking
-from control.platform import Platform
-
 T = TypeVar("T")
 
 #: seconds an entry lives when no catalogue event drops it first
-DEFAULT_TTL = 10.0
+DEFAULT_TTL = 10.0  # [server] catalogue_cache_seconds's default
 #: distinct queries kept (least recently used go first): filters make the key space open
 DEFAULT_MAX_ENTRIES = 1024
-#: ``PEERLEARN_CATALOGUE_CACHE=off`` turns the cache off (benchmarks measure both)
-ENV_SWITCH = "PEERLEARN_CATALOGUE_CACHE"
-
-
-def enabled_by_environment(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
-    return environ.get(ENV_SWITCH, "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 class CatalogueCache:
@@ -131,15 +120,6 @@ class CatalogueCache:
     async def on_catalog_change(self, _message: dict[str, Any]) -> None:
         """Bus handler of ``CATALOG_CHANNEL``: any change may touch any listing."""
         self.clear()
-
-
-async def announce_booking(platform: Platform, booking: Booking) -> None:
-    """Tell every node a seat was taken (``booking_created`` on ``CATALOG_CHANNEL``).
-
-    ``BookingService.book_with_payment`` announces nothing yet (a cancellation does); until
-    it does, its two callers (the API and the page) announce here.
-    """
-    await announce(platform.bus, "booking_created", booking.session_id, user_id=booking.learner_id)
 
 
 CATALOGUE = web.AppKey("catalogue_cache", CatalogueCache)

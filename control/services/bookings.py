@@ -175,6 +175,8 @@ class BookingService:
                     .values(payment_id=start.payment_id, payment_expires_at=start.expires_at)
                 )
             booking = await self._load(booking_id)
+        # A seat fewer in every node's catalogue (the public catalogue cache empties on it).
+        await announce(self.bus, "booking_created", session.id, user_id=learner.id)
         await self.interactions.record(learner.id, session.id, "booking", 1.0)
         await self._notify_booked(booking, paid)
         if reminded and not paid:

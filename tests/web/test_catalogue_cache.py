@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support import ApiDriver, StatementCounter
-from web.cache import CATALOGUE, CatalogueCache, enabled_by_environment
+from web.cache import CATALOGUE, CatalogueCache
 from web.keys import PLATFORM
 
 
@@ -84,11 +84,8 @@ async def test_a_booking_through_the_page_refreshes_the_session_page(sqlite_api:
     user = await platform.accounts.get_user(learner["user"]["id"])
     cache = api.client.app[CATALOGUE]
     before = cache.generation
-    # the page handler's announcement, as the API's: any node's cache is emptied
-    booking = await platform.bookings.book(user, sid)
-    from web.cache import announce_booking
-
-    await announce_booking(platform, booking)
+    # the booking service announces the seat taken, whoever books: any node's cache empties
+    await platform.bookings.book(user, sid)
     assert cache.generation == before + 1
     assert await _seats(api, sid) == (2, 2)
 
@@ -144,9 +141,11 @@ async def test_cache_off_reads_the_database_every_time(
     assert statements.count > 0
 
 
-def test_the_environment_switch() -> None:
-    assert enabled_by_environment({})
-    assert not enabled_by_environment({"PEERLEARN_CATALOGUE_CACHE": "off"})
+async def test_the_setting_turns_it_off(app_factory: Any, make_settings: Any) -> None:
+    client = await app_factory(make_settings(server={"catalogue_cache": False}))
+    assert not client.app[CATALOGUE].enabled
+    default = await app_factory(make_settings())
+    assert default.app[CATALOGUE].enabled and default.app[CATALOGUE].ttl == 10.0
 
 
 async def test_a_load_overtaken_by_an_event_is_not_kept() -> None:

@@ -12,7 +12,6 @@ from control.ids import parse_booking_id
 from web.api.registry import ApiCall, ApiRegistry
 from web.api.schemas import BookingOut, UserPublic
 from web.api.sessions import SESSION_PATH, session_id_of
-from web.cache import announce_booking
 from web.keys import PLATFORM
 
 api = ApiRegistry()
@@ -56,7 +55,6 @@ async def book_session(request: web.Request, call: ApiCall[None, None]) -> Booki
     """A learner books a seat (paid sessions: the seat is held until payment)."""
     platform = request.app[PLATFORM]
     booking, start = await platform.bookings.book_with_payment(call.me, session_id_of(request))
-    await announce_booking(platform, booking)
     return BookingOut.of(booking, start, platform.payments.name)
 
 

@@ -15,7 +15,7 @@ from control.models import BookingStatus, Feedback, Session, SessionStatus, User
 from control.services.common import Page
 from control.services.details import SessionDetail
 from control.services.sessions import SessionFilters, SessionService
-from web.cache import CATALOGUE, announce_booking
+from web.cache import CATALOGUE
 from web.keys import SETTINGS
 from web.pages.common import (
     field_errors,
@@ -156,7 +156,6 @@ async def book(request: web.Request) -> web.StreamResponse:
         if exc.status in (401, 403):
             raise
         raise redirect(back, ("error", exc.message)) from None
-    await announce_booking(platform_of(request), booking)
     if booking.status == BookingStatus.CONFIRMED:
         flash = ("success", "You're booked! The session is in My Bookings.")
     else:
