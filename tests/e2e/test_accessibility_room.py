@@ -5,6 +5,7 @@ polite live region (``[data-announcer]``, room/announcer.js) announced."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,18 @@ ANNOUNCED = "[data-announcer] p"
 # The distinct transition durations of the room page's elements.
 MOTION_JS = """() => [...new Set([...document.querySelectorAll('.room *')]
   .flatMap((n) => getComputedStyle(n).transitionDuration.split(', ')))]"""
+
+
+# When each "… is speaking" line reaches the live region (whoever caused it).
+WATCH_SPEAKER_JS = """() => {
+  window.speakerAnnouncedAt = [];
+  new MutationObserver((changes) => {
+    for (const change of changes) for (const node of change.addedNodes) {
+      const text = node.textContent || '';
+      if (text.includes('is speaking')) window.speakerAnnouncedAt.push(Date.now());
+    }
+  }).observe(document.querySelector('[data-announcer]'), {childList: true, subtree: true});
+}"""
 
 
 def tab_to(bp: BrowserPage, name: str, *, role: str = "button", presses: int = 60) -> None:
@@ -96,6 +109,19 @@ def test_a_room_session_by_keyboard_with_announcements_and_no_axe_violations(
     ada.page.keyboard.press("Alt+KeyM")
     expect(ada.page.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "false")
     expect(tile_of(teacher, learner)).to_have_attribute("aria-label", "Ada Byron: muted")
+
+    # The active speaker is announced once they have held the floor, and then at most every
+    # 8 s however often the floor changes (the server's own speaker messages included; Ada
+    # is muted, so the server's only candidate is the mentor too): over 10 s of the floor
+    # changing every 1.7 s, two announcements at most, 8 s apart.
+    ada.page.evaluate(WATCH_SPEAKER_JS)
+    for _ in range(6):
+        ada.page.evaluate(f"() => window.peerlearnRoom.on_active_speaker({{user_id: {mentor.id}}})")
+        ada.page.wait_for_timeout(1700)
+        ada.page.evaluate("() => window.peerlearnRoom.on_active_speaker({user_id: null})")
+    expect(said(ada, "Grace Hopper is speaking").first).to_be_attached()
+    times = ada.page.evaluate("() => window.speakerAnnouncedAt")
+    assert len(times) <= 2 and all(b - a >= 7900 for a, b in itertools.pairwise(times)), times
 
     # Alt+H raises the hand: the mentor hears it, and the tile's name carries it.
     ada.page.keyboard.press("Alt+KeyH")

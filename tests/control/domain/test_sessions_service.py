@@ -147,7 +147,8 @@ async def test_feedback_aggregates_and_chat(platform: Platform) -> None:
 
 
 async def test_catalogue_changes_are_announced_on_the_bus(platform: Platform) -> None:
-    """What every node's recommender follows: publication, lifecycle, freed seats."""
+    """What every node's recommender and catalogue cache follow: publication, lifecycle,
+    seats taken and freed."""
     seen: list[dict[str, Any]] = []
 
     async def on_change(message: dict[str, Any]) -> None:
@@ -171,7 +172,9 @@ async def test_catalogue_changes_are_announced_on_the_bus(platform: Platform) ->
     later = datetime.now(UTC) + timedelta(days=1)
     assert await platform.bookings.release_expired_holds(later) == 1  # ... that lapses
     assert seen == [
+        {"type": "booking_created", "session_id": str(soon.id), "user_id": ann.id},
         {"type": "booking_cancelled", "session_id": str(soon.id), "user_id": ann.id},
+        {"type": "booking_created", "session_id": str(paid.id), "user_id": bob.id},
         {"type": "booking_cancelled", "session_id": str(paid.id), "user_id": held.learner_id},
     ]
     seen.clear()
