@@ -79,6 +79,14 @@ class SessionStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+def session_status(value: str | None) -> SessionStatus | None:
+    """``value`` as a session status, or None for anything else (a filter left blank or forged)."""
+    try:
+        return SessionStatus(value) if value else None
+    except ValueError:
+        return None
+
+
 class BookingStatus(StrEnum):
     """pending (payment on hold) → confirmed → completed, or → cancelled."""
 

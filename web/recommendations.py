@@ -243,11 +243,6 @@ def _bookable_for(session: Session, user: User | None, booked: set[str], now: da
 RECOMMENDER = web.AppKey("recommender", RecommenderGateway)
 
 
-def gateway_of(app: web.Application) -> RecommenderGateway:
-    """``app[RECOMMENDER]``; the key is typed, so new code reads it directly."""
-    return app[RECOMMENDER]
-
-
 def setup(
     app: web.Application,
     platform: Platform,

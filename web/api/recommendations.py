@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recommender.data import Recommendation
 from web.api.registry import ApiCall, ApiRegistry, Auth, Handler
 from web.api.schemas import SessionOut, UserPublic
-from web.recommendations import SessionPick, gateway_of
+from web.recommendations import RECOMMENDER, SessionPick
 
 api = ApiRegistry()
 TAGS = ["recommendations"]
@@ -88,7 +88,7 @@ async def recommended_sessions(
     request: web.Request, call: ApiCall[None, RecommendationQuery]
 ) -> SessionRecommendationsOut:
     """Upcoming sessions picked for me (never my own, booked, full, past or cancelled ones)."""
-    gateway = gateway_of(request.app)
+    gateway = request.app[RECOMMENDER]
     picks = await gateway.session_picks(call.me, call.query.limit)
     return _sessions_out(picks, gateway.model_version)
 
@@ -98,7 +98,7 @@ async def recommended_mentors(
     request: web.Request, call: ApiCall[None, RecommendationQuery]
 ) -> MentorRecommendationsOut:
     """Mentors I might follow (never myself or mentors I already follow)."""
-    gateway = gateway_of(request.app)
+    gateway = request.app[RECOMMENDER]
     picks = await gateway.mentor_picks(call.me, call.query.limit)
     return MentorRecommendationsOut(
         results=[
@@ -116,6 +116,6 @@ async def trending_sessions(
     request: web.Request, call: ApiCall[None, RecommendationQuery]
 ) -> SessionRecommendationsOut:
     """Upcoming sessions with the most recent views, bookings and good ratings (public)."""
-    gateway = gateway_of(request.app)
+    gateway = request.app[RECOMMENDER]
     picks = await gateway.trending_picks(call.user, call.query.limit)
     return _sessions_out(picks, gateway.model_version)

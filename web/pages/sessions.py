@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from control.errors import DomainError, Forbidden, ValidationFailed
-from control.models import BookingStatus, Feedback, Session, SessionStatus, User
+from control.models import BookingStatus, Feedback, Session, SessionStatus, User, session_status
 from control.services.common import Page
 from control.services.details import SessionDetail
 from control.services.sessions import SessionFilters, SessionService
@@ -35,7 +35,6 @@ routes = web.RouteTableDef()
 
 PER_PAGE = 12
 #: transitional, for web/pages/dashboard.py until it uses ``SessionStatus`` itself
-STATUSES = tuple(SessionStatus)
 #: a page number past this is no page of any catalogue (and would overflow the database)
 MAX_PAGE = 100_000
 
@@ -67,7 +66,7 @@ def session_filters(query: Any) -> tuple[dict[str, str], SessionFilters]:
         k: query.get(k, "").strip()
         for k in ("q", "skill", "status", "date_from", "date_to", "max_price", "free", "mentor")
     }
-    status = values["status"] if values["status"] in STATUSES else None
+    status = session_status(values["status"])
     date_from = _date(values["date_from"])
     if status is None and values["status"] != "any":
         status = SessionStatus.SCHEDULED

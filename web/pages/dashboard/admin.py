@@ -12,7 +12,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from control.errors import DomainError
-from control.models import BookingStatus, Role, Session, SessionStatus, User
+from control.models import BookingStatus, Role, Session, SessionStatus, User, session_status
 from control.services.sessions import SessionFilters
 from web.keys import SETTINGS, SFU
 from web.pages import charts
@@ -33,7 +33,6 @@ routes = web.RouteTableDef()
 
 #: The order the users filter and the roles chart list them in.
 ROLES = (Role.LEARNER, Role.MENTOR, Role.ADMIN)
-STATUSES = tuple(SessionStatus)
 
 
 @tabs.tab("overview", "Overview")
@@ -82,9 +81,7 @@ async def admin_users(request: web.Request, user: User) -> Ctx:
 async def admin_sessions(request: web.Request, user: User) -> Ctx:
     q = request.query.get("q", "").strip()
     status = request.query.get("status", "")
-    filters = SessionFilters(
-        q=q or None, status=status if status in STATUSES else None, include_cancelled=True
-    )
+    filters = SessionFilters(q=q or None, status=session_status(status), include_cancelled=True)
     result = await platform_of(request).sessions.search(
         filters, page=query_int(request, "page"), per_page=20
     )
@@ -114,7 +111,7 @@ async def admin_analytics(request: web.Request, user: User) -> Ctx:
         "signups_chart": per_week("signups", "New accounts per week", "Accounts"),
         "bookings_chart": per_week("bookings", "Bookings per week", "Bookings"),
         "status_chart": counts(
-            "sessions_by_status", STATUSES, "Sessions by status", "Status", "Sessions"
+            "sessions_by_status", tuple(SessionStatus), "Sessions by status", "Status", "Sessions"
         ),
         "roles_chart": counts("users_by_role", ROLES, "Accounts by role", "Role", "Accounts"),
     }
