@@ -257,18 +257,8 @@ async def _prepare(env: dict[str, str], catalogue: int) -> dict[str, Any]:
             role="mentor",
         )
         skills = ["Python", "Rust", "Go", "SQL", "Linux", "Design"]
+        await _large_catalogue(platform, mentor, catalogue, skills)
         start = datetime.now(UTC) + timedelta(days=1)
-        for n in range(catalogue):
-            await platform.sessions.create(
-                mentor,
-                title=f"Catalogue session {n}",
-                description="A session of the large catalogue",
-                schedule=start + timedelta(hours=n),
-                duration=60,
-                max_participants=SEATS,
-                skills_required=[skills[n % len(skills)]],
-                price=0,
-            )
         raced = await platform.sessions.create(
             mentor,
             title="The popular session",
@@ -297,6 +287,39 @@ async def _prepare(env: dict[str, str], catalogue: int) -> dict[str, Any]:
         }
     finally:
         await platform.close()
+
+
+async def _large_catalogue(platform: Any, mentor: Any, count: int, skills: list[str]) -> None:
+    """``count`` more scheduled sessions, one an hour from tomorrow on, written in bulk: rows
+    as ``SessionService.create`` makes them, without its per-session checks and notices
+    (seeding 2,000 through it would take minutes on a busy machine, for nothing measured)."""
+    import secrets
+    from decimal import Decimal
+
+    from control.models import Session, SessionStatus
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    now = datetime.now(UTC)
+    for first in range(0, count, 500):
+        async with platform.db.transaction() as db:
+            db.add_all(
+                Session(
+                    title=f"Catalogue session {n}",
+                    description="A session of the large catalogue",
+                    mentor_id=mentor.id,
+                    schedule=start + timedelta(hours=n),
+                    duration=60,
+                    max_participants=SEATS,
+                    current_participants=0,
+                    status=SessionStatus.SCHEDULED.value,
+                    meeting_room_id=secrets.token_urlsafe(16),
+                    skills_required=[skills[n % len(skills)]],
+                    price=Decimal(n % 3 * 5),
+                    created_at=now,
+                    updated_at=now,
+                )
+                for n in range(first, min(count, first + 500))
+            )
 
 
 async def _count_bookings(env: dict[str, str], session_id: str) -> tuple[int, int, int]:
@@ -354,13 +377,17 @@ async def race(port: int, session_id: str, tokens: list[str]) -> tuple[Result, d
 # --------------------------------------------------------------------------- the run
 
 
-def _paths(data: dict[str, Any]) -> dict[str, list[str]]:
+def _paths(data: dict[str, Any], catalogue: int) -> dict[str, list[str]]:
     ids = data["session_ids"]
     skills = data["skills"]
     api = ["/api/sessions/", "/api/sessions/?page=2&per_page=5", "/api/sessions/?free_only=true"]
     api += [f"/api/sessions/?skill={s}" for s in skills] + ["/api/sessions/?q=session"]
     pages = ["/sessions/", "/sessions/?page=2", "/sessions/?free=1", "/sessions/?q=session"]
     pages += [f"/sessions/?skill={s}" for s in skills]
+    if catalogue >= 200:  # a large catalogue: deep pages too (an OFFSET far in)
+        deep = [catalogue // 100, catalogue // 40, catalogue // 25]
+        api += [f"/api/sessions/?page={n}" for n in deep]
+        pages += [f"/sessions/?page={n}" for n in deep]
     return {
         "GET /api/sessions/ (listing API)": api,
         "GET /sessions/ (listing page)": pages,
@@ -376,7 +403,7 @@ def bench_database(args: argparse.Namespace, wrk: str, label: str, url: str | No
         cli(env, "migrate")
         cli(env, "seed-demo")
         data = asyncio.run(_prepare(env, args.catalogue))
-        paths = _paths(data)
+        paths = _paths(data, args.catalogue)
         token = data["tokens"][-1]  # the last racer never books before the race
         run = {
             "duration": args.duration,
@@ -479,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines += bench_database(args, wrk, "PostgreSQL", f"{base}/{name}")
         finally:
             asyncio.run(_drop_database(args.postgres, name))
+    lines.append(f"load {os.getloadavg()[0]:.2f} at the end")
     print("\n".join(lines))
     return 0
 

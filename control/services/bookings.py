@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,7 +91,7 @@ class BookingService:
         if learner.role != Role.LEARNER:
             raise Forbidden("only learners can book sessions")
         self.accounts.ensure_verified(learner, "book a session")
-        session = await self.sessions.get(session_id)
+        session, current = await self._session_and_booking_status(learner.id, session_id)
         if session.mentor_id == learner.id:
             raise Forbidden("you cannot book your own session")
         if session.status != SessionStatus.SCHEDULED:
@@ -99,10 +99,13 @@ class BookingService:
         now = utcnow()
         if session.schedule <= now:
             raise Conflict("this session has already begun", code="session_past")
-        current = await self.booking_of(learner.id, session.id)
-        if current is not None and current.status != BookingStatus.CANCELLED:
+        if current is not None and current != BookingStatus.CANCELLED:
             # Checked first so a booked learner hears "already booked", not "full".
             raise Conflict("you already booked this session", code="already_booked")
+        if session.current_participants >= session.max_participants:
+            # Full when read: answered without queuing for the writer. Only the conditional
+            # UPDATE below gives seats; a seat freed since this read is the next caller's.
+            raise Conflict("the session is full", code="session_full")
         paid = session.price > 0
         hold_until = now + timedelta(minutes=self.settings.hold_minutes)
         values = {
@@ -182,6 +185,20 @@ class BookingService:
         if reminded and not paid:
             await self.sessions.remind_late_attendee(booking.session, learner.id)
         return booking, start
+
+    async def _session_and_booking_status(
+        self, learner_id: int, session_id: uuid.UUID | str
+    ) -> tuple[Session, str | None]:
+        """The session and the status of ``learner_id``'s booking of it (None: never booked),
+        read in one statement before booking (every racer for a seat reads this)."""
+        sid = parse_session_id(session_id)
+        mine = and_(Booking.session_id == Session.id, Booking.learner_id == learner_id)
+        query = select(Session, Booking.status).outerjoin(Booking, mine).where(Session.id == sid)
+        async with self.db.session() as db:
+            row = (await db.execute(query)).first()
+        if row is None:
+            raise NotFound("no such session")
+        return row[0], row[1]
 
     @staticmethod
     async def _why_no_seat(db: AsyncSession, session_id: uuid.UUID) -> Conflict:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from control import notices
 from control.db import Database
 from control.errors import Conflict, Forbidden, ValidationFailed
+from control.ids import parse_session_id
 from control.limits import COMMENT_MAX, RATING_MAX, RATING_MIN
 from control.models import Booking, Feedback, Session, User, utcnow
 from control.notices import NoticeSender
@@ -113,12 +114,16 @@ class FeedbackService:
         )
         return fb
 
-    async def for_session(self, session_id: uuid.UUID | str) -> list[Feedback]:
-        session = await self.sessions.get(session_id)
+    async def for_session(
+        self, session_id: uuid.UUID | str, *, known: bool = False
+    ) -> list[Feedback]:
+        """Newest first; NotFound for no such session, unless the caller ``known`` it exists
+        (it just read the session: no second read)."""
+        sid = parse_session_id(session_id) if known else (await self.sessions.get(session_id)).id
         async with self.db.session() as db:
             rows = await db.scalars(
                 select(Feedback)
-                .where(Feedback.session_id == session.id)
+                .where(Feedback.session_id == sid)
                 .order_by(Feedback.created_at.desc())
             )
             return list(rows.unique().all())

@@ -98,17 +98,20 @@ class FollowService:
 
     async def counts(self, user_id: int) -> tuple[int, int]:
         """(followers, following) of a user, counting active accounts only."""
-        async with self.db.session() as s:
-            followers = await s.scalar(
-                select(func.count())
-                .select_from(Follow)
-                .join(User, User.id == Follow.follower_id)
-                .where(Follow.mentor_id == user_id, User.is_active.is_(True))
-            )
-            following = await s.scalar(
-                select(func.count())
-                .select_from(Follow)
-                .join(User, User.id == Follow.mentor_id)
-                .where(Follow.follower_id == user_id, User.is_active.is_(True))
-            )
-        return int(followers or 0), int(following or 0)
+        followers = (
+            select(func.count())
+            .select_from(Follow)
+            .join(User, User.id == Follow.follower_id)
+            .where(Follow.mentor_id == user_id, User.is_active.is_(True))
+        )
+        following = (
+            select(func.count())
+            .select_from(Follow)
+            .join(User, User.id == Follow.mentor_id)
+            .where(Follow.follower_id == user_id, User.is_active.is_(True))
+        )
+        async with self.db.session() as s:  # both counts in one statement
+            row = (
+                await s.execute(select(followers.scalar_subquery(), following.scalar_subquery()))
+            ).one()
+        return int(row[0] or 0), int(row[1] or 0)

@@ -133,6 +133,27 @@ class NotificationService:
             items = list(rows.all())
         return Page(items=items, total=int(total or 0), page=offset // limit + 1, per_page=limit)
 
+    async def latest_and_unread(self, user_id: int, latest: int) -> tuple[list[Notification], int]:
+        """The newest ``latest`` notifications and the count of unread ones, in one statement
+        (the page header's): the count rides on each row. No row means no notification at
+        all, so none unread."""
+        unread = (
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.is_read.is_(False))
+            .scalar_subquery()
+        )
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(Notification, unread)
+                    .where(Notification.user_id == user_id)
+                    .order_by(Notification.created_at.desc(), Notification.id.desc())
+                    .limit(max(1, latest))
+                )
+            ).all()
+        return [row[0] for row in rows], int(rows[0][1]) if rows else 0
+
     async def unread_count(self, user_id: int) -> int:
         async with self.db.session() as s:
             count = await s.scalar(

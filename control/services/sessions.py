@@ -281,17 +281,29 @@ class SessionService:
             conditions.append(Session.price >= f.price_min)
         if f.price_max is not None:
             conditions.append(Session.price <= f.price_max)
+        # One statement: the page and, on each of its rows, the count of every match (an
+        # uncorrelated subquery, computed once). Not ``count(*) OVER ()``: that makes the
+        # database sort every match whole before LIMIT (5x slower at 2,000 sessions on
+        # SQLite). Only a page past the end has no row to carry it and asks once more.
+        matches = select(func.count(Session.id)).where(*conditions).scalar_subquery()
         async with self.db.session() as db:
-            total = await db.scalar(select(func.count(Session.id)).where(*conditions))
-            rows = await db.scalars(
-                select(Session)
-                .where(*conditions)
-                .order_by(Session.schedule, Session.id)
-                .offset(offset)
-                .limit(limit)
-            )
-            items = list(rows.unique().all())
-        return Page(items=items, total=int(total or 0), page=max(1, page), per_page=limit)
+            rows = (
+                await db.execute(
+                    select(Session, matches)
+                    .where(*conditions)
+                    .order_by(Session.schedule, Session.id)
+                    .offset(offset)
+                    .limit(limit)
+                )
+            ).all()
+            if rows:
+                total = int(rows[0][1])
+            elif offset:
+                total = int(await db.scalar(select(func.count(Session.id)).where(*conditions)) or 0)
+            else:
+                total = 0
+        items = [row[0] for row in rows]
+        return Page(items=items, total=total, page=max(1, page), per_page=limit)
 
     async def for_mentor(self, mentor_id: int) -> list[Session]:
         async with self.db.session() as db:

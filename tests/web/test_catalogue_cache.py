@@ -4,14 +4,18 @@ catalogue event, and never stale beyond one (seats left above all); nothing pers
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 
 from tests.support import ApiDriver, StatementCounter
 from web.cache import CATALOGUE, CatalogueCache
 from web.keys import PLATFORM
+from web.pages.render import CSRF_SLOT
+from web.security import CSRF_COOKIE
 
 
 def _new_session(**extra: Any) -> dict[str, Any]:
@@ -190,3 +194,102 @@ async def test_a_failed_load_is_not_kept() -> None:
     with pytest.raises(RuntimeError):
         await cache.get_or_load("k", broken)
     assert cache.get("k") is None
+
+
+# --------------------------------------------------------------------------- rendered pages
+
+
+def _csrf_in(html: str) -> str:
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', html)
+    assert found is not None
+    return found.group(1)
+
+
+async def _anonymous_page(client: Any, path: str) -> tuple[str, str]:
+    """A first visit by a new browser: (the page, the CSRF cookie it was given)."""
+    client.session.cookie_jar.clear()
+    resp = await client.get(path)
+    assert resp.status == 200
+    return await resp.text(), resp.cookies[CSRF_COOKIE].value
+
+
+@pytest.mark.parametrize("path", ["/", "/sessions/", "/sessions/?skill=Python", "session"])
+async def test_anonymous_pages_are_rendered_once_each_with_its_own_csrf_token(
+    sqlite_api: ApiDriver, path: str
+) -> None:
+    api = sqlite_api
+    mentor = await _register(api, "mentor")
+    _, created = await api.call("POST", "/api/sessions/create/", mentor, json=_new_session())
+    path = f"/sessions/{created['id']}/" if path == "session" else path
+    first, first_cookie = await _anonymous_page(api.client, path)
+    with StatementCounter(api.client.app[PLATFORM]) as statements:
+        second, second_cookie = await _anonymous_page(api.client, path)
+    assert statements.count == 0  # the shared rendering
+    assert first_cookie != second_cookie
+    assert _csrf_in(first) == first_cookie and _csrf_in(second) == second_cookie
+    assert CSRF_SLOT not in first + second
+    assert first.replace(first_cookie, "T") == second.replace(second_cookie, "T")
+
+
+async def test_signed_in_pages_are_never_shared(sqlite_api: ApiDriver) -> None:
+    api = sqlite_api
+    mentor = await _register(api, "mentor")
+    _, created = await api.call("POST", "/api/sessions/create/", mentor, json=_new_session())
+    sid = created["id"]
+    learner = await api.register("learner", username="personal_pages_learner")
+    # signed in through the cookie, as a browser is: the page is that learner's
+    for path in ("/", "/sessions/", f"/sessions/{sid}/"):
+        resp = await api.client.get(path)
+        assert "personal_pages_learner" in await resp.text(), path
+        assert resp.headers["Cache-Control"] == "no-store"
+    await api.call("POST", f"/api/sessions/{sid}/book/", learner)
+    booked = await (await api.client.get(f"/sessions/{sid}/")).text()
+    for path in ("/", "/sessions/", f"/sessions/{sid}/"):
+        html, _ = await _anonymous_page(api.client, path)
+        assert "personal_pages_learner" not in html, path
+        assert "Log in" in html
+    # and an anonymous rendering never reaches the signed-in learner either
+    await api.client.post(
+        "/api/auth/login/", json={"username": "personal_pages_learner", "password": "s3cret-pass!"}
+    )
+    again = await (await api.client.get(f"/sessions/{sid}/")).text()
+    assert "personal_pages_learner" in again and _csrf_in(again) != CSRF_SLOT
+    assert _strip_tokens(again) == _strip_tokens(booked)
+
+
+def _strip_tokens(html: str) -> str:
+    return html.replace(_csrf_in(html), "T")
+
+
+async def test_a_flash_message_is_shown_to_its_browser_alone(sqlite_api: ApiDriver) -> None:
+    client = sqlite_api.client
+    await _anonymous_page(client, "/sessions/")  # the shared rendering exists
+    client.session.cookie_jar.update_cookies({"peerlearn_flash": "info:Only for this browser"})
+    shown = await (await client.get("/sessions/")).text()
+    assert "Only for this browser" in shown
+    html, _ = await _anonymous_page(client, "/sessions/")
+    assert "Only for this browser" not in html
+
+
+async def test_cache_off_renders_every_anonymous_page(
+    app_factory: Any, sqlite_settings: Any
+) -> None:
+    client = await app_factory(sqlite_settings, catalogue_cache=False)
+    await _anonymous_page(client, "/sessions/")
+    with StatementCounter(client.app[PLATFORM]) as statements:
+        html, cookie = await _anonymous_page(client, "/sessions/")
+    assert statements.count > 0 and _csrf_in(html) == cookie
+
+
+def test_the_listing_clock_moves_in_steps() -> None:
+    """The browse page's "from now on" is one cache key for a whole step, not one a second."""
+    from web.pages.sessions import LISTING_CLOCK_SECONDS, session_filters
+
+    with time_machine.travel(datetime(2030, 1, 1, 12, 0, 3, 500, tzinfo=UTC), tick=False):
+        _, early = session_filters({})
+    with time_machine.travel(datetime(2030, 1, 1, 12, 0, 9, 999_000, tzinfo=UTC), tick=False):
+        _, late = session_filters({})
+    with time_machine.travel(datetime(2030, 1, 1, 12, 0, 10, tzinfo=UTC), tick=False):
+        _, next_step = session_filters({})
+    assert early == late and early.date_from == datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    assert next_step.date_from == early.date_from + timedelta(seconds=LISTING_CLOCK_SECONDS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from control.models import Session, SessionStatus
@@ -9,7 +11,7 @@ from control.services.sessions import SessionFilters
 from web.cache import CATALOGUE
 from web.pages.common import platform_of, query_int, redirect, require_user
 from web.pages.recommend import recommended_mentors, recommended_sessions, trending_sessions
-from web.pages.render import render
+from web.pages.render import render, render_public
 
 routes = web.RouteTableDef()
 
@@ -24,8 +26,11 @@ async def landing(request: web.Request) -> web.StreamResponse:
         live = await sessions.search(SessionFilters(status=SessionStatus.ACTIVE), per_page=3)
         return upcoming, live.items
 
-    upcoming, live = await request.app[CATALOGUE].get_or_load(("page:landing",), blocks)
-    return await render(request, "landing.html", {"upcoming": upcoming, "live": live})
+    async def context() -> dict[str, Any]:
+        upcoming, live = await request.app[CATALOGUE].get_or_load(("page:landing",), blocks)
+        return {"upcoming": upcoming, "live": live}
+
+    return await render_public(request, "landing.html", ("landing",), context)
 
 
 @routes.get("/recommendations/")

@@ -8,7 +8,8 @@ HTML requests, so it must never fail itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import secrets
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from control.timezones import DEFAULT_ZONE, DISPLAY_FORMAT, format_local
+from web.cache import CATALOGUE
 from web.keys import PLATFORM, SETTINGS, TEMPLATES
 from web.security import csrf_token, current_user
 
@@ -88,6 +90,9 @@ def build_environment(app: web.Application) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.ChainableUndefined,
+        # Development re-reads an edited template; production compiles each once and never
+        # asks the file system again (a stat per template and include per request).
+        auto_reload=not app[SETTINGS].is_production,
     )
 
     urls: dict[tuple[str, int], str] = {}
@@ -135,26 +140,31 @@ def set_flash(response: web.StreamResponse, kind: str, text: str) -> None:
 
 
 LATEST_SHOWN = 6  # notifications in the header's menu (and the learner's overview)
-LATEST_NOTIFICATIONS = web.RequestKey("latest_notifications", list[Any])
+LATEST_NOTIFICATIONS = web.RequestKey("latest_notifications", tuple[list[Any], int])
+
+
+async def _header_notifications(request: web.Request, user: Any) -> tuple[list[Any], int]:
+    """The user's newest notifications and unread count, read once a request, in one
+    statement (the header, and a page that lists them too)."""
+    header = request.get(LATEST_NOTIFICATIONS)
+    if header is None:
+        notifications = request.app[PLATFORM].notifications
+        header = await notifications.latest_and_unread(user.id, LATEST_SHOWN)
+        request[LATEST_NOTIFICATIONS] = header
+    return header
 
 
 async def latest_notifications(request: web.Request, user: Any) -> list[Any]:
-    """The user's newest notifications, read once a request (the header and a page)."""
-    latest = request.get(LATEST_NOTIFICATIONS)
-    if latest is None:
-        notifications = request.app[PLATFORM].notifications
-        page = await notifications.page_for(user.id, page=1, per_page=LATEST_SHOWN)
-        latest = request[LATEST_NOTIFICATIONS] = list(page.items)
-    return latest
+    """The user's newest notifications (``LATEST_SHOWN``), the header's own."""
+    return (await _header_notifications(request, user))[0]
 
 
 async def _unread(request: web.Request, user: Any) -> tuple[int, list[Any]]:
     if user is None:
         return 0, []
-    platform = request.app[PLATFORM]
     try:
-        count = await platform.notifications.unread_count(user.id)
-        return int(count), await latest_notifications(request, user)
+        latest, unread = await _header_notifications(request, user)
+        return unread, latest
     except Exception:  # the header must render even if notifications are broken
         log.exception("could not load notifications for the header")
         return 0, []
@@ -193,6 +203,47 @@ async def render(
     env: jinja2.Environment = request.app[TEMPLATES]
     html = env.get_template(template).render(await page_context(request, context))
     return _finish(request, web.Response(text=html, status=status, content_type="text/html"))
+
+
+#: Stands for the visitor's CSRF token in a shared rendering (``render_public``): as long and
+#: of the same alphabet as a real token, drawn per process, so no page text can hold it.
+CSRF_SLOT = secrets.token_urlsafe(32)
+_CSRF_SLOT_BYTES = CSRF_SLOT.encode()
+
+
+def shares_rendering(request: web.Request) -> bool:
+    """Whether this request's page may come from the shared rendering: signed out (nothing
+    personal on the page) and no flash message to show (a one-shot, per-browser text)."""
+    return current_user(request) is None and not request.cookies.get(FLASH_COOKIE)
+
+
+async def render_public(
+    request: web.Request,
+    template: str,
+    key: Hashable,
+    context: Callable[[], Awaitable[dict[str, Any]]],
+) -> web.Response:
+    """A public catalogue page (``key``: what its data depends on).
+
+    Signed-out visitors get the bytes rendered once for all of them, kept in the catalogue
+    cache (``web.cache``) with its invalidation; only their own CSRF token is put in per
+    request (``CSRF_SLOT``). Signed-in viewers, a flash message, or the cache turned off:
+    rendered for this request alone, as ``render`` does.
+    """
+    cache = request.app[CATALOGUE]
+    if not cache.enabled or not shares_rendering(request):
+        return await render(request, template, await context())
+
+    async def load() -> bytes:
+        env: jinja2.Environment = request.app[TEMPLATES]
+        values = await page_context(request, await context())
+        values["csrf_token"] = CSRF_SLOT
+        return env.get_template(template).render(values).encode()
+
+    shared = await cache.get_or_load(("html", template, request.path_qs, key), load)
+    body = shared.replace(_CSRF_SLOT_BYTES, csrf_token(request).encode())
+    response = web.Response(body=body, content_type="text/html", charset="utf-8")
+    return _finish(request, response)
 
 
 async def render_error(request: web.Request, status: int, message: str) -> web.Response:

@@ -28,13 +28,16 @@ from web.pages.common import (
     require_user,
     safe_next,
 )
-from web.pages.render import render
+from web.pages.render import render, render_public
 from web.security import current_user
 
 routes = web.RouteTableDef()
 
 PER_PAGE = 12
 #: transitional, for web/pages/dashboard.py until it uses ``SessionStatus`` itself
+#: the listing's "from now on" moves in steps of this many seconds (a divisor of 60; see
+#: ``session_filters``)
+LISTING_CLOCK_SECONDS = 10
 #: a page number past this is no page of any catalogue (and would overflow the database)
 MAX_PAGE = 100_000
 
@@ -70,8 +73,12 @@ def session_filters(query: Any) -> tuple[dict[str, str], SessionFilters]:
     date_from = _date(values["date_from"])
     if status is None and values["status"] != "any":
         status = SessionStatus.SCHEDULED
-        # To the second: the filters are the catalogue cache's key (``web.cache``).
+        # In steps of LISTING_CLOCK_SECONDS: the filters are the catalogue cache's key
+        # (``web.cache``), so each step costs every listing one miss, not each second. A
+        # session whose start passed less than a step ago may still show; booking it is
+        # refused then (``session_past``), as it is once a page sat open for that long.
         now = datetime.now(UTC).replace(microsecond=0)
+        now -= timedelta(seconds=now.second % LISTING_CLOCK_SECONDS)
         date_from = max(date_from or now, now)
     filters = SessionFilters(
         q=values["q"] or None,
@@ -86,25 +93,38 @@ def session_filters(query: Any) -> tuple[dict[str, str], SessionFilters]:
     return values, filters
 
 
-async def browse_context(request: web.Request) -> dict[str, Any]:
-    """Shared by /sessions/ and the learner dashboard's Browse tab."""
+BrowseQuery = tuple[dict[str, str], SessionFilters, int]
+
+
+def browse_query(request: web.Request) -> BrowseQuery:
+    """The browse form's values, the filters and the page number of this request."""
     values, filters = session_filters(request.query)
     page = query_int(request, "page")
     if page > MAX_PAGE:
         raise ValidationFailed("that page number is out of range", code="invalid_page")
+    return values, filters, page
+
+
+async def browse_context(request: web.Request, query: BrowseQuery | None = None) -> dict[str, Any]:
+    """Shared by /sessions/ and the learner dashboard's Browse tab."""
+    values, filters, page = query or browse_query(request)
     sessions = platform_of(request).sessions
 
     async def load() -> Page[Session]:
         return await sessions.search(filters, page=page, per_page=PER_PAGE)
 
     result = await request.app[CATALOGUE].get_or_load(("page:sessions", filters, page), load)
-    query = {k: v for k, v in values.items() if v}
-    return {"filters": values, "result": result, "query": query}
+    query_values = {k: v for k, v in values.items() if v}
+    return {"filters": values, "result": result, "query": query_values}
 
 
 @routes.get("/sessions/")
 async def browse(request: web.Request) -> web.StreamResponse:
-    return await render(request, "sessions/list.html", await browse_context(request))
+    query = browse_query(request)
+    _, filters, page = query
+    return await render_public(
+        request, "sessions/list.html", (filters, page), lambda: browse_context(request, query)
+    )
 
 
 @routes.get("/sessions/{id}/")
@@ -117,19 +137,18 @@ async def details(request: web.Request) -> web.StreamResponse:
 
     async def public_part() -> tuple[SessionDetail, list[Feedback]]:
         detail = await platform.details.for_viewer(session_id, viewer)
-        return detail, await platform.feedback.for_session(session_id)
+        reviews = await platform.feedback.for_session(detail.session.id, known=True)
+        return detail, reviews
 
-    if viewer is None:  # what every signed-out visitor sees alike
-        detail, reviews = await request.app[CATALOGUE].get_or_load(
-            ("page:session", session_id), public_part
-        )
-    else:
-        detail, reviews = await public_part()
-    bookings = await platform.bookings.for_session(session_id) if detail.can_manage else []
-    return await render(
-        request,
-        "sessions/detail.html",
-        {
+    async def context() -> dict[str, Any]:
+        if viewer is None:  # what every signed-out visitor sees alike
+            detail, reviews = await request.app[CATALOGUE].get_or_load(
+                ("page:session", session_id), public_part
+            )
+        else:
+            detail, reviews = await public_part()
+        bookings = await platform.bookings.for_session(session_id) if detail.can_manage else []
+        return {
             "session": detail.session,
             "booking": detail.booking,
             "rating": detail.rating_average,
@@ -140,8 +159,9 @@ async def details(request: web.Request) -> web.StreamResponse:
             "reviews": reviews,
             "startable": {session_id} if detail.can_start else set(),
             "start_window": request.app[SETTINGS].sessions.start_window_minutes,
-        },
-    )
+        }
+
+    return await render_public(request, "sessions/detail.html", ("session", session_id), context)
 
 
 @routes.post("/sessions/{id}/book/")
