@@ -40,13 +40,13 @@ FROM python:3.11-slim-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml setup.cfg README.md ./
+COPY pyproject.toml setup.cfg README.md constraints.txt ./
 COPY peerlearn_sfu ./peerlearn_sfu
 COPY control ./control
 COPY web ./web
 COPY recommender ./recommender
 COPY config ./config
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm AS runtime
 RUN useradd --create-home --uid 10001 peerlearn \

@@ -47,5 +47,6 @@ ensure_venv() {
   fi
   echo "==> installing PeerLearn${extras:+ [$extras]} into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+  # constraints.txt: the exact versions the suite passed with (see its header).
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".${extras:+[$extras]}"
 }
