@@ -241,6 +241,9 @@ class SfuSettings(_Section):
     outbox_max_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     outbox_max_stall_s: float = Field(default=10.0, gt=0, le=300)
     state_update_interval_ms: int = Field(default=250, ge=0, le=10_000)
+    #: "rtp": packets forwarded as they arrive (the default); "frame": the previous
+    #: frame-level path, kept for one release to compare (docs/sfu.md, "Media path")
+    forwarding: Literal["rtp", "frame"] = "rtp"
 
     @field_validator("announced_ip")
     @classmethod

@@ -43,6 +43,10 @@ class SfuConfig:
     stats_log_interval_s: float = 30.0
     use_ipv6: bool = False
     instrument_delay: bool = False
+    # "rtp": packets forwarded as they arrive, rewritten per subscriber (forwarder.py);
+    # "frame": aiortc re-assembles frames and re-packetises them per subscriber (the
+    # previous path, kept one release for comparison: bench/sfu_forwarding.py --modes).
+    forwarding: str = "rtp"
     # Forwarding senders use taps.forward_rtp instead of aiortc's RTP loop (same wire
     # behaviour, less CPU per packet); False only to compare the two in the benchmark.
     lean_send_loop: bool = True
@@ -86,5 +90,7 @@ class SfuConfig:
             raise ValueError("max_participants_per_server and max_rooms_per_user must be >= 1")
         if self.outbox_max_bytes < 1024 or self.outbox_max_stall_s <= 0:
             raise ValueError("outbox_max_bytes must be >= 1024 and outbox_max_stall_s > 0")
+        if self.forwarding not in ("rtp", "frame"):
+            raise ValueError('forwarding must be "rtp" or "frame"')
         if self.state_update_interval_ms < 0:
             raise ValueError("state_update_interval_ms must be >= 0")

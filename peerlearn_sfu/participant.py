@@ -81,6 +81,7 @@ class Participant:
             self.tasks,
             instrument=config.instrument_delay,
             lean_loop=config.lean_send_loop,
+            rtp_level=config.forwarding == "rtp",
         )
         self.left = False
         self.closed = asyncio.Event()

@@ -1,4 +1,9 @@
-"""A publisher's track on the receive leg: taps encoded frames and fans them out."""
+"""A publisher's track on the receive leg: fans its media out to the down-tracks.
+
+RTP-level (the default): every packet goes to each :class:`~.forwarder.RtpDownTrack` as it
+arrives. Frame-level (``[sfu] forwarding = "frame"``): aiortc's jitter buffer
+re-assembles frames, which each :class:`~.downtrack.DownTrack` re-packetises.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
-from . import taps
+from . import taps, vp8
 from .bitrate import BitrateController
 from .downtrack import DownTrack
+from .forwarder import RtpDownTrack
 from .keyframes import KeyframeRequester, LossRepair
 from .tasks import TaskSet
 
@@ -42,12 +48,17 @@ class Publication:
         max_bitrate_bps: int,
         tasks: TaskSet,
         on_audio_level: object = None,
+        rtp_level: bool = True,
     ) -> None:
         self.owner_id = owner_id
         self.kind = kind
         self.media_kind = "audio" if kind == "audio" else "video"
         self.receiver = receiver
+        self.rtp_level = rtp_level
         self.downtracks: set[DownTrack] = set()
+        self.rtp_downtracks: set[RtpDownTrack] = set()
+        self.packets_in = 0
+        self._paused = False  # muted by a moderator since the last forwarded packet
         self.forwarding = True  # False while muted by a moderator
         self.keyframes = KeyframeRequester(receiver, keyframe_interval_s, tasks)
         self.bitrate = BitrateController(max_bitrate_bps)
@@ -67,13 +78,15 @@ class Publication:
                 self._on_unrepairable,
                 spawn=lambda coro: tasks.spawn(coro, name="renack"),
             )
-        else:
+        if rtp_level:
+            taps.use_forwarding_buffer(receiver, self._on_rtp)
+        elif self.media_kind == "audio":
             # Opus: one packet is one frame; forward as it comes (see taps).
             taps.use_passthrough_audio_buffer(receiver)
         taps.install_receiver_tap(
             receiver,
             self._on_frame,
-            on_packet=self._on_packet if self.media_kind == "audio" else None,
+            on_packet=self._on_packet if self.media_kind == "audio" and not rtp_level else None,
             on_estimate=self.bitrate.set_uplink if self.media_kind == "video" else None,
         )
 
@@ -82,6 +95,40 @@ class Publication:
         if level is not None:
             self.audio_level = level[1]
             self.audio_level_at = time.monotonic()
+
+    def _on_rtp(self, packet: RtpPacket) -> None:
+        """One packet from the publisher (RTX already unwrapped): to every down-track."""
+        payload = packet.payload
+        if not payload:
+            return  # padding only (bandwidth probing): nothing to forward
+        self.packets_in += 1
+        self.bytes_in += len(payload)
+        if self.media_kind == "video":
+            descriptor = vp8.parse(payload)
+            if descriptor.keyframe_start:
+                self.keyframes_in += 1
+            if packet.marker:
+                self.frames_in += 1
+        else:
+            descriptor = vp8.NO_DESCRIPTOR
+            self.frames_in += 1
+            self._on_packet(packet)
+        if not self.forwarding:
+            self._paused = True
+            return
+        if self._paused:
+            # Unmuted: every subscriber re-bases (and video waits for a keyframe).
+            self._paused = False
+            for track in self.rtp_downtracks:
+                track.reset_source()
+        if not self.rtp_downtracks:
+            return
+        abs_send_time = taps.abs_send_time()
+        seq = packet.sequence_number
+        timestamp = packet.timestamp
+        marker = packet.marker
+        for track in self.rtp_downtracks:
+            track.forward(seq, timestamp, marker, payload, descriptor, abs_send_time)
 
     def _on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         data = frame.data
@@ -115,7 +162,10 @@ class Publication:
 
     def _on_unrepairable(self) -> None:
         # A packet stayed lost: the receive leg skipped it; only a keyframe helps now.
-        self._await_keyframe = True
+        # Frame-level, the frames before it are undecodable and are not forwarded;
+        # RTP-level, the subscribers' decoders see the gap themselves.
+        if not self.rtp_level:
+            self._await_keyframe = True
         self.keyframes.request()
 
     def close(self) -> None:
@@ -123,3 +173,4 @@ class Publication:
             self.repair.close()
         self.keyframes.close()
         self.downtracks.clear()
+        self.rtp_downtracks.clear()

@@ -48,6 +48,7 @@ class PublishLeg:
                 keyframe_interval_s=config.keyframe_min_interval_ms / 1000,
                 max_bitrate_bps=config.video_max_bitrate_kbps * 1000,
                 tasks=tasks,
+                rtp_level=config.forwarding == "rtp",
             )
         self.pc.on("datachannel", on_datachannel)
         #: The mids of the last accepted offer: a renegotiation must keep them.

@@ -17,6 +17,7 @@ from . import taps
 from .codecs import new_peer_connection, pin_codecs
 from .downtrack import DownTrack
 from .errors import SfuError
+from .forwarder import RtpDownTrack
 from .ice import IcePolicy, apply_ice_policy
 from .nack import NackLimiter
 from .outbox import Send
@@ -30,26 +31,32 @@ logger = logging.getLogger(__name__)
 
 
 class Slot:
-    """A sendonly transceiver of the subscribe leg and the DownTrack feeding it."""
+    """A sendonly transceiver of the subscribe leg and the down-track feeding it
+    (an :class:`RtpDownTrack`, or a frame-level :class:`DownTrack`)."""
 
     def __init__(
         self,
         transceiver: RTCRtpTransceiver,
-        track: DownTrack,
+        track: DownTrack | RtpDownTrack,
         lean_loop: bool,
         nack_limiter: NackLimiter | None = None,
     ) -> None:
         self.transceiver = transceiver
         self.track = track
         self.publication: Publication | None = None
+        rtp_level = isinstance(track, RtpDownTrack)
         self.packer = taps.install_sender_hooks(
             transceiver.sender,
             on_keyframe_request=self._on_subscriber_pli,
             on_remb=self._on_subscriber_remb,
-            lean_loop=lean_loop,
+            lean_loop=lean_loop and not rtp_level,
         )
-        self.packer.offset_source = track
-        if nack_limiter is not None:
+        if isinstance(track, RtpDownTrack):
+            # The down-track sends, and answers NACKs from its own history.
+            taps.install_rtp_sender(transceiver.sender, track)
+        else:
+            self.packer.offset_source = track
+        if nack_limiter is not None and not rtp_level:
             # A subscriber's NACKs are answered within the leg's budget (nack.py).
             taps.limit_retransmissions(transceiver.sender, nack_limiter.allow)
         self.keyframe_requests = 0
@@ -69,7 +76,10 @@ class Slot:
         self.publication = publication
         self.track.on_keyframe_needed = publication.request_keyframe
         self.track.reset_source()
-        publication.downtracks.add(self.track)
+        if isinstance(self.track, RtpDownTrack):
+            publication.rtp_downtracks.add(self.track)
+        else:
+            publication.downtracks.add(self.track)
         taps.set_sender_msid(
             self.transceiver.sender,
             f"user-{publication.owner_id}",
@@ -79,7 +89,10 @@ class Slot:
 
     def detach(self) -> None:
         if self.publication is not None:
-            self.publication.downtracks.discard(self.track)
+            if isinstance(self.track, RtpDownTrack):
+                self.publication.rtp_downtracks.discard(self.track)
+            else:
+                self.publication.downtracks.discard(self.track)
             self.publication.bitrate.remove_subscriber(id(self))
             self.publication = None
             self.track.on_keyframe_needed = None
@@ -98,8 +111,10 @@ class SubscribeLeg:
         *,
         instrument: bool,
         lean_loop: bool,
+        rtp_level: bool = True,
     ) -> None:
         self._send = send
+        self._rtp_level = rtp_level
         self._ice_policy = ice_policy
         self._tasks = tasks
         self._instrument = instrument
@@ -135,11 +150,16 @@ class SubscribeLeg:
             pc = self._ensure_pc()
             transceiver = pc.addTransceiver(publication.media_kind, direction="sendonly")
             pin_codecs(transceiver)
-            track = DownTrack(publication.media_kind, instrument=self._instrument)
-            transceiver.sender.replaceTrack(track)
+            track: DownTrack | RtpDownTrack
+            if self._rtp_level:
+                # No MediaStreamTrack on the sender: aiortc's RTP loop never runs.
+                track = RtpDownTrack(publication.media_kind, allow_resend=self.nack.allow)
+            else:
+                track = DownTrack(publication.media_kind, instrument=self._instrument)
+                transceiver.sender.replaceTrack(track)
+                self._track_by_ssrc[taps.sender_ssrc(transceiver.sender)] = track
             slot = Slot(transceiver, track, self._lean_loop, self.nack)
             self.slots.append(slot)
-            self._track_by_ssrc[taps.sender_ssrc(transceiver.sender)] = track
         slot.attach(publication)
         self.schedule_negotiation()
 

@@ -29,6 +29,7 @@ handling (:mod:`peerlearn_sfu.keyframes`) and the send leg's NACK limiter
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import queue
@@ -61,6 +62,8 @@ from aiortc.rtp import (
     pack_remb_fci,
 )
 from aiortc.utils import random32, uint16_add, uint16_gt, uint32_add
+
+from .forwarder import RtpDownTrack, SendBinding
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +100,14 @@ SENDER_PRIVATE = (
     "rtp_header_extensions_map",
     "ntp_timestamp",
     "rtp_timestamp",
+    # the RTP-level forwarder's sender (install_rtp_sender)
+    "rtx_payload_type",
 )
 # Single-underscore attributes, by class (each must still be assigned in the class's source).
 AIORTC_FIELDS: tuple[tuple[type, tuple[str, ...]], ...] = (
     # the subscribe leg's SSRC, and its msid (stream and track id) set per publisher
-    (RTCRtpSender, ("_ssrc", "_stream_id", "_track_id", "_enabled")),
-    (RTCDtlsTransport, ("_rtp_router",)),
+    (RTCRtpSender, ("_ssrc", "_stream_id", "_track_id", "_enabled", "_rtx_ssrc")),
+    (RTCDtlsTransport, ("_rtp_router", "_tx_srtp", "_state")),
     (RTCIceGatherer, ("_connection",)),
     (RTCPeerConnection, ("__iceTransports",)),
 )
@@ -123,6 +128,12 @@ RTX_SOURCE_LINES = (
     (RtpRouter, "ssrc_receiver = self.ssrc_table.get(packet.ssrc)"),
     # the depayloaded frame data the jitter buffer joins (PassThroughAudioBuffer reads it)
     (RTCRtpReceiver, "packet._data = depayload(codec, packet.payload)"),
+    # the forwarding buffer stands in for the jitter buffer (use_forwarding_buffer)
+    (RTCRtpReceiver, "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)"),
+    # the RTP-level sender's send path (SendBinding): protect, then the ICE pair's sendto
+    (RTCDtlsTransport, "data = self._tx_srtp.protect(data)"),
+    (RTCRtpSender, "self.__rtx_payload_type = codec.payloadType"),
+    (RTCRtpSender, "await self._retransmit(seq)"),
 )
 # Private methods called or replaced per instance, by class.
 PRIVATE_METHODS: tuple[tuple[type, str], ...] = (
@@ -140,6 +151,7 @@ PRIVATE_METHODS: tuple[tuple[type, str], ...] = (
     (RTCRtpSender, "_run_rtp"),
     (RTCDtlsTransport, "_send_rtp"),
     (Vp8Encoder, "_packetize"),
+    (RTCRtpSender, "send"),  # public; wrapped to read the leg's header extension ids
 )
 # Plain attributes of helper objects (checked on fresh instances).
 ROUTER_FIELDS = ("mid_table", "ssrc_table", "payload_type_table")
@@ -611,6 +623,8 @@ def skip_gap(receiver: RTCRtpReceiver, up_to: int) -> bool:
         for seq in list(generator.missing):
             if not uint16_gt(seq, up_to):
                 generator.missing.discard(seq)
+    if not isinstance(buffer, JitterBuffer):
+        return True  # a forwarding buffer holds nothing: forgetting the gap is all
     origin = buffer._origin
     if origin is None or uint16_gt(origin, up_to):
         return False
@@ -680,6 +694,165 @@ def install_receive_filter(transport: RTCDtlsTransport, drop: Callable[[bytes], 
             await original(data, arrival_time_ms)
 
     _replace_method(transport, "_handle_rtp_data", handle_rtp_data)
+
+
+# ------------------------------------------------------------- RTP-level forwarding
+# The receive leg hands every packet to the publication instead of re-assembling frames
+# (ForwardingBuffer in place of the jitter buffer: aiortc still sends NACKs, receiver
+# reports and its bandwidth estimate); a subscribe-leg sender never runs aiortc's RTP loop:
+# its down-track sends rewritten packets itself through a SendBinding (protect, then the
+# nominated ICE pair's datagram transport), and answers NACKs from its own history.
+
+RtpSink = Callable[[RtpPacket], None]
+
+
+class ForwardingBuffer:
+    """Stands in for a receiver's jitter buffer: every packet goes to ``sink`` at once
+    (aiortc calls ``add`` after RTX unwrapping, statistics and NACK generation); nothing is
+    held, so nothing is ever released as a frame."""
+
+    def __init__(self, sink: RtpSink) -> None:
+        self._sink = sink
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        self._sink(packet)
+        return False, None
+
+
+def use_forwarding_buffer(receiver: RTCRtpReceiver, sink: RtpSink) -> ForwardingBuffer:
+    """Replace ``receiver``'s jitter buffer (before it receives anything)."""
+    buffer = ForwardingBuffer(sink)
+    setattr(receiver, f"{_R}jitter_buffer", buffer)
+    return buffer
+
+
+def abs_send_time() -> bytes:
+    """The abs-send-time header extension's 3 bytes (6.18 fixed point seconds) for now."""
+    return ((clock.current_ntp_time() >> 14) & 0x00FFFFFF).to_bytes(3, "big")
+
+
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+
+
+def _extension_block(ids: dict[str, int], mid: str | None) -> tuple[bytes, bytes, bool]:
+    """(prefix, suffix, has abs-send-time) of a one-byte header-extension block (RFC 8285)
+    carrying abs-send-time (filled per packet between prefix and suffix) and the MID."""
+    abs_id = ids.get(ABS_SEND_TIME_URI)
+    mid_id = ids.get(MID_URI)
+    has_abs = abs_id is not None and 0 < abs_id < 15
+    body_abs = bytes(((abs_id or 0) << 4 | 2,)) if has_abs else b""
+    tail = b""
+    if mid_id is not None and 0 < mid_id < 15 and mid:
+        raw = mid.encode()[:16]
+        tail = bytes((mid_id << 4 | (len(raw) - 1),)) + raw
+    length = len(body_abs) + (3 if has_abs else 0) + len(tail)
+    if length == 0:
+        return b"", b"", False
+    padding = (-length) % 4
+    words = (length + padding) // 4
+    prefix = b"\xbe\xde" + words.to_bytes(2, "big") + body_abs
+    return prefix, tail + bytes(padding), has_abs
+
+
+def _send_path(sender: RTCRtpSender) -> Callable[[bytes], None]:
+    """``send(rtp)``: SRTP-protect and hand to the nominated pair's transport (``sendto``),
+    as ``RTCDtlsTransport._send_rtp`` and aioice's ``send_data`` would, minus two
+    coroutines per packet. Dropped once the DTLS transport is no longer connected."""
+    dtls = sender.transport
+    protect = dtls._tx_srtp.protect
+    connected = dtls._state
+    pairs = ice_connections_of(dtls)
+    pair = pairs.get(1) if pairs else None
+    transport = getattr(getattr(pair, "protocol", None), "transport", None)
+    if pair is None or transport is None:
+
+        def send_slow(data: bytes) -> None:
+            if dtls._state is connected:
+                task = asyncio.ensure_future(_send_quietly(dtls, data))
+                _slow_sends.add(task)
+                task.add_done_callback(_slow_sends.discard)
+
+        return send_slow
+    addr = pair.remote_addr
+    sendto = transport.sendto
+
+    def send(data: bytes) -> None:
+        if dtls._state is connected:
+            sendto(protect(data), addr)
+
+    return send
+
+
+_slow_sends: set[asyncio.Future[None]] = set()
+
+
+async def _send_quietly(dtls: RTCDtlsTransport, data: bytes) -> None:
+    with contextlib.suppress(ConnectionError):
+        await dtls._send_rtp(data)
+
+
+def ice_connections_of(dtls: RTCDtlsTransport) -> dict[int, Any]:
+    """The nominated ICE pairs (by component) under ``dtls``."""
+    connection = dtls.transport.iceGatherer._connection
+    pairs: dict[int, Any] = connection._nominated
+    return pairs
+
+
+def install_rtp_sender(sender: RTCRtpSender, target: RtpDownTrack) -> None:
+    """Make ``sender`` an RTP-level forwarder: aiortc's RTP loop is never run; when the
+    sender starts, ``target.start(SendBinding(...))`` gets this leg's payload types,
+    SSRCs, header extensions, send path and sender-report counters; NACKs from the
+    subscriber go to ``target.retransmit``. Must run before the sender starts."""
+    extension_ids: dict[str, int] = {}
+    original_send = sender.send
+
+    async def send(parameters: Any) -> None:
+        for ext in parameters.headerExtensions:
+            extension_ids[ext.uri] = ext.id
+        await original_send(parameters)
+
+    async def run_rtp(codec: RTCRtpCodecParameters) -> None:
+        getattr(sender, f"{_S}rtp_started").set()
+        try:
+            prefix, suffix, has_abs = _extension_block(extension_ids, getattr(sender, f"{_S}mid"))
+            assert codec.payloadType is not None
+            target.start(
+                SendBinding(
+                    payload_type=codec.payloadType,
+                    ssrc=sender._ssrc,
+                    rtx_payload_type=getattr(sender, f"{_S}rtx_payload_type"),
+                    rtx_ssrc=sender._rtx_ssrc,
+                    ext_prefix=prefix,
+                    ext_suffix=suffix,
+                    abs_send_time=has_abs,
+                    send=_send_path(sender),
+                    report=lambda packets, octets, ts: _report(sender, packets, octets, ts),
+                )
+            )
+            await asyncio.Event().wait()  # until stop() cancels this task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.warning("forwarding sender failed:\n%s", traceback.format_exc())
+        finally:
+            target.stop_sending()
+            getattr(sender, f"{_S}rtp_exited").set()
+
+    async def retransmit(sequence_number: int) -> None:
+        target.retransmit(sequence_number)
+
+    _replace_method(sender, "send", send)
+    _replace_method(sender, "_run_rtp", run_rtp)
+    _replace_method(sender, "_retransmit", retransmit)
+
+
+def _report(sender: RTCRtpSender, packets: int, octets: int, rtp_timestamp: int) -> None:
+    """The sender report's counters, as aiortc's RTP loop keeps them (once per frame)."""
+    setattr(sender, _S_NTP_TIMESTAMP, clock.current_ntp_time())
+    setattr(sender, _S_RTP_TIMESTAMP, rtp_timestamp)
+    setattr(sender, _S_OCTET_COUNT, octets)
+    setattr(sender, _S_PACKET_COUNT, packets)
 
 
 check_aiortc_version()

@@ -73,6 +73,7 @@ def sfu_config(settings: Settings) -> SfuConfig:
         outbox_max_bytes=sfu.outbox_max_bytes,
         outbox_max_stall_s=sfu.outbox_max_stall_s,
         state_update_interval_ms=sfu.state_update_interval_ms,
+        forwarding=sfu.forwarding,
     )
 
 

@@ -167,6 +167,10 @@ class Client:
                 if kind == "video":
                     # Re-NACK, then skip and PLI, as a browser would (and route RTX).
                     self.repairs.append(LossRepair(transceiver.receiver))
+                else:
+                    # A lost Opus packet is concealed at once, as a browser's NetEq does
+                    # (aiortc's audio buffer would wait 16 packets for it).
+                    taps.use_passthrough_audio_buffer(transceiver.receiver)
         self.track_map = {t["mid"]: (t["user_id"], t["kind"]) for t in message["tracks"]}
         apply_ice_policy(pc, CLIENT_ICE)
         answer = await pc.createAnswer()
