@@ -1,37 +1,49 @@
-"""Forwarding benchmark: peerlearn_sfu (frame-level forwarding) vs aiortc MediaRelay.
+"""Forwarding benchmark: RTP-level vs frame-level forwarding vs aiortc's MediaRelay.
 
-    python bench/sfu_forwarding.py [--sizes 2,4,6,8,10] [--seconds 20] [--no-relay]
-                                   [--aiortc-send-loop] [--loss-room 10] [--loss 0.02]
+    python bench/sfu_forwarding.py [--sizes 2,4,6,8,10] [--seconds 10] [--repeat 2]
+                                   [--modes rtp,frame,relay] [--loss-room 10] [--loss 0.02]
 
-The server runs in its own process (this file with ``--serve``) behind a tiny aiohttp
-WebSocket; N headless aiortc participants run in this process, publishing pre-encoded
-VP8 (640x360, 20 fps, ~400 kb/s) + Opus and counting received frames without decoding.
-Clients and server share the machine's cores: read the server CPU column as an upper
-bound on what the forwarding costs alone.
+What it measures, and what it leaves out:
 
-The SFU is measured twice per N: CPU, cost per packet and delivery without any
-instrumentation, then the forwarding delay in a shorter second run with a probe on every
-subscriber leg (the probe costs CPU of its own). ``--aiortc-send-loop`` makes the SFU's
-forwarding senders use aiortc's own RTP loop instead of ``taps.forward_rtp``, to compare.
-
-The loss table (``--loss-room N``, 0 to skip) measures a room of N twice in the same run:
-without loss, then with ``--loss`` (2 %) random loss on every participant's uplink and
-downlink (user-space, tests/sfu/loss.py, seeded), RTX and keyframe requests included:
-frames delivered, the longest freeze of any camera stream, NACKs, retransmissions sent to
-subscribers and keyframes requested from publishers.
+* The SFU runs in its own process (this file with ``--serve``) with ``peerlearn serve``'s
+  default ``[sfu]``/``[ice]`` settings (config/default.toml through ``web.rooms.sfu_config``:
+  single UDP port, default limits), changed only where a benchmark must: host candidates on
+  127.0.0.1 only, a free UDP port, and ``forwarding`` per mode. Its signaling is the real
+  room protocol (``Room.handle``) behind a bare WebSocket: the HTTP login, the booking checks
+  and the database are left out (they cost nothing per packet).
+* N headless aiortc participants run in this process, publishing pre-encoded VP8 (640x360,
+  20 fps, ~400 kb/s) + Opus and counting received frames without decoding. They share the
+  machine's 2 cores with the server: the server's CPU is read from its own process.
+* Server CPU per forwarded packet = the server process's CPU time in the window / the RTP
+  packets its subscribe legs sent (audio and video). The floor printed beside it is measured
+  in the same run: one SRTP protect (pylibsrtp, AES-CM, 1,100-byte packet) + one ``sendto``
+  on loopback, the least a forwarded packet can cost here.
+* Delay: from the publisher handing a frame to its sender to the subscriber receiving that
+  frame's first packet (both in this process), so the jitter buffer's frame of waiting in the
+  frame-level path is counted; ``direct`` is the same two clients connected without a server.
+* Late joiner: the N-th participant's time from its WebSocket opening to a frame of every
+  other participant's camera.
+* The loss table (``--loss-room N``, 0 to skip) runs a room of N without loss and with
+  ``--loss`` (2 %) random loss on every participant's uplink and downlink (tests/sfu/loss.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import json
 import os
+import platform
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import tomllib
+import types
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+import aiortc  # noqa: E402
 import psutil  # noqa: E402
 from aiohttp import web  # noqa: E402
 from aiortc import (  # noqa: E402
@@ -49,13 +62,15 @@ from aiortc import (  # noqa: E402
 from aiortc.contrib.media import MediaRelay  # noqa: E402
 from aiortc.rtcconfiguration import RTCBundlePolicy  # noqa: E402
 
-from peerlearn_sfu import RoomHooks, SfuConfig, SfuServer, taps  # noqa: E402
+from config.settings import DEFAULT_CONFIG_FILE, IceSettings, SfuSettings  # noqa: E402
+from peerlearn_sfu import RoomHooks, SfuConfig, SfuServer, taps, vp8  # noqa: E402
 from peerlearn_sfu.codecs import pin_codecs  # noqa: E402
 from peerlearn_sfu.hooks import ParticipantIdentity  # noqa: E402
 from peerlearn_sfu.ice import IcePolicy, apply_ice_policy  # noqa: E402
 from peerlearn_sfu.keyframes import LossRepair  # noqa: E402
 from tests.sfu import loss  # noqa: E402
 from tests.sfu.media import Clip, PacedAudioTrack, PacedVideoTrack, make_clip  # noqa: E402
+from web.rooms import sfu_config  # noqa: E402
 
 CLIENT_ICE = IcePolicy(port_min=43000, port_max=43999, interfaces=("127.0.0.1",))
 SERVER_ICE = IcePolicy(port_min=44000, port_max=44999, interfaces=("127.0.0.1",))
@@ -129,40 +144,48 @@ class RelayRoom:
             await pc.close()
 
 
-async def serve(mode: str, port: int, expected: int, instrument: bool, lean: bool) -> None:
-    sfu = SfuServer(
-        SfuConfig(
-            udp_port_min=44000,
-            udp_port_max=44999,
-            interfaces=("127.0.0.1",),
-            instrument_delay=instrument,
-            lean_send_loop=lean,
-            max_room_size=32,
-        )
+def deployed_config(mode: str, expected: int) -> SfuConfig:
+    """``peerlearn serve``'s SFU settings (config/default.toml), loopback-only."""
+    with open(DEFAULT_CONFIG_FILE, "rb") as f:
+        defaults = tomllib.load(f)
+    settings = types.SimpleNamespace(
+        sfu=SfuSettings.model_validate(defaults["sfu"]),
+        ice=IceSettings.model_validate(defaults["ice"]),
     )
+    config = sfu_config(settings)  # type: ignore[arg-type]
+    return dataclasses.replace(
+        config,
+        interfaces=("127.0.0.1",),
+        udp_port=_free_udp_port(),
+        forwarding=mode if mode in ("rtp", "frame") else config.forwarding,
+        max_room_size=max(config.max_room_size, expected),
+    )
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def serve(mode: str, port: int, expected: int) -> None:
+    sfu = SfuServer(deployed_config(mode, expected))
     room = sfu.open_room("bench", RoomHooks())
     relay = RelayRoom(expected)
 
     def counters() -> dict:
-        if mode == "sfu":
+        if mode != "relay":
             senders = [
                 s.transceiver.sender for p in room.participants.values() for s in p.subscribe.slots
             ]
-            delays = [
-                d
-                for p in room.participants.values()
-                for s in p.subscribe.slots
-                if s.track.delays is not None
-                for d in s.track.delays
-            ]
         else:
-            senders, delays = relay.senders(), []
+            senders = relay.senders()
         packets = sum(taps.sender_counts(s)[0] for s in senders)
-        return {"packets": packets, "delays": delays, **repair_counters()}
+        return {"packets": packets, **repair_counters()}
 
     def repair_counters() -> dict:
         """Loss repair, server side: NACKs both ways, retransmissions, keyframe requests."""
-        if mode != "sfu":
+        if mode == "relay":
             return {}
         pubs = [
             pub
@@ -190,21 +213,17 @@ async def serve(mode: str, port: int, expected: int, instrument: bool, lean: boo
             message = json.loads(msg.data)
             if message["type"] == "join_session":
                 user_id = message["user_id"]
-                if mode == "sfu":
+                if mode != "relay":
                     participant = await room.join(
                         ParticipantIdentity(user_id, f"u{user_id}", "learner"), ws.send_json
                     )
                 else:
                     relay.sends[user_id] = ws.send_json
             elif message["type"] == "bench_reset":
-                for p in room.participants.values():
-                    for s in p.subscribe.slots:
-                        if s.track.delays is not None:
-                            s.track.delays.clear()
                 await ws.send_json({"type": "bench", **counters()})
             elif message["type"] == "bench_stats":
                 await ws.send_json({"type": "bench", **counters()})
-            elif mode == "sfu":
+            elif mode != "relay":
                 await room.handle(participant, message)
             else:
                 await relay.handle(user_id, message)
@@ -227,12 +246,56 @@ async def serve(mode: str, port: int, expected: int, instrument: bool, lean: boo
 # --------------------------------------------------------------------------- client side
 
 
+FRAME_KEY = 32  # bytes of VP8 frame data that identify a frame of the clip
+
+
+class TimedVideoTrack(PacedVideoTrack):
+    """Remembers when each frame was handed to the sender (keyed by its first bytes)."""
+
+    def __init__(self, clip: Clip) -> None:
+        super().__init__(clip)
+        self.sent_at: dict[bytes, float] = {}
+
+    async def recv(self) -> Any:
+        packet = await super().recv()
+        self.sent_at[bytes(packet)[:FRAME_KEY]] = time.monotonic()
+        return packet
+
+
+def first_packet_tap(table_of: Any, delays: list[float], collecting: Any) -> Any:
+    """``on_packet`` for a video receiver: a frame's first packet -> its delay, from the
+    publisher's send times ``table_of()`` (None until the track map names the publisher)."""
+    seen: dict[bytes, float] = {}
+
+    def on_packet(packet: Any) -> None:
+        if not collecting():
+            return
+        d = vp8.parse(packet.payload)
+        if not (d.frame_start and d.size):
+            return
+        key = packet.payload[d.size : d.size + FRAME_KEY]
+        now = time.monotonic()
+        if now - seen.get(key, -10.0) < 2.0:
+            return  # a retransmission of a frame already counted
+        seen[key] = now
+        table = table_of()
+        t = table.get(key) if table is not None else None
+        if t is not None and now >= t:
+            delays.append(now - t)
+
+    return on_packet
+
+
 class BenchClient:
-    def __init__(self, user_id: int, clip: Clip, url: str) -> None:
+    def __init__(self, user_id: int, clip: Clip, url: str, peers: dict[int, Any]) -> None:
         self.user_id = user_id
         self.clip = clip
         self.url = url
-        self.video = PacedVideoTrack(clip)
+        self.peers = peers  # user id -> BenchClient (the publishers' send times)
+        self.delays: list[float] = []
+        self.started_at = 0.0
+        self.complete_at: float | None = None
+        self.video = TimedVideoTrack(clip)
         self.audio = PacedAudioTrack(clip.audio)
         self.received: dict[str, int] = {}
         # Frames seen per mid while ``collecting`` (the measured window plus a settle).
@@ -249,6 +312,7 @@ class BenchClient:
         self.reader: asyncio.Task | None = None
 
     async def start(self) -> None:
+        self.started_at = time.monotonic()
         self.session = aiohttp.ClientSession()
         self.ws = await self.session.ws_connect(self.url, max_msg_size=0)
         self.reader = asyncio.create_task(self._read())
@@ -291,9 +355,19 @@ class BenchClient:
                         self.seen.setdefault(mid, set()).add(frame.data)
                         self.arrivals.setdefault(mid, []).append(time.monotonic())
 
-                taps.install_receiver_tap(t.receiver, sink)
+                on_packet = None
+                if t.kind == "video":
+
+                    def table_of(mid: str = t.mid) -> Any:
+                        peer = self.peers.get(self.track_map.get(mid, (0, ""))[0])
+                        return peer.video.sent_at if peer is not None else None
+
+                    on_packet = first_packet_tap(table_of, self.delays, lambda: self.collecting)
+                taps.install_receiver_tap(t.receiver, sink, on_packet=on_packet)
                 if t.kind == "video":  # re-NACK, skip and PLI as a browser would
                     self.repairs.append(LossRepair(t.receiver))
+                else:  # conceal a lost Opus packet at once, as a browser does
+                    taps.use_passthrough_audio_buffer(t.receiver)
         self.track_map = {x["mid"]: (x["user_id"], x["kind"]) for x in m["tracks"]}
         apply_ice_policy(self.sub, CLIENT_ICE)
         await self.sub.setLocalDescription(await self.sub.createAnswer())
@@ -341,45 +415,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def run_one(
-    mode: str,
-    n: int,
-    seconds: float,
-    clip: Clip,
-    *,
-    instrument: bool = False,
-    lean: bool = True,
-    loss_rate: float = 0.0,
-) -> dict:
+async def run_one(mode: str, n: int, seconds: float, clip: Clip, *, loss_rate: float = 0.0) -> dict:
     port = _free_port()
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once per run, before timing
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            mode,
-            "--port",
-            str(port),
-            "--expected",
-            str(n),
-            *(["--instrument"] if instrument else []),
-            *([] if lean else ["--aiortc-send-loop"]),
-        ],
+        [sys.executable, __file__, "--serve", mode, "--port", str(port), "--expected", str(n)],
         stdout=subprocess.PIPE,
         cwd=ROOT,
     )
     assert proc.stdout is not None
     await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
     server = psutil.Process(proc.pid)
-    clients = [BenchClient(i + 1, clip, f"http://127.0.0.1:{port}/ws") for i in range(n)]
+    peers: dict[int, BenchClient] = {}
+    clients = [BenchClient(i + 1, clip, f"http://127.0.0.1:{port}/ws", peers) for i in range(n)]
+    peers.update({c.user_id: c for c in clients})
+    everyone = range(1, n + 1)
+
+    async def until_complete(group: list[BenchClient], limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            for c in group:
+                if c.complete_at is None and not c.missing(everyone):
+                    c.complete_at = now
+            if all(c.complete_at is not None for c in group):
+                return
+            await asyncio.sleep(0.02)
+
     try:
-        for c in clients:
+        for c in clients[:-1]:
             await c.start()
-        # Measure only a complete room: every subscriber gets video from every publisher.
-        everyone = range(1, n + 1)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(c.missing(everyone) for c in clients):  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
+        # The room of N-1 first, then the late joiner alone: its time to everyone's video.
+        await until_complete(clients[:-1], 60)
+        await asyncio.sleep(1.0)
+        await clients[-1].start()
+        await until_complete(clients, 60)
+        late = clients[-1]
+        late_join_s = late.complete_at - late.started_at if late.complete_at else None
         # A relay that cannot keep up never completes the room: measured anyway, and the
         # streams that never arrived are reported.
         never = sum(len(c.missing(everyone)) for c in clients)
@@ -409,18 +480,19 @@ async def run_one(
             c.video.record = False
             # Counting (relay) stops with the window; matching by content (SFU) may wait
             # for the window's last frames.
-            c.collecting = mode == "sfu"
+            c.collecting = mode != "relay"
         end = await clients[0].query("bench_stats")
         await asyncio.sleep(1.0)  # frames of the window still in flight
         for c in clients:
             c.collecting = False
-        expected, delivered = window_delivery(clients, by_content=mode == "sfu")
+        expected, delivered = window_delivery(clients, by_content=mode != "relay")
         freezes = [
             loss.longest_freeze(times, t0 + 0.5, t1)
             for c in clients
             for mid, times in c.arrivals.items()
             if c.track_map.get(mid, (0, ""))[1] == "camera"
         ]
+        delays = sorted(d for c in clients for d in c.delays)
         dropped = len(shim.dropped)
         seen_packets = sum(shim.seen.values())
         stalled = {
@@ -437,22 +509,17 @@ async def run_one(
         proc.wait()
     cpu = cpu1 - cpu0
     packets = end["packets"] - start["packets"]
-    delays = sorted(end["delays"])
-
-    def pct(q: float) -> float | None:
-        return delays[min(len(delays) - 1, int(q * len(delays)))] * 1000 if delays else None
-
     return {
         "mode": mode,
         "n": n,
         "cpu_pct": 100 * cpu / (t1 - t0),
         "clients_cpu_pct": 100 * (me1 - me0) / (t1 - t0),
         "us_per_packet": 1e6 * cpu / packets if packets else None,
-        "delay_p50_ms": pct(0.5),
-        "delay_p95_ms": pct(0.95),
+        "packets_per_s": packets / (t1 - t0),
+        "delay_p50_ms": percentile(delays, 0.5),
+        "delay_p95_ms": percentile(delays, 0.95),
         "delivered": delivered / expected if expected else 0.0,
-        "cpu_per_frame_us": 1e6 * cpu / delivered if delivered else float("inf"),
-        "median_delay": statistics.median(delays) * 1000 if delays else None,
+        "late_join_s": late_join_s,
         "stalled": stalled,
         "never_started": never,
         "loss_rate": loss_rate,
@@ -464,6 +531,43 @@ async def run_one(
             k: v - start.get(k, 0) for k, v in end.items() if k != "packets" and isinstance(v, int)
         },
     }
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """``q`` quantile of sorted seconds, in ms."""
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+async def direct_delay(clip: Clip, seconds: float) -> float | None:
+    """p95 delay (ms) of the same publisher and subscriber connected without a server."""
+    pub, sub = _pc(), _pc()
+    video = TimedVideoTrack(clip)
+    t = pub.addTransceiver(video, direction="sendonly")
+    pin_codecs(t)
+    taps.install_sender_hooks(t.sender, on_keyframe_request=video.request_keyframe)
+    delays: list[float] = []
+    collecting = [False]
+    apply_ice_policy(pub, CLIENT_ICE)
+    await pub.setLocalDescription(await pub.createOffer())
+    await sub.setRemoteDescription(pub.localDescription)
+    for tr in sub.getTransceivers():
+        taps.install_receiver_tap(
+            tr.receiver,
+            lambda codec, frame: None,
+            on_packet=first_packet_tap(lambda: video.sent_at, delays, lambda: collecting[0]),
+        )
+    apply_ice_policy(sub, CLIENT_ICE)
+    await sub.setLocalDescription(await sub.createAnswer())
+    await pub.setRemoteDescription(sub.localDescription)
+    await asyncio.sleep(2.0)
+    collecting[0] = True
+    await asyncio.sleep(seconds)
+    collecting[0] = False
+    await pub.close()
+    await sub.close()
+    return percentile(sorted(delays), 0.95)
 
 
 def window_delivery(clients: list[BenchClient], by_content: bool) -> tuple[int, int]:
@@ -491,43 +595,103 @@ def fmt(v: float | None, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
+def machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{model}, {os.cpu_count()} cores, load {load:.2f}; Python {platform.python_version()}, "
+        f"aiortc {aiortc.__version__}"
+    )
+
+
+def measure_floor(count: int = 20000) -> float:
+    """µs of one SRTP protect (AES-CM, 1,100-byte packet) + one ``sendto`` on loopback."""
+    from pylibsrtp import Policy, Session
+
+    policy = Policy(
+        key=os.urandom(30),
+        ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+        srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    )
+    session = Session(policy)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.5)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    addr = rx.getsockname()
+    stop = threading.Event()
+
+    def drain() -> None:  # a reader, so the socket never overflows
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                rx.recv(2048)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    payload = os.urandom(1100 - 12)
+    best = float("inf")
+    for _ in range(3):
+        packets = [
+            bytes((0x80, 96)) + (i & 0xFFFF).to_bytes(2, "big") + bytes(8) + payload
+            for i in range(count)
+        ]
+        t0 = time.thread_time()
+        for p in packets:
+            tx.sendto(session.protect(p), addr)
+        best = min(best, (time.thread_time() - t0) / count * 1e6)
+        session = Session(policy)
+    stop.set()
+    reader.join()
+    tx.close()
+    rx.close()
+    return best
+
+
 async def main(
     sizes: list[int],
     seconds: float,
-    with_relay: bool,
-    lean: bool,
+    modes: list[str],
+    repeat: int,
     loss_room: int = 0,
     loss_rate: float = 0.02,
 ) -> None:
-    print(
-        f"# encoding the clip (640x360, 20 fps, ~400 kb/s VP8 + Opus) on {os.cpu_count()} "
-        "cores; clients and server share them",
-        flush=True,
-    )
+    print(f"# machine: {machine()}", flush=True)
+    floor = measure_floor()
+    print(f"# floor: {floor:.1f} µs per packet (SRTP protect + sendto, measured now)", flush=True)
     clip = make_clip(seconds=max(20.0, seconds + 10), width=640, height=360, bitrate=400_000)
-    rows = []
+    direct = await direct_delay(clip, min(seconds, 5.0))
+    print(f"# direct (no server) delay p95: {fmt(direct, '.1f')} ms", flush=True)
+    rows: list[tuple[int, str, list[dict]]] = []
     for n in sizes:
-        sfu = await run_one("sfu", n, seconds, clip, lean=lean)
-        probed = await run_one("sfu", n, max(5.0, seconds / 2), clip, instrument=True, lean=lean)
-        sfu.update(delay_p50_ms=probed["delay_p50_ms"], delay_p95_ms=probed["delay_p95_ms"])
-        relay = await run_one("relay", n, seconds, clip) if with_relay else None
-        if relay is not None and relay["delivered"] == 0:
-            # aiortc's MediaRelay sometimes stalls for good at N >= 6 (idle process, no
-            # error): say so and measure it once more rather than report a dead run.
-            print(f"# N={n}: the relay delivered nothing (stalled); running it again", flush=True)
-            relay = await run_one("relay", n, seconds, clip)
-            relay["retried"] = True
-        rows.append((sfu, relay))
-        print(f"# N={n}: sfu {sfu}\n#      relay {relay}", flush=True)
+        for mode in modes:
+            runs = []
+            for _ in range(repeat):
+                run = await run_one(mode, n, seconds, clip)
+                if mode == "relay" and run["delivered"] == 0:
+                    # aiortc's MediaRelay sometimes stalls for good at N >= 6 (idle
+                    # process, no error): say so and measure it once more.
+                    print(f"# N={n}: the relay delivered nothing; running it again", flush=True)
+                    run = await run_one(mode, n, seconds, clip)
+                    run["retried"] = True
+                print(f"# N={n} {mode}: {run}", flush=True)
+                runs.append(run)
+            rows.append((n, mode, runs))
     if rows:
-        print_forwarding(rows)
+        print_forwarding(rows, floor, direct)
     if loss_room:
         lossy = []
-        for rate in (0.0, loss_rate):
-            run = await run_one("sfu", loss_room, seconds, clip, lean=lean, loss_rate=rate)
-            print(f"# loss {rate:.0%}: {run}", flush=True)
-            lossy.append(run)
+        for mode in [m for m in modes if m != "relay"]:
+            for rate in (0.0, loss_rate):
+                run = await run_one(mode, loss_room, seconds, clip, loss_rate=rate)
+                print(f"# loss {mode} {rate:.0%}: {run}", flush=True)
+                lossy.append(run)
         print_loss(lossy)
+    print(f"\n# machine at the end: {machine()}")
 
 
 def print_loss(runs: list[dict]) -> None:
@@ -556,28 +720,41 @@ def print_loss(runs: list[dict]) -> None:
     )
 
 
-def print_forwarding(rows: list[tuple[dict, dict | None]]) -> None:
+def print_forwarding(
+    rows: list[tuple[int, str, list[dict]]], floor: float, direct: float | None
+) -> None:
     print()
     print(
-        "| N | SFU CPU % of 1 core | µs/fwd packet | delay p50 / p95 ms | SFU delivered "
-        "| clients CPU % | relay CPU % | relay delivered | relay/SFU CPU per delivered frame |"
+        "| N | path | server CPU % of 1 core (median) | µs per forwarded packet, min / median "
+        "| × floor | delay p95 ms (added) | delivered | late joiner s | clients CPU % |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for sfu, relay in rows:
-        ratio = (relay["cpu_per_frame_us"] / sfu["cpu_per_frame_us"]) if relay else None
+    for n, mode, runs in rows:
+        cpu = statistics.median(r["cpu_pct"] for r in runs)
+        us = [r["us_per_packet"] for r in runs if r["us_per_packet"]]
+        p95 = [r["delay_p95_ms"] for r in runs if r["delay_p95_ms"] is not None]
+        late = [r["late_join_s"] for r in runs if r["late_join_s"] is not None]
+        worst = min(runs, key=lambda r: r["delivered"])
+        us_med = statistics.median(us) if us else None
+        delay = statistics.median(p95) if p95 else None
+        added = delay - direct if delay is not None and direct is not None else None
         print(
-            f"| {sfu['n']} | {sfu['cpu_pct']:.1f} | {fmt(sfu['us_per_packet'], '.1f')} | "
-            f"{fmt(sfu['delay_p50_ms'], '.2f')} / {fmt(sfu['delay_p95_ms'], '.2f')} | "
-            f"{delivered(sfu)} | {sfu['clients_cpu_pct']:.0f} | "
-            f"{fmt(relay and relay['cpu_pct'], '.1f')} | "
-            f"{delivered(relay) if relay else '–'} | {fmt(ratio, '.1f')}× |"
+            f"| {n} | {mode} | {cpu:.1f} | {fmt(min(us) if us else None, '.1f')} / "
+            f"{fmt(us_med, '.1f')} | {fmt(us_med / floor if us_med else None, '.1f')} | "
+            f"{fmt(delay, '.1f')} ({fmt(added, '+.1f')}) | {delivered(worst)} | "
+            f"{fmt(max(late) if late else None, '.2f')} | "
+            f"{statistics.median(r['clients_cpu_pct'] for r in runs):.0f} |"
         )
     print()
     print(
-        "delivered = of the camera frames each publisher sent in the window, the share each "
-        "other participant received, after a 1 s settle: matched by content for the SFU, "
-        "counted for the relay (it re-encodes); streams that never started or stalled during "
-        "the window are named."
+        f"floor = {floor:.1f} µs (one SRTP protect + one sendto, measured in this run); "
+        f"delay from the publisher's sender to the subscriber's first packet of a frame; "
+        f"added = minus the same clients connected directly ({fmt(direct, '.1f')} ms p95); "
+        "delivered = the worst repeat's share of the camera frames each publisher sent in the "
+        "window that each other participant received (by content; the relay re-encodes, so "
+        "its distinct frames are counted); late joiner = the N-th participant's time from "
+        "its socket to every camera (worst repeat). The relay forwards nothing RTP-level: "
+        "it decodes once and re-encodes per subscriber, so it has no µs-per-packet floor."
     )
 
 
@@ -596,22 +773,21 @@ def delivered(run: dict) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2,4,6,8,10")
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--no-relay", action="store_true")
-    parser.add_argument("--serve", choices=("sfu", "relay"))
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--modes", default="rtp,frame,relay")
+    parser.add_argument("--serve", choices=("rtp", "frame", "relay"))
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--expected", type=int, default=0)
-    parser.add_argument("--instrument", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--aiortc-send-loop", action="store_true")
     parser.add_argument("--loss-room", type=int, default=10, help="0: no loss table")
     parser.add_argument("--loss", type=float, default=0.02)
     args = parser.parse_args()
-    lean = not args.aiortc_send_loop
     if args.serve:
         try:
-            asyncio.run(serve(args.serve, args.port, args.expected, args.instrument, lean))
+            asyncio.run(serve(args.serve, args.port, args.expected))
         except KeyboardInterrupt:
             pass
     else:
         sizes = [int(x) for x in args.sizes.split(",") if x]
-        asyncio.run(main(sizes, args.seconds, not args.no_relay, lean, args.loss_room, args.loss))
+        modes = [m for m in args.modes.split(",") if m]
+        asyncio.run(main(sizes, args.seconds, modes, args.repeat, args.loss_room, args.loss))

@@ -14,7 +14,8 @@ VP8_START_CODE = b"\x9d\x01\x2a"
 
 
 class Descriptor(NamedTuple):
-    """What one packet's descriptor says (``picture_id_width``: 0, 7 or 15 bits)."""
+    """What one packet's descriptor says (``picture_id_width``: 0, 7 or 15 bits;
+    ``frame_start``: the packet starts a frame; ``size``: the descriptor's length)."""
 
     keyframe_start: bool
     picture_id: int
@@ -22,9 +23,11 @@ class Descriptor(NamedTuple):
     picture_id_width: int
     tid: int
     layer_sync: bool
+    frame_start: bool
+    size: int
 
 
-NO_DESCRIPTOR = Descriptor(False, 0, 0, 0, 0, False)
+NO_DESCRIPTOR = Descriptor(False, 0, 0, 0, 0, False, False, 0)
 
 
 def parse(payload: bytes) -> Descriptor:
@@ -75,7 +78,7 @@ def parse(payload: bytes) -> Descriptor:
     start = bool(first & 0x10) and (first & 0x0F) == 0  # S and partition index 0
     # The start code after the 3-byte frame tag keeps a cut frame from passing for one.
     keyframe = start and not (payload[i] & 0x01) and payload[i + 3 : i + 6] == VP8_START_CODE
-    return Descriptor(keyframe, pid, pid_offset, pid_width, tid, sync or keyframe)
+    return Descriptor(keyframe, pid, pid_offset, pid_width, tid, sync or keyframe, start, i)
 
 
 def with_picture_id(payload: bytes, descriptor: Descriptor, picture_id: int) -> bytes:

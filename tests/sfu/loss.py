@@ -268,6 +268,15 @@ def longest_freeze(times: Iterable[float], start: float, end: float) -> float:
     return max(b - a for a, b in itertools.pairwise(points))
 
 
+def load_allowance(times: Iterable[float], before: float, window_s: float = 2.0) -> float:
+    """How long the machine's own load already stalled this stream just before ``before``:
+    the longest gap in the ``window_s`` before it, less one 20 fps frame interval. Clients
+    and server share one event loop and two busy cores; a bound on what a loss adds is
+    this allowance plus the bound (the repair counters say how the loss was handled)."""
+    times = list(times)
+    return max(0.0, longest_freeze(times, before - window_s, before - 0.1) - 0.05)
+
+
 def frames_kept(sent: list[bytes], received: Iterable[bytes]) -> float:
     """Share of the frames ``sent`` (by content) that arrived."""
     if not sent:
