@@ -109,7 +109,7 @@ class RtpDownTrack:
         self._history = [None] * HISTORY
 
     @property
-    def readyState(self) -> str:  # noqa: N802  (MediaStreamTrack's name, as DownTrack has)
+    def readyState(self) -> str:  # MediaStreamTrack's name, as DownTrack has
         return "ended" if self.stopped else "live"
 
     def reset_source(self) -> None:

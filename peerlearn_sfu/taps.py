@@ -34,6 +34,7 @@ import inspect
 import logging
 import queue
 import re
+import time
 import traceback
 import types
 from collections.abc import Callable, Coroutine
@@ -726,9 +727,18 @@ def use_forwarding_buffer(receiver: RTCRtpReceiver, sink: RtpSink) -> Forwarding
     return buffer
 
 
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
+
+
+def ntp_now() -> int:
+    """64-bit NTP time, as ``aiortc.clock.current_ntp_time()`` but without building a
+    ``datetime`` (it runs once per forwarded frame and per received packet)."""
+    return int((time.time() + NTP_EPOCH_OFFSET) * 4294967296.0)
+
+
 def abs_send_time() -> bytes:
     """The abs-send-time header extension's 3 bytes (6.18 fixed point seconds) for now."""
-    return ((clock.current_ntp_time() >> 14) & 0x00FFFFFF).to_bytes(3, "big")
+    return ((ntp_now() >> 14) & 0x00FFFFFF).to_bytes(3, "big")
 
 
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -775,7 +785,8 @@ def _send_path(sender: RTCRtpSender) -> Callable[[bytes], None]:
 
         return send_slow
     addr = pair.remote_addr
-    sendto = transport.sendto
+    # The node's single port (udpmux) has a media send that skips its STUN bookkeeping.
+    sendto = getattr(transport, "send_media", transport.sendto)
 
     def send(data: bytes) -> None:
         if dtls._state is connected:
@@ -849,7 +860,7 @@ def install_rtp_sender(sender: RTCRtpSender, target: RtpDownTrack) -> None:
 
 def _report(sender: RTCRtpSender, packets: int, octets: int, rtp_timestamp: int) -> None:
     """The sender report's counters, as aiortc's RTP loop keeps them (once per frame)."""
-    setattr(sender, _S_NTP_TIMESTAMP, clock.current_ntp_time())
+    setattr(sender, _S_NTP_TIMESTAMP, ntp_now())
     setattr(sender, _S_RTP_TIMESTAMP, rtp_timestamp)
     setattr(sender, _S_OCTET_COUNT, octets)
     setattr(sender, _S_PACKET_COUNT, packets)

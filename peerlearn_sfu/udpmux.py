@@ -130,6 +130,15 @@ class MuxedTransport(asyncio.DatagramTransport):
             return
         self._registration.endpoint.send(self._registration, bytes(data), (addr[0], addr[1]))
 
+    def send_media(self, data: bytes, addr: Address) -> None:
+        """``sendto`` for SRTP from the RTP-level forwarder: never a STUN request, so no
+        transaction to remember; the NAT-rebinding redirect still applies."""
+        registration = self._registration
+        transport = registration.endpoint.transport
+        if self._closing or registration.closed or transport is None:
+            return
+        transport.sendto(data, registration.destination(addr))
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "sockname":
             return (self._registration.endpoint.address, self._registration.endpoint.port)
