@@ -431,11 +431,13 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip, *, loss_rate: f
     everyone = range(1, n + 1)
 
     async def until_complete(group: list[BenchClient], limit: float) -> None:
+        """Until each of ``group`` has a camera frame of every other one of ``group``."""
+        ids = range(1, len(group) + 1)
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             now = time.monotonic()
             for c in group:
-                if c.complete_at is None and not c.missing(everyone):
+                if c.complete_at is None and not c.missing(ids):
                     c.complete_at = now
             if all(c.complete_at is not None for c in group):
                 return
@@ -446,6 +448,8 @@ async def run_one(mode: str, n: int, seconds: float, clip: Clip, *, loss_rate: f
             await c.start()
         # The room of N-1 first, then the late joiner alone: its time to everyone's video.
         await until_complete(clients[:-1], 60)
+        for c in clients[:-1]:
+            c.complete_at = None
         await asyncio.sleep(1.0)
         await clients[-1].start()
         await until_complete(clients, 60)

@@ -42,7 +42,6 @@ class SfuConfig:
     turn_ttl_s: int = 3600
     stats_log_interval_s: float = 30.0
     use_ipv6: bool = False
-    instrument_delay: bool = False
     # "rtp": packets forwarded as they arrive, rewritten per subscriber (forwarder.py);
     # "frame": aiortc re-assembles frames and re-packetises them per subscriber (the
     # previous path, kept one release for comparison: bench/sfu_forwarding.py --modes).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -32,10 +31,10 @@ class DownTrack(MediaStreamTrack):
     so the outgoing RTP clock stays monotonic.
     """
 
-    def __init__(self, kind: str, instrument: bool = False) -> None:
+    def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
-        self._queue: deque[tuple[av.Packet[Any], float]] = deque()
+        self._queue: deque[av.Packet[Any]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._max = MAX_QUEUE[kind]
         self._reading = False
@@ -47,9 +46,6 @@ class DownTrack(MediaStreamTrack):
         self.forwarded = 0
         self.dropped = 0
         self.bytes_out = 0
-        # Benchmark only: frame complete on the receive leg -> its first packet sent.
-        self.delays: deque[float] | None = deque(maxlen=20000) if instrument else None
-        self._sending_since: float | None = None
 
     def reset_source(self) -> None:
         """A new source follows: wait for its keyframe, rebase its timestamps."""
@@ -60,7 +56,7 @@ class DownTrack(MediaStreamTrack):
         if self._reading:
             self._ask_keyframe()
 
-    def push(self, packet: av.Packet[Any], keyframe: bool, t_in: float) -> None:
+    def push(self, packet: av.Packet[Any], keyframe: bool) -> None:
         """Called by the publication for every frame (on the event loop)."""
         if not self._reading or self.readyState != "live":
             return
@@ -80,7 +76,7 @@ class DownTrack(MediaStreamTrack):
         if self._rebase:
             self._rebase = False
             self.pts_offset = self._last_pts + PTS_STEP[self.kind] - _pts(packet)
-        self._queue.append((packet, t_in))
+        self._queue.append(packet)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -103,19 +99,11 @@ class DownTrack(MediaStreamTrack):
                 self._waiter = None
             if self.readyState != "live":
                 raise MediaStreamError
-        packet, t_in = self._queue.popleft()
+        packet = self._queue.popleft()
         self.forwarded += 1
         self.bytes_out += packet.size
         self._last_pts = _pts(packet) + self.pts_offset
-        if self.delays is not None:
-            self._sending_since = t_in
         return packet
-
-    def packet_sent(self) -> None:
-        """Instrumented legs: a packet of this track left; the first one ends the delay."""
-        if self._sending_since is not None and self.delays is not None:
-            self.delays.append(time.perf_counter() - self._sending_since)
-            self._sending_since = None
 
     def stop(self) -> None:
         super().stop()

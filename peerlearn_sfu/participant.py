@@ -79,7 +79,6 @@ class Participant:
             self.send,
             ice_policy,
             self.tasks,
-            instrument=config.instrument_delay,
             lean_loop=config.lean_send_loop,
             rtp_level=config.forwarding == "rtp",
         )

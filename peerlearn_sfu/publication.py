@@ -152,9 +152,8 @@ class Publication:
         packet = av.Packet(data)
         packet.pts = frame.timestamp
         packet.time_base = time_base
-        t_in = time.perf_counter()
         for track in self.downtracks:
-            track.push(packet, keyframe, t_in)
+            track.push(packet, keyframe)
 
     def request_keyframe(self) -> None:
         if self.media_kind == "video":

@@ -109,7 +109,6 @@ class SubscribeLeg:
         ice_policy: IcePolicy,
         tasks: TaskSet,
         *,
-        instrument: bool,
         lean_loop: bool,
         rtp_level: bool = True,
     ) -> None:
@@ -117,15 +116,12 @@ class SubscribeLeg:
         self._rtp_level = rtp_level
         self._ice_policy = ice_policy
         self._tasks = tasks
-        self._instrument = instrument
         self._lean_loop = lean_loop
         self.pc: RTCPeerConnection | None = None
         self.slots: list[Slot] = []
         self._lock = asyncio.Lock()
         self._dirty = False
         self._closed = False
-        self._probed = False
-        self._track_by_ssrc: dict[int, DownTrack] = {}
         #: Retransmissions on this leg: bounded per packet, rate-limited for the leg.
         self.nack = NackLimiter()
 
@@ -155,9 +151,8 @@ class SubscribeLeg:
                 # No MediaStreamTrack on the sender: aiortc's RTP loop never runs.
                 track = RtpDownTrack(publication.media_kind, allow_resend=self.nack.allow)
             else:
-                track = DownTrack(publication.media_kind, instrument=self._instrument)
+                track = DownTrack(publication.media_kind)
                 transceiver.sender.replaceTrack(track)
-                self._track_by_ssrc[taps.sender_ssrc(transceiver.sender)] = track
             slot = Slot(transceiver, track, self._lean_loop, self.nack)
             self.slots.append(slot)
         slot.attach(publication)
@@ -172,11 +167,6 @@ class SubscribeLeg:
                 changed = True
         if changed:
             self.schedule_negotiation()
-
-    def _sent(self, ssrc: int) -> None:
-        track = self._track_by_ssrc.get(ssrc)
-        if track is not None:
-            track.packet_sent()
 
     def schedule_negotiation(self) -> None:
         if not self._closed:
@@ -214,9 +204,6 @@ class SubscribeLeg:
             offer = await pc.createOffer()
             apply_ice_policy(pc, self._ice_policy)
             await pc.setLocalDescription(offer)
-            if self._instrument and not self._probed:
-                self._probed = True
-                taps.install_send_probe(self.slots[0].transceiver.sender.transport, self._sent)
             if self._closed:
                 return
             message = {

@@ -59,7 +59,6 @@ from aiortc.rtp import (
     RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
     RtpPacket,
-    is_rtcp,
     pack_remb_fci,
 )
 from aiortc.utils import random32, uint16_add, uint16_gt, uint32_add
@@ -439,20 +438,6 @@ async def forward_rtp(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> Non
         track.stop()
         setattr(sender, _S_TRACK, None)
     getattr(sender, f"{_S}rtp_exited").set()
-
-
-def install_send_probe(transport: RTCDtlsTransport, on_sent: Callable[[int], None]) -> None:
-    """Benchmark instrumentation: ``on_sent(ssrc)`` once each RTP packet has left the
-    process (SRTP-protected and handed to ``sendto``). Every sender of a bundled peer
-    connection sends through this one transport. Not installed in normal operation."""
-    original = transport._send_rtp
-
-    async def send_rtp(data: bytes) -> None:
-        await original(data)
-        if len(data) >= 12 and not is_rtcp(data):
-            on_sent(int.from_bytes(data[8:12], "big"))
-
-    _replace_method(transport, "_send_rtp", send_rtp)
 
 
 def sender_rtt(sender: RTCRtpSender) -> float | None:

@@ -17,7 +17,7 @@ from config.settings import DEFAULT_CONFIG_FILE, IceSettings, SfuSettings
 from peerlearn_sfu import SfuConfig
 
 #: SfuConfig fields with no setting: worker and test/benchmark knobs set by code.
-SFU_ONLY = {"worker_index", "use_ipv6", "instrument_delay", "lean_send_loop"}
+SFU_ONLY = {"worker_index", "use_ipv6", "lean_send_loop"}
 #: Where the two differ on purpose, and why.
 DIFFERENT_ON_PURPOSE = {
     # The operator default is single-port mode on 40000 ([sfu] udp_port); a bare

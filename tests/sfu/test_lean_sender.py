@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 
 from aiortc.rtp import RtpPacket, is_rtcp
 
@@ -45,7 +46,7 @@ async def test_rtp_level_history_retransmission_and_counters(make_client, server
     media = [p for p in sent if p.ssrc == sender._ssrc]
     # One continuous stream on this leg's SSRC and payload type.
     seqs = [p.sequence_number for p in media[:20]]
-    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
     assert {p.payload_type for p in media} == {binding.payload_type}
     first = media[0]
     # A NACK for a packet we sent is answered from the history, over RTX.
