@@ -300,6 +300,27 @@ class RecommenderSettings(_Section):
     refit_after_interactions: int = Field(default=50, ge=1)
 
 
+class JobsSettings(_Section):
+    #: who runs a background job once per cluster: ``auto`` = Redis if ``[redis] url`` is
+    #: set, else a PostgreSQL advisory lock, else (SQLite, one process) nobody needs to ask
+    lock: Literal["auto", "redis", "postgres", "none"] = "auto"
+    #: a holder that stops renewing (died) frees its jobs after this long
+    lock_ttl_s: float = Field(default=15.0, ge=1, le=600)
+
+
+class MetricsSettings(_Section):
+    #: serve Prometheus ``/metrics``
+    enabled: bool = True
+    #: when set, ``/metrics`` wants ``Authorization: Bearer <token>``; unset, it answers only
+    #: clients on the loopback address (a scraper on the same machine or a sidecar)
+    token: str | None = Field(default=None, min_length=16)
+
+
+class LoggingSettings(_Section):
+    #: ``text`` (one readable line) or ``json`` (one object per line, for log shippers)
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -312,6 +333,9 @@ class Settings(_Section):
     sfu: SfuSettings = SfuSettings()
     ice: IceSettings = IceSettings()
     recommender: RecommenderSettings = RecommenderSettings()
+    jobs: JobsSettings = JobsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
 
     @property
     def is_production(self) -> bool:
@@ -340,6 +364,7 @@ class Settings(_Section):
             ("server", "secret_key"),
             ("ice", "turn_secret"),
             ("email", "smtp_password"),
+            ("metrics", "token"),
         ):
             if data[section].get(key):
                 data[section][key] = "********"
