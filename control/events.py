@@ -22,7 +22,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ _SENT_AT = "_sent_at"
 ORIGIN = "origin"
 
 DelayObserver = Callable[[str, float], None]
+PublishObserver = Callable[[str, dict[str, Any]], None]
 
 
 def new_node_id() -> str:
@@ -70,6 +71,7 @@ def session_channel(session_id: uuid.UUID | str) -> str:
 class EventBus(Protocol):
     node: str
     on_delay: DelayObserver | None
+    on_publish: PublishObserver | None
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -104,12 +106,22 @@ class _Handlers:
                 log.exception("event handler failed on %s", channel)
 
 
+def _observe(observer: PublishObserver | None, channel: str, message: dict[str, Any]) -> None:
+    if observer is not None:
+        try:
+            observer(channel, message)
+        except Exception:  # counting must never break a publication
+            log.exception("bus publish observer failed")
+
+
 class InMemoryEventBus:
     """Delivers in the publishing process only (the embedded default)."""
 
     def __init__(self) -> None:
         self.node = new_node_id()
         self.on_delay: DelayObserver | None = None
+        #: called with each message this node publishes (the metrics count bookings here)
+        self.on_publish: PublishObserver | None = None
         self._handlers = _Handlers()
 
     async def start(self) -> None:
@@ -119,6 +131,7 @@ class InMemoryEventBus:
         return None
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        _observe(self.on_publish, channel, message)
         await self._handlers.dispatch(channel, message)
 
     def subscribe(self, channel: str, handler: Handler) -> Callable[[], None]:
@@ -137,6 +150,7 @@ class RedisEventBus:
         self.node = new_node_id()
         #: called with (channel, seconds from publish to dispatch) for each message received
         self.on_delay: DelayObserver | None = None
+        self.on_publish: PublishObserver | None = None
         self._redis = redis.from_url(url)
         self._pubsub = self._redis.pubsub()
         self._handlers = _Handlers()
@@ -152,12 +166,14 @@ class RedisEventBus:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: no annotations
+        # redis-py annotates PubSub.aclose only from 8.2 on: call it untyped on every version.
+        await cast(Any, self._pubsub).aclose()
         await self._redis.aclose()
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         wire = {**message, _SENT_AT: time.time()}  # wall clock: the receiver is another host
         await self._redis.publish(self.PREFIX + channel, json.dumps(wire, default=str))
+        _observe(self.on_publish, channel, message)
 
     def subscribe(self, channel: str, handler: Handler) -> Callable[[], None]:
         return self._handlers.add(channel, handler)

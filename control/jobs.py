@@ -191,9 +191,7 @@ class PostgresJobLock:
         if conn is None:
             return
         try:
-            await conn.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": advisory_key(name)}
-            )
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": advisory_key(name)})
             await conn.commit()
         finally:
             await conn.close()
@@ -204,8 +202,14 @@ class PostgresJobLock:
                 await self.release(name)
 
 
-def create_job_lock(kind: str, *, redis_url: str | None, engine: Any, is_postgres: bool,
-                    ttl_s: float = DEFAULT_TTL_S) -> JobLock:
+def create_job_lock(
+    kind: str,
+    *,
+    redis_url: str | None,
+    engine: Any,
+    is_postgres: bool,
+    ttl_s: float = DEFAULT_TTL_S,
+) -> JobLock:
     """``kind`` is ``[jobs] lock``: ``auto`` picks Redis, else PostgreSQL, else local."""
     if kind == "auto":
         kind = "redis" if redis_url else "postgres" if is_postgres else "none"
@@ -218,6 +222,10 @@ def create_job_lock(kind: str, *, redis_url: str | None, engine: Any, is_postgre
             raise ValueError("[jobs] lock = 'postgres' needs a PostgreSQL database")
         return PostgresJobLock(engine, ttl_s=ttl_s)
     return LocalJobLock()
+
+
+async def _call(loop: Callable[[], Awaitable[None]]) -> None:
+    await loop()
 
 
 async def run_while_holding(
@@ -243,7 +251,7 @@ async def run_while_holding(
             await asyncio.sleep(retry)
             continue
         log.info("job %s: this node runs it", name)
-        task = asyncio.create_task(loop(), name=f"{name}-pass")
+        task = asyncio.create_task(_call(loop), name=f"{name}-pass")
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=renew_every)

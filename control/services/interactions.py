@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Row, func, select
 
 from control.db import Database
-from control.events import INTERACTIONS_CHANNEL, ORIGIN, EventBus
 from control.errors import ValidationFailed
+from control.events import INTERACTIONS_CHANNEL, ORIGIN, EventBus
 from control.ids import parse_session_id
 from control.models import (
     INTERACTION_KINDS,

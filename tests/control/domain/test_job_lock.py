@@ -132,17 +132,15 @@ async def test_two_processes_run_the_job_once_and_the_survivor_takes_over(
     name, key = f"test-{uuid.uuid4().hex}", f"test-passes:{uuid.uuid4().hex}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _RUNNER, REDIS_URL, name, key],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _RUNNER, REDIS_URL, name, key, env=env, stdout=subprocess.PIPE
         )
         for _ in range(2)
     ]
     try:
         for proc in procs:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            assert proc.stdout is not None
+            assert (await proc.stdout.readline()).strip() == b"ready"
 
         async def passes() -> list[int]:
             return [int(x) for x in await redis_client.lrange(key, 0, -1)]
@@ -153,7 +151,7 @@ async def test_two_processes_run_the_job_once_and_the_survivor_takes_over(
         holder = next(p for p in procs if p.pid == done[0])
         survivor = next(p for p in procs if p is not holder)
         holder.send_signal(signal.SIGKILL)  # no release: the lock must expire (TTL 1 s)
-        holder.wait()
+        await holder.wait()
         started = asyncio.get_running_loop().time()
         await _until(
             lambda: _contains(passes, survivor.pid), "the survivor to take over", seconds=10
@@ -167,9 +165,9 @@ async def test_two_processes_run_the_job_once_and_the_survivor_takes_over(
         assert set(tail) == {survivor.pid} and after.index(survivor.pid) >= kill_at
     finally:
         for proc in procs:
-            if proc.poll() is None:
+            if proc.returncode is None:
                 proc.kill()
-            proc.wait()
+            await proc.wait()
         await redis_client.delete(key, RedisJobLock.PREFIX + name)
 
 
