@@ -90,6 +90,7 @@ async def test_metrics_parse_with_routes_not_paths(sqlite_client: Any) -> None:
     some_id = uuid.uuid4()
     assert (await sqlite_client.get("/api/sessions/")).status == 200
     assert (await sqlite_client.get(f"/api/sessions/{some_id}/")).status == 404
+    assert (await sqlite_client.get(f"/api/no-such-{some_id}/")).status == 404
     resp = await sqlite_client.get("/metrics")
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain")
@@ -101,6 +102,7 @@ async def test_metrics_parse_with_routes_not_paths(sqlite_client: Any) -> None:
     count = "peerlearn_http_request_duration_seconds_count"
     assert _samples(http, count, route="/api/sessions/{id}/", status="404", method="GET")
     assert _samples(http, count, route="/api/sessions/", status="200", method="GET")
+    assert _samples(http, count, route="unmatched", status="404")
     for name in (
         "peerlearn_room_total",
         "peerlearn_participant_total",
