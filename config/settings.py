@@ -514,7 +514,17 @@ def load_settings(
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_first_error(exc)) from None
+    _check_job_lock(settings)
     return _ensure_secret(settings)
+
+
+def _check_job_lock(settings: Settings) -> None:
+    """``[jobs] lock`` names a part that must be configured."""
+    lock = settings.jobs.lock
+    if lock == "redis" and not settings.redis.url:
+        raise ConfigError("config error: jobs.lock: 'redis' needs [redis] url")
+    if lock == "postgres" and not settings.database_url.startswith("postgresql"):
+        raise ConfigError("config error: jobs.lock: 'postgres' needs a PostgreSQL [database] url")
 
 
 # --------------------------------------------------------------------------- deployment checks

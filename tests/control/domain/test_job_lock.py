@@ -213,3 +213,14 @@ def test_the_lock_follows_the_settings() -> None:
     )
     with pytest.raises(ValueError, match="redis"):
         create_job_lock("redis", redis_url=None, engine=engine, is_postgres=False)
+
+
+def test_a_lock_without_its_part_stops_start_up(tmp_path: Path) -> None:
+    from config.settings import ConfigError, load_settings
+
+    base = {"server": {"data_dir": str(tmp_path)}}
+    with pytest.raises(ConfigError, match=r"jobs\.lock: 'redis' needs \[redis\] url"):
+        load_settings(environ={}, overrides={**base, "jobs": {"lock": "redis"}})
+    with pytest.raises(ConfigError, match=r"jobs\.lock: 'postgres' needs a PostgreSQL"):
+        load_settings(environ={"PEERLEARN_JOBS__LOCK": "postgres"}, overrides=base)
+    assert load_settings(environ={}, overrides=base).jobs.lock == "auto"
