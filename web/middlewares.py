@@ -4,6 +4,7 @@ credential."""
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import hashlib
 import logging
@@ -78,6 +79,8 @@ ROOM_ID_KEY = web.RequestKey("room_id", str)
 #: the routes whose ``session_id`` is a room's id (its WebSocket, for the room's whole life)
 ROOM_PREFIX = "/ws/session/"
 ROOM_ID_MAX = 64
+#: the latency label of a request its client abandoned (nginx's 499)
+CLIENT_CLOSED = 499
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -144,6 +147,9 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED  # the client went away mid-request: not a server error
         raise
     finally:
         if not isinstance(response, web.WebSocketResponse):  # a socket's life is no latency
