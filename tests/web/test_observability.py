@@ -311,3 +311,9 @@ def test_json_lines_and_the_access_log_carry_the_ids(caplog: pytest.LogCaptureFi
     (logged,) = [r for r in caplog.records if r.name == "aiohttp.access"]
     assert logged.request_id == "acc-req-12345"  # type: ignore[attr-defined]
     assert "tok-secret-1" not in logged.getMessage()
+
+
+def test_the_metrics_token_is_masked_for_admins(make_settings: Callable[..., Settings]) -> None:
+    token = "t" * 40
+    summary = make_settings(metrics={"token": token}).public_summary()
+    assert summary["metrics"]["token"] == "********" and token not in str(summary)
