@@ -2,7 +2,8 @@
 SFU each answer, within ``CHECK_TIMEOUT_S``; 503 with a JSON body naming what failed.
 
 ``/healthz`` (``web.app``) stays the liveness check. Other parts of the app add their own
-readiness condition with ``add_readiness_check`` (a draining node, say, answers False).
+readiness condition with ``add_readiness_check`` (a draining node, say, answers
+``"draining"``).
 """
 
 from __future__ import annotations
@@ -19,41 +20,47 @@ from web.keys import PLATFORM, SETTINGS, SFU
 log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_S = 2.0
-Check = Callable[[web.Application], Awaitable[bool]]
+#: a check answers None when ready, else a short reason (``"full"``); raising is "unreachable"
+Check = Callable[[web.Application], Awaitable[str | None]]
 READINESS = web.AppKey("readiness_checks", dict[str, Check])
 READY_REDIS = web.AppKey("readiness_redis", object)
 
 
 def add_readiness_check(app: web.Application, name: str, check: Check) -> None:
-    """``check(app)`` must be True for ``/readyz`` to answer 200; False or an error is
-    reported under ``name``."""
+    """``check(app)`` must answer None for ``/readyz`` to answer 200; a reason, an error or
+    no answer within ``CHECK_TIMEOUT_S`` is reported under ``name``."""
     app[READINESS][name] = check
 
 
-async def _database(app: web.Application) -> bool:
+async def _database(app: web.Application) -> str | None:
     await app[PLATFORM].db.ping()
-    return True
+    return None
 
 
-async def _redis(app: web.Application) -> bool:
+async def _redis(app: web.Application) -> str | None:
     client: Any = app[READY_REDIS]
-    return bool(await client.ping())
+    return None if await client.ping() else "no answer"
 
 
-async def _sfu(app: web.Application) -> bool:
-    # The SFU exists once the rooms' start-up context ran, and is gone after their cleanup.
-    return app.get(SFU) is not None
+async def _sfu(app: web.Application) -> str | None:
+    """The media plane runs (from the rooms' start-up context on) and takes participants: a
+    node at ``[sfu] max_participants_per_server`` refuses every new one (``server_full``)."""
+    sfu = app.get(SFU)
+    if sfu is None:
+        return "not started"
+    present = sum(len(room.participants) for room in sfu.rooms.values() if not room.closed)
+    return "full" if present >= sfu.config.max_participants_per_server else None
 
 
 async def _run(app: web.Application, check: Check) -> str:
     try:
-        ok = await asyncio.wait_for(check(app), CHECK_TIMEOUT_S)
+        problem = await asyncio.wait_for(check(app), CHECK_TIMEOUT_S)
     except TimeoutError:
         return "timeout"
     except Exception as exc:
         log.warning("readiness check failed: %s: %s", type(exc).__name__, exc)
         return "unreachable"
-    return "ok" if ok else "not ready"
+    return problem or "ok"
 
 
 async def readyz(request: web.Request) -> web.Response:

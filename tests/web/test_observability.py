@@ -317,3 +317,26 @@ def test_the_metrics_token_is_masked_for_admins(make_settings: Callable[..., Set
     token = "t" * 40
     summary = make_settings(metrics={"token": token}).public_summary()
     assert summary["metrics"]["token"] == "********" and token not in str(summary)
+
+
+async def test_readyz_says_full_when_the_sfu_takes_nobody_more(
+    app_factory: Factory, make_settings: Callable[..., Settings]
+) -> None:
+    from web.health import add_readiness_check
+
+    client = await app_factory(make_settings(sfu={"max_participants_per_server": 1}))
+    sfu = client.app[SFU]
+    room: Any = type("FakeRoom", (), {"closed": False, "participants": {1: object()}})()
+    sfu.rooms["r"] = room
+    try:
+        body = await (await client.get("/readyz")).json()
+        assert body["failed"] == ["sfu"] and body["checks"]["sfu"] == "full"
+    finally:
+        del sfu.rooms["r"]
+
+    async def draining(app: web.Application) -> str | None:
+        return "draining"
+
+    add_readiness_check(client.app, "drain", draining)  # what a draining node would add
+    resp = await client.get("/readyz")
+    assert resp.status == 503 and (await resp.json())["checks"]["drain"] == "draining"
