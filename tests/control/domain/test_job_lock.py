@@ -157,7 +157,7 @@ async def test_two_processes_run_the_job_once_and_the_survivor_takes_over(
             lambda: _contains(passes, survivor.pid), "the survivor to take over", seconds=10
         )
         took = asyncio.get_running_loop().time() - started
-        assert took < 1.0 + 1.0  # the TTL plus the survivor's retry period (TTL / 3) and slack
+        assert took < 5.0  # the TTL (1 s) plus a retry period (1/3 s), with room for a busy machine
         after = await passes()
         kill_at = len(done)
         # Nothing from the dead process after its last pass; only the survivor from then on.
