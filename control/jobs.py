@@ -239,13 +239,17 @@ async def run_while_holding(
     """
     renew_every = lock.ttl_s / 3
     retry = renew_every if retry_s is None else retry_s
+    unreachable = False  # said once per outage, not at every retry
     while True:
         try:
             held = await lock.acquire(name)
+            unreachable = False
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.warning("job %s: cannot reach the job lock; retrying", name, exc_info=True)
+            if not unreachable:
+                log.warning("job %s: cannot reach the job lock; retrying", name, exc_info=True)
+            unreachable = True
             held = False
         if not held:
             await asyncio.sleep(retry)

@@ -224,3 +224,35 @@ def test_a_lock_without_its_part_stops_start_up(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"jobs\.lock: 'postgres' needs a PostgreSQL"):
         load_settings(environ={"PEERLEARN_JOBS__LOCK": "postgres"}, overrides=base)
     assert load_settings(environ={}, overrides=base).jobs.lock == "auto"
+
+
+async def test_an_unreachable_lock_is_said_once_and_the_job_waits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from control.jobs import run_while_holding
+
+    class Down(LocalJobLock):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ttl_s, self.tries = 0.03, 0
+
+        async def acquire(self, name: str) -> bool:
+            self.tries += 1
+            raise ConnectionError("redis is down")
+
+    ran: list[int] = []
+
+    async def loop() -> None:
+        ran.append(1)
+
+    lock = Down()
+    with caplog.at_level(logging.WARNING, logger="control.jobs"):
+        task = asyncio.create_task(run_while_holding(lock, "j", loop))
+        await _until(lambda: lock.tries >= 5, "five tries")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert ran == []
+    assert len([r for r in caplog.records if "cannot reach the job lock" in r.getMessage()]) == 1
