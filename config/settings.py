@@ -303,6 +303,27 @@ class RecommenderSettings(_Section):
     refit_after_interactions: int = Field(default=50, ge=1)
 
 
+class JobsSettings(_Section):
+    #: who runs a background job once per cluster: ``auto`` = Redis if ``[redis] url`` is
+    #: set, else a PostgreSQL advisory lock, else (SQLite, one process) nobody needs to ask
+    lock: Literal["auto", "redis", "postgres", "none"] = "auto"
+    #: a holder that stops renewing (died) frees its jobs after this long
+    lock_ttl_s: float = Field(default=15.0, ge=1, le=600)
+
+
+class MetricsSettings(_Section):
+    #: serve Prometheus ``/metrics``
+    enabled: bool = True
+    #: when set, ``/metrics`` wants ``Authorization: Bearer <token>``; unset, it answers only
+    #: clients on the loopback address (a scraper on the same machine or a sidecar)
+    token: str | None = Field(default=None, min_length=16)
+
+
+class LoggingSettings(_Section):
+    #: ``text`` (one readable line) or ``json`` (one object per line, for log shippers)
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -315,6 +336,9 @@ class Settings(_Section):
     sfu: SfuSettings = SfuSettings()
     ice: IceSettings = IceSettings()
     recommender: RecommenderSettings = RecommenderSettings()
+    jobs: JobsSettings = JobsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
 
     @property
     def is_production(self) -> bool:
@@ -343,6 +367,7 @@ class Settings(_Section):
             ("server", "secret_key"),
             ("ice", "turn_secret"),
             ("email", "smtp_password"),
+            ("metrics", "token"),
         ):
             if data[section].get(key):
                 data[section][key] = "********"
@@ -492,7 +517,17 @@ def load_settings(
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_first_error(exc)) from None
+    _check_job_lock(settings)
     return _ensure_secret(settings)
+
+
+def _check_job_lock(settings: Settings) -> None:
+    """``[jobs] lock`` names a part that must be configured."""
+    lock = settings.jobs.lock
+    if lock == "redis" and not settings.redis.url:
+        raise ConfigError("config error: jobs.lock: 'redis' needs [redis] url")
+    if lock == "postgres" and not settings.database_url.startswith("postgresql"):
+        raise ConfigError("config error: jobs.lock: 'postgres' needs a PostgreSQL [database] url")
 
 
 # --------------------------------------------------------------------------- deployment checks

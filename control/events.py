@@ -3,8 +3,13 @@
 Channels are plain strings, named here only: ``user_channel(id)`` (``user:42``: a user's
 live notifications and login-session revocations), ``session_channel(id)``
 (``session:<uuid>``: a session's lifecycle and room bans, which its room follows) and
-``CATALOG_CHANNEL`` (``catalog``: changes to what can be booked).  Messages are
+``CATALOG_CHANNEL`` (``catalog``: changes to what can be booked) and
+``INTERACTIONS_CHANNEL`` (``interactions``: what the recommenders learn from).  Messages are
 JSON-serialisable dicts.
+
+Each bus has a ``node`` id; ``origin(message)`` tells a handler which node published a
+message, so a node can skip what it already applied locally. On Redis each message travels
+with its publication time, and ``on_delay`` (set by the metrics) hears how long it took.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -28,6 +34,28 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 #: ``booking_cancelled`` (plus ``user_id``: the seat is free again).
 CATALOG_CHANNEL = "catalog"
 
+#: Every recorded interaction (``InteractionService.record``), for the recommenders of the
+#: other nodes: the interaction's dict plus ``origin`` (the publishing bus's ``node``).
+INTERACTIONS_CHANNEL = "interactions"
+
+#: fields the Redis bus adds to a message on the wire and takes off again on receipt
+_SENT_AT = "_sent_at"
+ORIGIN = "origin"
+
+DelayObserver = Callable[[str, float], None]
+PublishObserver = Callable[[str, dict[str, Any]], None]
+
+
+def new_node_id() -> str:
+    """A random id for one process's bus (and so one node)."""
+    return uuid.uuid4().hex[:12]
+
+
+def origin(message: dict[str, Any]) -> str | None:
+    """The ``node`` of the bus that published ``message``, when the publisher said."""
+    value = message.get(ORIGIN)
+    return value if isinstance(value, str) else None
+
 
 def user_channel(user_id: int) -> str:
     """One user's channel: live notifications, unread counts, ``sessions_revoked``."""
@@ -41,6 +69,10 @@ def session_channel(session_id: uuid.UUID | str) -> str:
 
 
 class EventBus(Protocol):
+    node: str
+    on_delay: DelayObserver | None
+    on_publish: PublishObserver | None
+
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def publish(self, channel: str, message: dict[str, Any]) -> None: ...
@@ -74,10 +106,22 @@ class _Handlers:
                 log.exception("event handler failed on %s", channel)
 
 
+def _observe(observer: PublishObserver | None, channel: str, message: dict[str, Any]) -> None:
+    if observer is not None:
+        try:
+            observer(channel, message)
+        except Exception:  # counting must never break a publication
+            log.exception("bus publish observer failed")
+
+
 class InMemoryEventBus:
     """Delivers in the publishing process only (the embedded default)."""
 
     def __init__(self) -> None:
+        self.node = new_node_id()
+        self.on_delay: DelayObserver | None = None
+        #: called with each message this node publishes (the metrics count bookings here)
+        self.on_publish: PublishObserver | None = None
         self._handlers = _Handlers()
 
     async def start(self) -> None:
@@ -87,6 +131,7 @@ class InMemoryEventBus:
         return None
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        _observe(self.on_publish, channel, message)
         await self._handlers.dispatch(channel, message)
 
     def subscribe(self, channel: str, handler: Handler) -> Callable[[], None]:
@@ -102,6 +147,10 @@ class RedisEventBus:
         # Imported here: redis.asyncio costs half a second, which one-node setups never pay.
         import redis.asyncio as redis
 
+        self.node = new_node_id()
+        #: called with (channel, seconds from publish to dispatch) for each message received
+        self.on_delay: DelayObserver | None = None
+        self.on_publish: PublishObserver | None = None
         self._redis = redis.from_url(url)
         self._pubsub = self._redis.pubsub()
         self._handlers = _Handlers()
@@ -122,7 +171,9 @@ class RedisEventBus:
         await self._redis.aclose()
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        await self._redis.publish(self.PREFIX + channel, json.dumps(message, default=str))
+        wire = {**message, _SENT_AT: time.time()}  # wall clock: the receiver is another host
+        await self._redis.publish(self.PREFIX + channel, json.dumps(wire, default=str))
+        _observe(self.on_publish, channel, message)
 
     def subscribe(self, channel: str, handler: Handler) -> Callable[[], None]:
         return self._handlers.add(channel, handler)
@@ -145,6 +196,15 @@ class RedisEventBus:
             except (ValueError, TypeError):
                 log.warning("dropping malformed event on %s", channel)
                 continue
+            if not isinstance(message, dict):
+                log.warning("dropping malformed event on %s", channel)
+                continue
+            sent_at = message.pop(_SENT_AT, None)
+            if self.on_delay is not None and isinstance(sent_at, int | float):
+                try:
+                    self.on_delay(channel, max(0.0, time.time() - sent_at))
+                except Exception:
+                    log.exception("bus delay observer failed")
             await self._handlers.dispatch(channel, message)
 
 

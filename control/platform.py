@@ -13,7 +13,7 @@ from datetime import timedelta
 from config.settings import Settings
 from control.db import Database
 from control.events import create_event_bus
-from control.jobs import Jobs
+from control.jobs import Jobs, create_job_lock
 from control.notices import NoticeSender
 from control.ratelimit import create_rate_limiter
 from control.security import TokenService
@@ -46,14 +46,22 @@ class Platform:
             settings.secret_key, timedelta(minutes=settings.auth.token_ttl_minutes)
         )
         self.mailer: Mailer = create_mailer(settings)
-        self._jobs = Jobs()
+        self._jobs = Jobs(
+            create_job_lock(
+                settings.jobs.lock,
+                redis_url=settings.redis.url,
+                engine=db.engine,
+                is_postgres=not db.is_sqlite,
+                ttl_s=settings.jobs.lock_ttl_s,
+            )
+        )
 
         self.notifications = NotificationService(db, bus)
         notices = NoticeSender(db, self.notifications)
         logins = LoginService(db, bus, limiter, self.tokens, settings.auth)
         self.accounts = AccountService(db, limiter, self.mailer, settings, logins=logins)
         self.follows = FollowService(db, accounts=self.accounts, notices=notices)
-        self.interactions = InteractionService(db)
+        self.interactions = InteractionService(db, bus)
         self.sessions = SessionService(
             db,
             bus,

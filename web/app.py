@@ -13,7 +13,7 @@ from config.settings import Settings
 from control.db import DatabaseNotMigrated
 from control.events import CATALOG_CHANNEL
 from control.platform import Platform
-from web import recommendations
+from web import health, metrics, recommendations
 from web.api import MODULES as API_MODULES
 from web.api.registry import ApiRegistry, build_openapi
 from web.cache import CATALOGUE, CatalogueCache
@@ -24,6 +24,8 @@ from web.middlewares import (
     headers_middleware,
     host_middleware,
     identity_middleware,
+    request_context_middleware,
+    send_request_id,
 )
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
-async def health(request: web.Request) -> web.Response:
+async def healthz(request: web.Request) -> web.Response:
     """Liveness and database reachability, for container health checks and load balancers.
 
     A cheap ``SELECT 1``: the schema was checked (or migrated) once at start-up.
@@ -91,6 +93,7 @@ def create_app(
     """
     app = web.Application(
         middlewares=[
+            request_context_middleware,
             headers_middleware,
             error_middleware,
             host_middleware,
@@ -118,7 +121,10 @@ def create_app(
         combined.endpoints.extend(registry.endpoints)
     app[OPENAPI] = build_openapi(combined, title="PeerLearn API", version=API_VERSION)
     app.router.add_get("/api/openapi.json", openapi_document)
-    app.router.add_get("/healthz", health)
+    app.router.add_get("/healthz", healthz)
+    health.setup(app)
+    metrics.setup(app)
+    app.on_response_prepare.append(send_request_id)
 
     for name in FEATURE_MODULES:
         importlib.import_module(name).setup(app)

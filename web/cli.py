@@ -43,6 +43,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from web.middlewares import RedactingAccessLogger
 
     settings = _settings(args)
+    from web.logcontext import configure_logging
+
+    configure_logging(settings.logging.format)  # request and room ids on every line
     if settings.is_production:
         # The same checks as `peerlearn check --deploy`: production never starts unsafe.
         errors = [c for c in deploy_checks(settings) if c.level == "error"]

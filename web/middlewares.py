@@ -1,14 +1,17 @@
-"""Middlewares: errors in DESIGN.md's shape, the Host allow-list, identity, CSRF, security
-headers; and the access logger that never prints a credential."""
+"""Middlewares: the request's context (id, room, latency), errors in DESIGN.md's shape, the
+Host allow-list, identity, CSRF, security headers; and the access logger that never prints a
+credential."""
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import hashlib
 import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from logging.handlers import QueueHandler, QueueListener
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -17,7 +20,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from control.errors import DomainError, Forbidden, RateLimited
+from web import metrics
 from web.keys import SETTINGS
+from web.logcontext import REQUEST_ID, REQUEST_ID_HEADER, ROOM_ID, request_id_from
 from web.security import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -65,8 +70,17 @@ PERMISSIONS_POLICY = (
 HSTS = "max-age=31536000; includeSubDomains"
 #: paths whose bodies are public and cacheable whoever asks
 CACHEABLE_PREFIXES = ("/static/", "/media/")
-#: /healthz answers load balancers and container checks, which use the node's own address
-HOST_EXEMPT_PATHS = frozenset({"/healthz"})
+#: /healthz and /readyz answer load balancers and container checks, /metrics the scraper:
+#: they use the node's own address
+HOST_EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+#: request keys: the request's id (echoed as X-Request-ID, stamped on its log lines)
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+ROOM_ID_KEY = web.RequestKey("room_id", str)
+#: the routes whose ``session_id`` is a room's id (its WebSocket, for the room's whole life)
+ROOM_PREFIX = "/ws/session/"
+ROOM_ID_MAX = 64
+#: the latency label of a request its client abandoned (nginx's 499)
+CLIENT_CLOSED = 499
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -110,6 +124,46 @@ async def _page_error(request: web.Request, status: int, message: str) -> web.Re
     from web.pages.render import render_error  # pages are optional for the API-only tests
 
     return await render_error(request, status, message)
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: the request id (the caller's sane ``X-Request-ID`` or a new one) and the
+    room id set for every log line the request causes, and its latency by route pattern."""
+    request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    request[REQUEST_ID_KEY] = request_id
+    id_token = REQUEST_ID.set(request_id)
+    room_token = None
+    room = request.match_info.get("session_id")
+    if room and request.path.startswith(ROOM_PREFIX) and len(room) <= ROOM_ID_MAX:
+        request[ROOM_ID_KEY] = room
+        room_token = ROOM_ID.set(room)
+    started = time.perf_counter()
+    status = 500
+    response: web.StreamResponse | None = None
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED  # the client went away mid-request: not a server error
+        raise
+    finally:
+        if not isinstance(response, web.WebSocketResponse):  # a socket's life is no latency
+            metrics.observe_request(request, status, time.perf_counter() - started)
+        if room_token is not None:
+            ROOM_ID.reset(room_token)
+        REQUEST_ID.reset(id_token)
+
+
+async def send_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every answer (pages, errors, redirects, sockets) echoes it."""
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
 
 
 @web.middleware
@@ -347,6 +401,8 @@ class RedactingAccessLogger(AbstractAccessLogger):
             line = f"{request.method} {redact_url(request.path_qs)} HTTP/{version}"
             referer = redact_url(request.headers.get("Referer", "-"))
             agent = request.headers.get("User-Agent", "-")
+            # Written by another thread: the context variables are not there, the request is.
+            ids = {"request_id": request.get(REQUEST_ID_KEY), "room_id": request.get(ROOM_ID_KEY)}
             self._out.info(
                 '%s "%s" %s %s %.3fs "%s" "%s"',
                 remote,
@@ -356,6 +412,7 @@ class RedactingAccessLogger(AbstractAccessLogger):
                 time,
                 referer,
                 agent,
+                extra=ids,
             )
         except Exception:
             self.logger.exception("access log failed")

@@ -6,7 +6,8 @@
 * it listens to ``InteractionService`` so every view, booking, completion and rating reaches
   the live model as it is committed (popularity moves at once; a refit follows on the
   configured schedule, after ``refit_after_interactions`` new ones, or when an unknown
-  session shows up);
+  session shows up); those recorded on *other* nodes arrive on the bus's ``interactions``
+  channel (Redis) and are applied the same way (its own, already applied, are skipped);
 * it follows the bus's ``catalog`` channel (every node receives it with Redis): a session
   published joins the live model at once (and asks for a refit, which learns its words); a
   session cancelled, started or ended is closed; a booking cancelled (or a payment hold
@@ -37,7 +38,7 @@ from sqlalchemy import select
 
 from config.settings import RecommenderSettings
 from control.errors import DomainError
-from control.events import CATALOG_CHANNEL
+from control.events import CATALOG_CHANNEL, INTERACTIONS_CHANNEL, ORIGIN, origin
 from control.ids import MAX_DB_ID
 from control.models import Session, User
 from control.platform import Platform
@@ -102,7 +103,7 @@ class RecommenderGateway:
     def __init__(self, platform: Platform, weights: RecommenderWeights) -> None:
         self.platform = platform
         self.engine = Engine(self._load, weights)
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
 
     async def _load(self) -> Snapshot:
         return await load_snapshot(self.platform)
@@ -112,16 +113,20 @@ class RecommenderGateway:
         """Listen to the platform; with ``background`` also start the refit loop, whose first
         fit begins at once. Without it (tests) nothing fits until ``refresh()``."""
         self.platform.interactions.listeners.append(self.on_interaction)
-        self._unsubscribe = self.platform.bus.subscribe(CATALOG_CHANNEL, self.on_catalog_change)
+        bus = self.platform.bus
+        self._unsubscribe = [
+            bus.subscribe(CATALOG_CHANNEL, self.on_catalog_change),
+            bus.subscribe(INTERACTIONS_CHANNEL, self.on_remote_interaction),
+        ]
         if background:
             await self.engine.start()
 
     async def stop(self) -> None:
         if self.on_interaction in self.platform.interactions.listeners:
             self.platform.interactions.listeners.remove(self.on_interaction)
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         await self.engine.stop()
 
     async def refresh(self) -> None:
@@ -134,6 +139,13 @@ class RecommenderGateway:
             self.engine.record(interaction_from_dict(data))
         except (KeyError, TypeError, ValueError):
             log.warning("ignoring malformed interaction for the recommender: %r", data)
+
+    async def on_remote_interaction(self, message: dict[str, Any]) -> None:
+        """Bus handler of ``INTERACTIONS_CHANNEL``: another node's interaction; this node's own
+        reached the model through ``on_interaction`` already."""
+        if origin(message) == self.platform.bus.node:
+            return
+        self.on_interaction({k: v for k, v in message.items() if k != ORIGIN})
 
     async def on_catalog_change(self, message: dict[str, Any]) -> None:
         """Bus handler of ``CATALOG_CHANNEL``: a live update, never a wait for a refit."""

@@ -12,6 +12,7 @@ from sqlalchemy import Row, func, select
 
 from control.db import Database
 from control.errors import ValidationFailed
+from control.events import INTERACTIONS_CHANNEL, ORIGIN, EventBus
 from control.ids import parse_session_id
 from control.models import (
     INTERACTION_KINDS,
@@ -89,9 +90,11 @@ INTERACTION_COLUMNS = (
 
 
 class InteractionService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, bus: EventBus | None = None) -> None:
         self.db = db
+        self.bus = bus
         # Called synchronously after commit, one dict per interaction (the recommender hooks in).
+        # The other nodes hear it on ``INTERACTIONS_CHANNEL`` (with ``origin``: this bus's node).
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     async def record(
@@ -120,6 +123,11 @@ class InteractionService:
                 listener(data)
             except Exception:  # a broken listener must not break booking or rating
                 log.exception("interaction listener failed")
+        if self.bus is not None:
+            try:
+                await self.bus.publish(INTERACTIONS_CHANNEL, {**data, ORIGIN: self.bus.node})
+            except Exception:  # the interaction stands; other nodes catch up at their refit
+                log.exception("could not publish an interaction to the other nodes")
         return data
 
     async def export(self, max_interactions: int = EXPORT_MAX_INTERACTIONS) -> dict[str, list[Any]]:

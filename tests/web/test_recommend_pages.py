@@ -242,7 +242,14 @@ def test_the_stand_in_answers_exactly_what_the_gateway_offers() -> None:
         for name in vars(RecommenderGateway)
         if not name.startswith("_") and callable(getattr(RecommenderGateway, name))
     }
-    lifecycle = {"start", "stop", "refresh", "on_interaction", "on_catalog_change"}
+    lifecycle = {
+        "start",
+        "stop",
+        "refresh",
+        "on_interaction",
+        "on_remote_interaction",
+        "on_catalog_change",
+    }
     assert (
         offered - lifecycle
         == asks(RecommenderGateway)
