@@ -56,8 +56,12 @@ class StatsSampler:
         rtts: list[float] = []
         if p.publish is not None:
             for kind, pub in p.publish.publications.items():
+                repair = pub.repair.tracker if pub.repair is not None else None
                 publish[kind] = {
                     "frames_in": pub.frames_in,
+                    # RTP packets (RTP-level path; the frame path counts frames only)
+                    "packets_in": pub.packets_in,
+                    "nacks_sent": repair.nacked + repair.renacked if repair else 0,
                     "bytes_in": pub.bytes_in,
                     "bitrate_in_kbps": round(self.meter(pub).kbps, 1),
                     "keyframes_in": pub.keyframes_in,
@@ -75,6 +79,7 @@ class StatsSampler:
             source = slot.publication
             subscribe.append(
                 {
+                    "packets_out": taps.sender_counts(slot.transceiver.sender)[0],
                     "user_id": source.owner_id if source else None,
                     "kind": source.kind if source else None,
                     "frames_forwarded": slot.track.forwarded,
@@ -86,8 +91,12 @@ class StatsSampler:
                     "remb_from_subscriber_bps": slot.packer.target_bitrate or None,
                 }
             )
+        nack = p.subscribe.nack.counters
         return {
             "display_name": p.identity.display_name,
+            # NACKed by this subscriber, and retransmissions sent to it (RTX)
+            "nacks_received": nack.requested,
+            "retransmissions_sent": nack.sent,
             "bitrate_in_kbps": round(sum(v["bitrate_in_kbps"] for v in publish.values()), 1),
             "bitrate_out_kbps": round(sum(s["bitrate_out_kbps"] for s in subscribe), 1),
             "packets_lost": sum(v["packets_lost"] for v in publish.values()),

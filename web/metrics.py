@@ -18,10 +18,10 @@ Where the figures live:
   A custom collector would only see its own process, so there ``SfuExporter`` copies the
   SFU's figures into file-backed metrics every ``SFU_EXPORT_INTERVAL_S`` instead.
 
-Not exported, because the SFU's public stats do not have them: NACKs (sent or received;
-``packets_lost`` is there and is exported), RTP packet counts (the SFU counts encoded
-frames: one per audio packet, one per video frame, which is what ``peerlearn_packet_total``
-counts), FIRs apart from PLIs, per-room CPU time and the signaling relay's latency.
+``peerlearn_packet_total`` counts RTP packets (the SFU's ``packets_in`` / ``packets_out``);
+``peerlearn_nack_total`` NACKed sequence numbers both ways, ``peerlearn_rtx_total`` the
+retransmissions sent to subscribers. Not exported, because the SFU's public stats do not
+have them: FIRs apart from PLIs, per-room CPU time and the signaling relay's latency.
 """
 
 from __future__ import annotations
@@ -169,10 +169,15 @@ class SfuFigures:
 #: counters read from the stats: name -> (help, label names)
 SFU_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "peerlearn_packet": (
-        "Encoded media packets received from publishers (incoming) and forwarded to "
-        "subscribers (outgoing): one per audio packet, one per video frame",
+        "RTP media packets received from publishers (incoming) and sent to subscribers (outgoing)",
         ("direction", "kind"),
     ),
+    "peerlearn_nack": (
+        "Sequence numbers NACKed: by the SFU to publishers (outgoing), by subscribers to "
+        "the SFU (incoming)",
+        ("direction",),
+    ),
+    "peerlearn_rtx": ("Retransmissions (RTX) sent to subscribers", ()),
     "peerlearn_packet_bytes": (
         "Bytes of encoded media received (incoming) and forwarded (outgoing)",
         ("direction", "kind"),
@@ -205,10 +210,15 @@ def read_sfu(stats: dict[str, Any]) -> SfuFigures:
         participants = room.get("participants", {})
         out.participants += len(participants)
         for user_id, p in participants.items():
+            out.add(
+                "peerlearn_nack", (room_id, user_id, "in"), ("incoming",), p.get("nacks_received")
+            )
+            out.add("peerlearn_rtx", (room_id, user_id), (), p.get("retransmissions_sent"))
             for kind, pub in (p.get("publish") or {}).items():
                 key = (room_id, user_id, kind)
                 out.tracks[kind] += 1
-                out.add("peerlearn_packet", (*key, "in"), ("incoming", kind), pub.get("frames_in"))
+                out.add("peerlearn_packet", (*key, "in"), ("incoming", kind), pub.get("packets_in"))
+                out.add("peerlearn_nack", (*key, "out"), ("outgoing",), pub.get("nacks_sent"))
                 out.add(
                     "peerlearn_packet_bytes", (*key, "in"), ("incoming", kind), pub.get("bytes_in")
                 )
@@ -219,9 +229,7 @@ def read_sfu(stats: dict[str, Any]) -> SfuFigures:
                 kind = str(slot.get("kind") or "none")
                 slot_key = (room_id, user_id, slot.get("user_id"), kind)
                 labels = ("outgoing", kind)
-                out.add(
-                    "peerlearn_packet", (*slot_key, "out"), labels, slot.get("frames_forwarded")
-                )
+                out.add("peerlearn_packet", (*slot_key, "out"), labels, slot.get("packets_out"))
                 out.add("peerlearn_packet_bytes", (*slot_key, "out"), labels, slot.get("bytes_out"))
                 out.add("peerlearn_packet_dropped", slot_key, (kind,), slot.get("frames_dropped"))
                 out.add(

@@ -146,6 +146,8 @@ def _stats(frames: int, out_bytes: int, users: tuple[int, ...] = (1, 2)) -> dict
             "publish": {
                 "camera": {
                     "frames_in": frames,
+                    "packets_in": frames,
+                    "nacks_sent": 4,
                     "bytes_in": frames * 1000,
                     "keyframes_requested": 2,
                     "keyframes_sent": 1,
@@ -157,6 +159,7 @@ def _stats(frames: int, out_bytes: int, users: tuple[int, ...] = (1, 2)) -> dict
                     "user_id": other,
                     "kind": "camera",
                     "frames_forwarded": frames,
+                    "packets_out": frames,
                     "frames_dropped": 0,
                     "bytes_out": out_bytes,
                     "keyframe_requests_from_subscriber": 1,
@@ -186,13 +189,14 @@ def test_sfu_counters_only_grow_when_participants_leave_and_rejoin() -> None:
     assert _samples(packets, direction="outgoing", kind="camera")[0].value == 200
     assert _samples(first["peerlearn_pli"], direction="incoming")[0].value == 2
     assert _samples(first["peerlearn_pli"], direction="outgoing")[0].value == 2
+    assert _samples(first["peerlearn_nack"], direction="outgoing")[0].value == 8
     # User 2 leaves: its counters vanish from the stats, not from the totals.
     alone = read(_stats(frames=150, out_bytes=0, users=(1,)))
     assert _samples(alone["peerlearn_participant_total"])[0].value == 1
     assert _samples(alone["peerlearn_packet"], direction="incoming")[0].value == 250
     # It rejoins with fresh counters (10 frames): they count, nothing goes backwards.
     again = _stats(frames=160, out_bytes=6000)
-    again["rooms"]["room-a"]["participants"][2]["publish"]["camera"]["frames_in"] = 10
+    again["rooms"]["room-a"]["participants"][2]["publish"]["camera"]["packets_in"] = 10
     back = read(again)
     assert _samples(back["peerlearn_packet"], direction="incoming")[0].value == 250 + 10 + 10
     text = _samples(back["peerlearn_packet_bytes"], direction="outgoing")[0].value
