@@ -701,15 +701,15 @@ async def main(
 def print_loss(runs: list[dict]) -> None:
     print()
     print(
-        "| N | loss up + down | packets dropped | frames delivered | longest freeze, worst "
+        "| N | path | loss up + down | packets dropped | frames delivered | longest freeze, worst "
         "stream / median stream (s) | NACKed to publishers | NACKed by subscribers | RTX sent "
         "to subscribers (refused) | keyframes requested | gaps given up |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         rep = r["repair"]
         print(
-            f"| {r['n']} | {100 * r['loss_rate']:.0f} % | {r['dropped']} "
+            f"| {r['n']} | {r['mode']} | {100 * r['loss_rate']:.0f} % | {r['dropped']} "
             f"({100 * r['dropped_share']:.1f} %) | {delivered(r)} | "
             f"{fmt(r['longest_freeze_s'], '.2f')} / {fmt(r['median_freeze_s'], '.2f')} | "
             f"{rep.get('nacks_to_publishers', 0)} | {rep.get('nacked_by_subscribers', 0)} | "
