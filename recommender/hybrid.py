@@ -331,6 +331,7 @@ class _User:
     declared: np.ndarray  # content space: the profile half of ``vector`` (unit or zeros)
     seen: np.ndarray  # content space: the history half of ``vector`` (unit or zeros)
     taste: np.ndarray  # collaborative latent space, unit length (or zeros)
+    own: np.ndarray  # the user's own (mentor | skill) row, dampened and normalised
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,8 @@ class _Components:
     collaborative_parts: tuple[np.ndarray, np.ndarray]
     #: the session's own decayed activity, its mentor's (both log, scaled) and the rating
     popularity_parts: tuple[np.ndarray, np.ndarray, np.ndarray]
+    #: the user's own history with the session's mentor and with its skills, scaled
+    own_parts: tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -551,10 +554,11 @@ class Recommender:
         )
         vector = _unit(PROFILE_WEIGHT * declared + (1 - PROFILE_WEIGHT) * history)
         extra = self.live.collab_extra.get(user_id) if user_id is not None else None
-        taste = m.collaborative.taste(m.collaborative.user_row(row, extra))
+        raw = m.collaborative.user_row(row, extra)
+        taste = m.collaborative.taste(raw)
         if profile is None and row is not None:
             profile = m.catalog.users[row]
-        return _User(row, profile, vector, declared, history, taste)
+        return _User(row, profile, vector, declared, history, taste, m.collaborative.own(raw))
 
     def _touched(self, row: int | None, user_id: int | None) -> np.ndarray:
         """1.0 for each session the user looked at or booked, at the fit or since."""
@@ -591,6 +595,7 @@ class Recommender:
         by_mentor = self.live.mentor_popularity.at(now_ts)[cat.session_mentor]
         pop = own + MENTOR_POPULARITY_SHARE * by_mentor
         rating = (m.mentor_rating[cat.session_mentor] - 1.0) / 4.0
+        own_mentor, own_skill = m.collaborative.score_sessions(user.own)
         popularity = (1 - RATING_BOOST) * _scale(np.log1p(pop), mask) + RATING_BOOST * rating
         return _Components(
             user,
@@ -607,6 +612,7 @@ class Recommender:
             self._touched(user.row, user_id),
             (_scale(mentor_part, mask, shift=True), _scale(skill_part, mask, shift=True)),
             (_scale(np.log1p(own), mask), _scale(np.log1p(by_mentor), mask), rating),
+            (_scale(own_mentor, mask), _scale(own_skill, mask)),
         )
 
     def _features(self, comp: _Components, now_ts: float, mask: np.ndarray) -> np.ndarray:
@@ -621,6 +627,7 @@ class Recommender:
             comp.seen,
             comp.collaborative_parts,
             comp.popularity_parts,
+            comp.own_parts,
             cat.session_created,
             free / capacity,
             _scale(np.log1p(free), mask),
