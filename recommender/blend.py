@@ -17,9 +17,10 @@ differences, booked minus not booked) over per-candidate features:
   the number of free seats (log, scaled).
 
 The ranker is trained on the last ``WINDOW`` of the fitted history only, with components
-fitted on what came before it (``as_of``; ``COLD_SHARE`` of the window's learners lose that
-past, as newcomers), so it learns how the scores of a model that has not seen a booking relate
-to that booking: what the served model faces. The window's bookings are replayed as seats
+fitted on what came before it (``as_of``), so it learns how the scores of a model that has not
+seen a booking relate to that booking: what the served model faces. Every learner keeps their
+past there: newcomers are never served by the learned blend, so queries made to look like
+theirs would only teach it a case it never meets. The window's bookings are replayed as seats
 taken, so a session full by the time of a booking is no alternative to it. With too little
 data (``MIN_QUERIES`` bookings) there is no learned blend and the configured weights serve;
 they also serve newcomers (no interaction yet), whose declared profile the learned blend
@@ -82,8 +83,6 @@ MIN_QUERIES = 60
 MAX_QUERIES = 1500
 #: not-booked candidates paired with each booking
 NEGATIVES = 20
-#: share of the window's learners whose earlier history the ranker's components never see
-COLD_SHARE = 0.2
 #: share of the fitted history (the most recent) whose bookings train the ranker
 WINDOW = 0.2
 DAY = 86400.0

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .blend import (
-    COLD_SHARE,
     MAX_QUERIES,
     MIN_QUERIES,
     NEGATIVES,
@@ -149,12 +148,8 @@ def learn_blend(snapshot: Snapshot, weights: RecommenderWeights) -> LearnedBlend
     if len(window) < MIN_QUERIES or not past:
         return None
     rng = np.random.default_rng(0)
-    # Some learners of the window lose their past: newcomers arrive all the time, and the
-    # blend must learn what counts for someone the model knows only by their profile.
-    learners = np.unique([i.user_id for i in window])
-    newcomers = set(rng.choice(learners, round(COLD_SHARE * len(learners)), False).tolist())
     rec = Recommender(
-        _fit_components(as_of(snapshot, start, past, newcomers), weights),
+        _fit_components(as_of(snapshot, start, past), weights),
         replace(weights, learn_blend=False),
     )
     cat = rec.model.catalog
