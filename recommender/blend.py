@@ -10,13 +10,17 @@ differences, booked minus not booked) over per-candidate features:
 * their parts: content against the declared profile and against the history, whether the
   user already looked at the session, the collaborative mentor and skill affinities, the
   session's own decayed activity, its mentor's and the mentor's rating;
+* the user's own history with the session's mentor and with its skills (their own row of the
+  collaborative matrix, not what look-alikes did): a learner who liked a mentor's style books
+  with them again;
 * the session's freshness (``exp(-age / 7 days)``), the share of its seats still free and
   the number of free seats (log, scaled).
 
 The ranker is trained on the last ``WINDOW`` of the fitted history only, with components
-fitted on what came before it (``as_of``; ``COLD_SHARE`` of the window's learners lose that
-past, as newcomers), so it learns how the scores of a model that has not seen a booking relate
-to that booking: what the served model faces. The window's bookings are replayed as seats
+fitted on what came before it (``as_of``), so it learns how the scores of a model that has not
+seen a booking relate to that booking: what the served model faces. Every learner keeps their
+past there: newcomers are never served by the learned blend, so queries made to look like
+theirs would only teach it a case it never meets. The window's bookings are replayed as seats
 taken, so a session full by the time of a booking is no alternative to it. With too little
 data (``MIN_QUERIES`` bookings) there is no learned blend and the configured weights serve;
 they also serve newcomers (no interaction yet), whose declared profile the learned blend
@@ -50,6 +54,8 @@ FEATURES = (
     "own popularity",
     "mentor popularity",
     "mentor rating",
+    "own mentor history",
+    "own skill history",
     "freshness",
     "seats left",
     "free seats",
@@ -65,6 +71,8 @@ CREDIT: tuple[Component | None, ...] = (
     "popularity",
     "popularity",
     "popularity",
+    "collaborative",
+    "collaborative",
     None,
     None,
     None,
@@ -75,11 +83,12 @@ MIN_QUERIES = 60
 MAX_QUERIES = 1500
 #: not-booked candidates paired with each booking
 NEGATIVES = 20
-#: share of the window's learners whose earlier history the ranker's components never see
-COLD_SHARE = 0.2
 #: share of the fitted history (the most recent) whose bookings train the ranker
 WINDOW = 0.2
 DAY = 86400.0
+#: inverse L2 strength of the ranker (scikit-learn's ``C``): the features overlap (a component
+#: and its parts), and a firmer prior spreads the weight over them instead of betting on one
+REGULARISATION = 0.1
 #: scale (days) of freshness
 TIME_SCALE_DAYS = 7.0
 
@@ -96,6 +105,7 @@ def session_features(
     seen: np.ndarray,
     collaborative_parts: tuple[np.ndarray, np.ndarray],
     popularity_parts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    own_parts: tuple[np.ndarray, np.ndarray],
     created_ts: np.ndarray,
     seats_left: np.ndarray,
     free_seats: np.ndarray,
@@ -119,6 +129,7 @@ def session_features(
             seen,
             *collaborative_parts,
             *popularity_parts,
+            *own_parts,
             np.exp(-age / TIME_SCALE_DAYS),
             seats_left,
             free_seats,
@@ -156,7 +167,7 @@ def fit_pairwise(differences: np.ndarray, queries: int) -> LearnedBlend:
     """A pairwise logistic ranker: P(a above b) = sigmoid(w . (f_a - f_b))."""
     x = np.vstack([differences, -differences])
     y = np.concatenate([np.ones(len(differences)), np.zeros(len(differences))])
-    clf = LogisticRegression(C=1.0, fit_intercept=False, max_iter=500)
+    clf = LogisticRegression(C=REGULARISATION, fit_intercept=False, max_iter=1000)
     clf.fit(x, y)
     return LearnedBlend(clf.coef_[0].astype(np.float64), queries, len(differences))
 

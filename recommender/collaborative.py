@@ -147,6 +147,11 @@ class CollaborativeModel:
         norm = float(np.linalg.norm(z))
         return z / norm if norm > 0 else z
 
+    def own(self, raw_row: np.ndarray) -> np.ndarray:
+        """The user's own (mentor | skill) row as the factorisation sees it (dampened, blocks
+        balanced, unit length): what they did themselves, not what look-alikes did."""
+        return _transform_row(raw_row, self.n_mentors) if raw_row.any() else raw_row
+
     def affinity(self, taste: np.ndarray) -> np.ndarray:
         """Reconstructed (mentor | skill) affinities: what learners like this user engage with."""
         if not taste.any():

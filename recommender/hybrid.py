@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .blend import (
-    COLD_SHARE,
     MAX_QUERIES,
     MIN_QUERIES,
     NEGATIVES,
@@ -149,12 +148,8 @@ def learn_blend(snapshot: Snapshot, weights: RecommenderWeights) -> LearnedBlend
     if len(window) < MIN_QUERIES or not past:
         return None
     rng = np.random.default_rng(0)
-    # Some learners of the window lose their past: newcomers arrive all the time, and the
-    # blend must learn what counts for someone the model knows only by their profile.
-    learners = np.unique([i.user_id for i in window])
-    newcomers = set(rng.choice(learners, round(COLD_SHARE * len(learners)), False).tolist())
     rec = Recommender(
-        _fit_components(as_of(snapshot, start, past, newcomers), weights),
+        _fit_components(as_of(snapshot, start, past), weights),
         replace(weights, learn_blend=False),
     )
     cat = rec.model.catalog
@@ -331,6 +326,7 @@ class _User:
     declared: np.ndarray  # content space: the profile half of ``vector`` (unit or zeros)
     seen: np.ndarray  # content space: the history half of ``vector`` (unit or zeros)
     taste: np.ndarray  # collaborative latent space, unit length (or zeros)
+    own: np.ndarray  # the user's own (mentor | skill) row, dampened and normalised
 
 
 @dataclass(frozen=True)
@@ -351,6 +347,8 @@ class _Components:
     collaborative_parts: tuple[np.ndarray, np.ndarray]
     #: the session's own decayed activity, its mentor's (both log, scaled) and the rating
     popularity_parts: tuple[np.ndarray, np.ndarray, np.ndarray]
+    #: the user's own history with the session's mentor and with its skills, scaled
+    own_parts: tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -551,10 +549,11 @@ class Recommender:
         )
         vector = _unit(PROFILE_WEIGHT * declared + (1 - PROFILE_WEIGHT) * history)
         extra = self.live.collab_extra.get(user_id) if user_id is not None else None
-        taste = m.collaborative.taste(m.collaborative.user_row(row, extra))
+        raw = m.collaborative.user_row(row, extra)
+        taste = m.collaborative.taste(raw)
         if profile is None and row is not None:
             profile = m.catalog.users[row]
-        return _User(row, profile, vector, declared, history, taste)
+        return _User(row, profile, vector, declared, history, taste, m.collaborative.own(raw))
 
     def _touched(self, row: int | None, user_id: int | None) -> np.ndarray:
         """1.0 for each session the user looked at or booked, at the fit or since."""
@@ -591,6 +590,7 @@ class Recommender:
         by_mentor = self.live.mentor_popularity.at(now_ts)[cat.session_mentor]
         pop = own + MENTOR_POPULARITY_SHARE * by_mentor
         rating = (m.mentor_rating[cat.session_mentor] - 1.0) / 4.0
+        own_mentor, own_skill = m.collaborative.score_sessions(user.own)
         popularity = (1 - RATING_BOOST) * _scale(np.log1p(pop), mask) + RATING_BOOST * rating
         return _Components(
             user,
@@ -607,6 +607,7 @@ class Recommender:
             self._touched(user.row, user_id),
             (_scale(mentor_part, mask, shift=True), _scale(skill_part, mask, shift=True)),
             (_scale(np.log1p(own), mask), _scale(np.log1p(by_mentor), mask), rating),
+            (_scale(own_mentor, mask), _scale(own_skill, mask)),
         )
 
     def _features(self, comp: _Components, now_ts: float, mask: np.ndarray) -> np.ndarray:
@@ -621,6 +622,7 @@ class Recommender:
             comp.seen,
             comp.collaborative_parts,
             comp.popularity_parts,
+            comp.own_parts,
             cat.session_created,
             free / capacity,
             _scale(np.log1p(free), mask),

@@ -186,3 +186,26 @@ def test_newcomers_are_served_by_the_configured_weights(
         a = learned.recommend_sessions(uid, 10, now=now, profile=profile)
         b = fixed.recommend_sessions(uid, 10, now=now, profile=profile)
         assert [(r.id, r.score) for r in a] == [(r.id, r.score) for r in b]
+
+
+def test_the_blend_sees_the_users_own_mentors_and_skills(learned: Recommender) -> None:
+    """The own-history features: the user's own row of the collaborative matrix, not the
+    look-alikes' smoothed affinity (non-zero only for mentors they met)."""
+    cm, cat = learned.model.collaborative, learned.model.catalog
+    row = int(np.argmax(np.diff(cm.raw.indptr)))  # the learner with the most columns
+    raw = cm.user_row(row)
+    own = cm.own(raw)
+    assert np.isclose(np.linalg.norm(own), 1.0)
+    mentor_part, skill_part = cm.score_sessions(own)
+    met = np.isin(cat.session_mentor, np.flatnonzero(raw[: cm.n_mentors]))
+    assert met.any() and not met.all()
+    assert (mentor_part[met] > 0).all() and (mentor_part[~met] == 0).all()
+    assert (skill_part >= 0).all() and skill_part.any()
+    assert not cm.own(np.zeros_like(raw)).any()  # a newcomer has no own history
+    # What the ranker is fed: the mentor part scaled over the candidates.
+    uid = cat.users[row].id
+    now = NOW.timestamp()
+    mask = np.ones(cat.n_sessions, dtype=bool)
+    features = learned._features(learned._components(uid, None, now, mask), now, mask)
+    column = features[:, FEATURES.index("own mentor history")]
+    assert np.allclose(column, mentor_part / mentor_part.max())

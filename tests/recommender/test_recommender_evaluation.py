@@ -132,7 +132,19 @@ def test_the_check_grid_is_the_issues_and_unseen() -> None:
     assert {g[0] for g in grid} == {0.0, PopulationParams().level_weight}
     assert {g[1] for g in grid} == {1.0, 1.5} and {g[2] for g in grid} == {12, 20}
     assert len(evaluation.CHECK_SEEDS) == 3
-    assert not set(evaluation.CHECK_SEEDS) & {3, 5, 7, 11}  # the seeds the work looked at
+    assert not set(evaluation.CHECK_SEEDS) & evaluation.SEEDS_LOOKED_AT
+    assert {3, 5, 7, 11, 101, 202, 303} <= evaluation.SEEDS_LOOKED_AT
+
+
+@pytest.mark.slow
+def test_the_fast_subset_of_the_check_grid_meets_the_goals() -> None:
+    """Two full-size populations of the grid (the full grid is ``recommender-eval --check``,
+    minutes of CPU): the hybrid >= the best single component and >= 2x popularity."""
+    grid, seeds = evaluation.CHECK_FAST
+    lines: list[str] = []
+    rows = evaluation.run_check(RecommenderWeights(), grid=grid, seeds=seeds, out=lines.append)
+    assert len(rows) == 2
+    assert not [r.failed for r in rows if r.failed], "\n".join(lines)
 
 
 def test_run_check_prints_a_row_per_population_and_the_paired_error() -> None:
