@@ -11,6 +11,7 @@ connection exists or changes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aiortc import sdp as aiortc_sdp
@@ -63,6 +64,12 @@ def _mid(media: aiortc_sdp.MediaDescription, index: int) -> str:
     return mid
 
 
+def _bundle_only_sections(sdp: str) -> set[int]:
+    """Indexes of the m-lines carrying ``a=bundle-only`` (aiortc's parser drops it)."""
+    sections = re.split(r"\r?\nm=", sdp)[1:]
+    return {i for i, text in enumerate(sections) if re.search(r"^a=bundle-only\s*$", text, re.M)}
+
+
 def _check_bundle(description: aiortc_sdp.SessionDescription, mids: list[str]) -> None:
     bundles = [g for g in description.group if g.semantic == "BUNDLE"]
     if len(bundles) != 1 or sorted(bundles[0].items) != sorted(mids):
@@ -87,9 +94,12 @@ def check_publish_offer(sdp: str, previous: PublishLayout | None = None) -> Publ
             f"order, then at most the 'chat' data channel (got: {_describe(media)})"
         )
     mids: list[str] = []
+    bundle_only = _bundle_only_sections(sdp)
     for index, m in enumerate(media):
         mids.append(_mid(m, index))
-        if m.port == 0:
+        # Port 0 rejects an m-line, unless it is "bundle-only" (RFC 8843 §6): Firefox offers
+        # every m-line but the first so, to ride the first one's transport.
+        if m.port == 0 and index not in bundle_only:
             raise InvalidSdp(f"m-line {index} ({m.kind}) is rejected (port 0)")
         if m.kind == "application":
             if m.profile not in DATACHANNEL_PROFILES:

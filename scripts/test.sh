@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Install everything the tests need and run the entire suite.
-#   system: Chromium (browser tests), coturn (TURN relay test), PostgreSQL and Redis (real
-#   production parts; started here if they are not already answering on 127.0.0.1)
+#   system: Chromium and Firefox ESR (browser tests; Firefox through npm's puppeteer-core),
+#   coturn (TURN relay test), PostgreSQL and Redis (real production parts; started here if
+#   they are not already answering on 127.0.0.1)
 #   python: the project with its [test] extras in .venv
 # Extra arguments go to pytest, e.g. ./scripts/test.sh tests/api -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_env.sh
 
-apt_install chromium coturn postgresql-client redis-tools
+apt_install chromium firefox-esr coturn postgresql-client redis-tools
+# Firefox is driven by npm's puppeteer-core (WebDriver BiDi), pinned in tests/e2e/firefox.
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+if [ ! -d tests/e2e/firefox/node_modules/puppeteer-core ]; then
+  echo "==> installing puppeteer-core for the Firefox room test"
+  (cd tests/e2e/firefox && npm ci --no-audit --no-fund --silent)
+fi
 
 # PostgreSQL is a required part of the suite (the data-layer and API tests run on SQLite and
 # PostgreSQL; they fail, never skip, without it). Use PEERLEARN_TEST_POSTGRES_URL if given;

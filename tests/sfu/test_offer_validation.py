@@ -351,3 +351,20 @@ async def test_subscribe_answers_must_mirror_the_offer(make_client, server, clip
     assert viewer.participant.subscribe.pc.signalingState == "stable"
     await viewer.close()
     assert decoders == []
+
+
+def test_firefox_bundle_only_offer_is_accepted_and_a_bare_port_0_is_not():
+    """Firefox (ESR 153, recorded) offers every m-line but the first with port 0 and
+    ``a=bundle-only`` (RFC 8843): those ride the first m-line's transport, not rejected."""
+    from pathlib import Path
+
+    from peerlearn_sfu.sdp_validation import InvalidSdp, check_publish_offer
+
+    sdp = (Path(__file__).parent / "firefox_publish_offer.sdp").read_text()
+    assert "a=bundle-only" in sdp and "\nm=video 0 " in sdp
+    layout = check_publish_offer(sdp, None)
+    assert layout.mids == ("0", "1", "2", "3") and layout.has_datachannel
+    # The same m-line without bundle-only is a rejected one.
+    bare = sdp.replace("a=bundle-only\r\n", "", 1).replace("a=bundle-only\n", "", 1)
+    with pytest.raises(InvalidSdp, match="rejected"):
+        check_publish_offer(bare, None)
