@@ -1,0 +1,71 @@
+"""``peerlearn serve --workers N``: a supervisor that runs N worker processes.
+
+Each worker is a full node (``peerlearn serve`` again, told its index by
+``PEERLEARN_CLUSTER__WORKER_INDEX``): it binds the shared HTTP port with ``SO_REUSEPORT``
+(the kernel spreads connections), runs its own SFU on UDP ``[sfu] udp_port + index`` and
+joins the cluster over Redis. The supervisor only starts, restarts and stops them: it
+forwards SIGTERM/SIGINT (each worker drains, ``[cluster] drain_grace_s``) and restarts a
+worker that died, as a new node.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+#: A worker that dies this soon after starting is a start-up failure, not a crash.
+STARTUP_FAILURE_S = 5.0
+RESTART_DELAY_S = 1.0
+
+
+def _start(index: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PEERLEARN_CLUSTER__WORKER_INDEX=str(index))
+    return subprocess.Popen([sys.executable, "-m", "web.cli", *sys.argv[1:]], env=env)
+
+
+def supervise(workers: int, grace_s: float) -> int:
+    """Run ``workers`` workers until a signal; the exit status is 0 after a clean stop."""
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    started: dict[int, float] = {}
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for index in range(workers):
+        procs[index] = _start(index)
+        started[index] = time.monotonic()
+    status = 0
+    while not stopping:
+        time.sleep(0.2)
+        for index, proc in list(procs.items()):
+            code = proc.poll()
+            if code is None or stopping:
+                continue
+            if time.monotonic() - started[index] < STARTUP_FAILURE_S:
+                # It said why on stderr (e.g. the port is taken): stop the others too.
+                status = code or 2
+                stop(signal.SIGTERM, None)
+                break
+            print(f"peerlearn: worker {index} exited ({code}); restarting", file=sys.stderr)
+            time.sleep(RESTART_DELAY_S)
+            procs[index] = _start(index)
+            started[index] = time.monotonic()
+    deadline = time.monotonic() + grace_s + 5.0
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return status
