@@ -83,6 +83,13 @@ def node_env(tmp: Path, name: str, database_url: str, **extra: str) -> dict[str,
 
 async def start_node(tmp: Path, name: str, database_url: str, **extra: str) -> Node:
     """One node, once it answers ``/healthz``."""
+    node = spawn_node(tmp, name, database_url, **extra)
+    await wait_healthy(node)
+    return node
+
+
+def spawn_node(tmp: Path, name: str, database_url: str, **extra: str) -> Node:
+    """Start one node's process (``serve`` returns at once; see :func:`wait_healthy`)."""
     port, udp_port = free_port(), free_port(socket.SOCK_DGRAM)
     node_id = f"{name}-{uuid.uuid4().hex[:6]}"
     env = node_env(
@@ -103,9 +110,7 @@ async def start_node(tmp: Path, name: str, database_url: str, **extra: str) -> N
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    node = Node(name, node_id, port, udp_port, proc, log_path, extra)
-    await wait_healthy(node)
-    return node
+    return Node(name, node_id, port, udp_port, proc, log_path, extra)
 
 
 async def wait_healthy(node: Node) -> None:
