@@ -218,3 +218,27 @@ class Participant(WsClient):
     async def wait_closed(self, timeout: float = 30.0) -> int | None:  # noqa: ASYNC109
         await self.wait_for(lambda: self._ws is not None and self._ws.closed, timeout)
         return self.close_code
+
+
+async def rejoin(
+    url: str, sid: str, user: dict[str, Any], clip: Any, *, deadline_s: float = 60.0
+) -> Participant:
+    """Join as the room page does after losing its socket: retry (1 s apart) until
+    ``joined``; a socket closed with 1012 means "the room is moving, come again"."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        client = Participant(url, sid, user["token"], user["id"], clip)
+        try:
+            await client.knock()
+            await client.wait_for(
+                lambda c=client: c.of_type("joined") or c.close_code is not None,  # type: ignore[misc]
+                max(1.0, deadline - time.monotonic()),
+            )
+        except (AssertionError, aiohttp.ClientError):
+            pass
+        if client.of_type("joined") and client.close_code is None:
+            return client
+        await client.close()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"user {user['id']} could not rejoin {sid} on {url}")
+        await asyncio.sleep(1.0)
