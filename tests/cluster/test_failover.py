@@ -81,7 +81,7 @@ async def test_the_room_reopens_elsewhere_when_its_owner_is_killed(
             for client in again:
                 await client.close()
     print(
-        f"\nowner SIGKILL: edge told after {told_after:.1f} s, room back after {recovered_after:.1f} s"
+        f"\nowner SIGKILL: edge told after {told_after:.1f} s, back after {recovered_after:.1f} s"
     )
     assert recovered_after < RECOVERY_BOUND_S
 
