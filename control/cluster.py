@@ -95,6 +95,7 @@ def new_node_id(worker_index: int) -> str:
 
 Load = Callable[[], tuple[int, int]]  # (rooms, participants) hosted here now
 OnOpen = Callable[["RelayChannel", dict[str, Any]], Awaitable[None]]
+OnLost = Callable[[str], Awaitable[None]]
 
 
 class CpuMeter:
@@ -217,6 +218,8 @@ class Cluster:
         self._beat: asyncio.Task[None] | None = None
         self._inbox: asyncio.Task[None] | None = None
         self._on_open: OnOpen | None = None
+        self._on_lost: OnLost | None = None
+        self._inbox_from = "$"
         self._alive_cache: dict[str, tuple[float, bool]] = {}
         self.draining = False
         self.cpu = 0.0
@@ -227,10 +230,18 @@ class Cluster:
     def _ttl_ms(self) -> int:
         return int(self.options.node_ttl_s * 1000)
 
-    async def start(self, on_open: OnOpen) -> None:
-        """Register, then beat and serve relayed joins until :meth:`close`."""
+    async def start(self, on_open: OnOpen, on_lost: OnLost | None = None) -> None:
+        """Register, then beat and serve relayed joins until :meth:`close`.
+
+        ``on_open(channel, hello)`` serves one relayed participant; ``on_lost(room_id)`` is
+        told that a room's claim went to another node (this node missed its renewals).
+        """
         self._on_open = on_open
-        await self._redis.ping()
+        self._on_lost = on_lost
+        # Joins are read from now on (Redis's clock): an inbox left by an earlier start
+        # under the same configured node id holds joins whose sockets are long gone.
+        seconds, micros = await self._redis.time()
+        self._inbox_from = f"{int(seconds) * 1000 + int(micros) // 1000}-0"
         await self._register()
         self._beat = asyncio.create_task(self._heartbeat(), name="cluster-heartbeat")
         self._inbox = asyncio.create_task(self._serve_inbox(), name="cluster-inbox")
@@ -281,6 +292,8 @@ class Cluster:
                     if not renewed:  # expired and taken elsewhere: no longer ours
                         log.warning("room %s: claim lost by node %s", room_id, self.node_id)
                         self._owned.discard(room_id)
+                        if self._on_lost is not None:
+                            self.spawn(self._on_lost(room_id))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -370,7 +383,7 @@ class Cluster:
 
     async def _serve_inbox(self) -> None:
         key = PREFIX + f"inbox:{self.node_id}"
-        last = "$"  # only joins sent after we registered
+        last = self._inbox_from
         while True:
             try:
                 reply = await self._redis.xread(

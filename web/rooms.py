@@ -50,6 +50,8 @@ CLOSE_ENDED = 4000
 CLOSE_RECONNECT = 1012
 #: A relayed join the owner has not answered in this long is retried by the page.
 RELAY_JOIN_TIMEOUT_S = 30.0
+#: How long a relayed removal waits for the owner's last message before hanging up.
+REMOVE_WAIT_S = 2.0
 #: A join refused with one of these will not succeed by retrying on this socket.
 FINAL_JOIN_ERRORS = ("room_full", "removed", "room_closed", "server_full", "too_many_rooms")
 
@@ -152,15 +154,21 @@ class RoomDirectory:
         ``Room.join`` does. The link is local when this node owns the room."""
         room_id = str(session_id)
         if self.cluster is not None:
-            owner = await self.cluster.place(room_id)
-            if owner != self.cluster.node_id:
-                hello = {
-                    "room_id": room_id,
-                    "user_id": who.user_id,
-                    "display_name": who.display_name,
-                    "role": who.role,
-                }
-                channel = await self.cluster.connect(owner, hello)
+            try:
+                owner = await self.cluster.place(room_id)
+                channel = None
+                if owner != self.cluster.node_id:
+                    hello = {
+                        "room_id": room_id,
+                        "user_id": who.user_id,
+                        "display_name": who.display_name,
+                        "role": who.role,
+                    }
+                    channel = await self.cluster.connect(owner, hello)
+            except Exception as exc:  # redis-py's errors, or a claim that would not settle
+                log.warning("room %s: cannot place the join (%s)", room_id, exc)
+                raise SfuError("the room is moving to another server", code="room_moving") from None
+            if channel is not None:
                 return await RelayLink.open(channel, self.cluster, send)
         check_admission(self.sfu, room_id, who.user_id)
         participant = await self.room_for(session_id).join(who, send)
@@ -171,6 +179,9 @@ class RoomDirectory:
         in order until either side ends (``Cluster`` closes the channel afterwards)."""
         assert self.cluster is not None
         room_id = str(hello["room_id"])
+        if self.cluster.draining:  # placed here just before the drain: come again
+            await channel.close("moved")
+            return
         who = ParticipantIdentity(int(hello["user_id"]), str(hello["display_name"]), hello["role"])
         try:
             check_admission(self.sfu, room_id, who.user_id)
@@ -237,13 +248,24 @@ class RoomDirectory:
         if self.cluster is None:
             return
         await self.cluster.drain()
-        for room_id, room in list(self.sfu.rooms.items()):
-            self.moving.add(room_id)
-            await self.cluster.release(room_id)
+        for room_id in list(self.sfu.rooms):
+            await self.move(room_id)
+        log.info("node %s drained", self.cluster.node_id)
+
+    async def move(self, room_id: str) -> None:
+        """Hand one room over: its claim freed, everyone told to reconnect (1012), and it
+        closes here without ``session_ended`` (the session goes on elsewhere)."""
+        room = self.sfu.get_room(room_id)
+        self.moving.add(room_id)
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                await self.cluster.release(room_id)
+        if room is not None:
             for participant in list(room.participants.values()):
                 await room.leave(participant, reason="moved")
-            await self.close(room_id)
-        log.info("node %s drained", self.cluster.node_id)
+        await self.close(room_id)
+        # A later claim may bring the room back here: its sockets close normally then.
+        asyncio.get_running_loop().call_later(5.0, self.moving.discard, room_id)
 
     def load(self) -> tuple[int, int]:
         """(rooms, participants) hosted here, for the cluster registry."""
@@ -391,6 +413,9 @@ class RelayLink(Link):
     async def remove(self, reason: str) -> None:
         if not self.closed.is_set():
             await self._channel.control(REMOVE, reason=reason)
+            # The owner's session_ended(reason) comes down first, then its farewell.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closed.wait(), REMOVE_WAIT_S)
 
 
 ROOMS = web.AppKey("rooms", RoomDirectory)
@@ -547,9 +572,12 @@ def _cluster(settings: Settings, directory: RoomDirectory) -> Cluster | None:
     if not options.clustered or not settings.redis.url:
         return None  # cmd_serve refuses a cluster without Redis before getting here
     config = directory.sfu.config
+    node_id = options.node_id or clustering.new_node_id(options.worker_index)
+    if options.node_id and options.worker_count > 1:
+        node_id = f"{options.node_id}-w{options.worker_index}"  # one configured id per machine
     return Cluster(
         settings.redis.url,
-        node_id=options.node_id or clustering.new_node_id(options.worker_index),
+        node_id=node_id,
         media=clustering.default_media_address(
             config.announced_ip, settings.server.host, config.media_port
         ),
@@ -572,7 +600,7 @@ def setup(app: web.Application) -> None:
         directory = app[ROOMS] = RoomDirectory(app[PLATFORM], sfu)
         directory.cluster = _cluster(settings, directory)
         if directory.cluster is not None:
-            await directory.cluster.start(directory.serve_relayed)
+            await directory.cluster.start(directory.serve_relayed, directory.move)
         yield  # each room logs its own stats every [sfu] stats_log_interval_s
         await directory.close_all()
         if directory.cluster is not None:

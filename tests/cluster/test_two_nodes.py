@@ -145,3 +145,35 @@ async def test_a_moderator_on_one_node_removes_a_learner_on_the_other(
         finally:
             await m.close()
             await ell.close()
+
+
+async def test_a_logout_on_one_node_ends_a_relayed_socket_with_its_reason(
+    nodes: Callable[..., Awaitable[Node]], clip: Clip
+) -> None:
+    a = await nodes("a")
+    b = await nodes("b")
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, a.url)
+        mentor, learner = await api.user("mentor"), await api.user("learner")
+        sid = await api.live_session(mentor, [learner])
+        m = Participant(a.url, sid, mentor["token"], mentor["id"], clip)
+        ell = Participant(b.url, sid, learner["token"], learner["id"], clip)
+        try:
+            await m.join()
+            await ell.join()
+            owner = await owner_of(sid)
+            # Whoever's socket is not on the owner is relayed: log them out, through the
+            # node that is not the owner either.
+            relayed, user, stays = (ell, learner, m) if owner == a.node_id else (m, mentor, ell)
+            other = b if owner == a.node_id else a
+            status, _ = await api.call(
+                "POST", "/api/auth/logout-everywhere/", user["token"], base=other.url
+            )
+            assert status in (200, 204)
+            ended = await relayed.wait_message("session_ended")
+            assert ended["reason"] == "logout_everywhere"
+            assert await relayed.wait_closed() == 4000  # as on one node (tests/signaling)
+            await stays.wait_message("user_left", user_id=user["id"])
+        finally:
+            await m.close()
+            await ell.close()
