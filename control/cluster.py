@@ -82,6 +82,7 @@ class NodeInfo:
     cpu: float = 0.0  # this process's CPU over the last heartbeat, in cores (0..1 per core)
     draining: bool = False
     updated: float = field(default_factory=time.time)
+    pid: int = field(default_factory=os.getpid)  # for operators: which process on its host
 
     def score(self) -> tuple[float, int, int, str]:
         """Lower is less loaded: CPU first (LiveKit's ``cpuload``), then rooms."""

@@ -106,7 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.server.host,
             port=settings.server.port,
             reuse_port=workers > 1 or None,  # workers of one machine share the HTTP port
-            shutdown_timeout=settings.cluster.drain_grace_s,
+            # A node of a cluster drains within its grace; a lone node keeps aiohttp's 60 s.
+            shutdown_timeout=settings.cluster.drain_grace_s if settings.cluster.clustered else 60.0,
             print=lambda _aiohttp_banner: print(listening, flush=True),  # once bound
             access_log_class=RedactingAccessLogger,  # no credential ever reaches the log
         )

@@ -17,7 +17,7 @@ import sys
 import time
 from types import FrameType
 
-#: A worker that dies this soon after starting is a start-up failure, not a crash.
+#: A worker that exits with an error this soon after starting refused to start.
 STARTUP_FAILURE_S = 5.0
 RESTART_DELAY_S = 1.0
 
@@ -52,8 +52,9 @@ def supervise(workers: int, grace_s: float) -> int:
             code = proc.poll()
             if code is None or stopping:
                 continue
-            if time.monotonic() - started[index] < STARTUP_FAILURE_S:
-                # It said why on stderr (e.g. the port is taken): stop the others too.
+            if code > 0 and time.monotonic() - started[index] < STARTUP_FAILURE_S:
+                # It refused to start and said why on stderr (e.g. the port is taken): a
+                # restart would only fail again, so stop the others too. (A kill is < 0.)
                 status = code or 2
                 stop(signal.SIGTERM, None)
                 break

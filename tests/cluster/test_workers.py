@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -106,6 +108,20 @@ async def test_two_workers_share_the_http_port_and_each_has_its_own_media_port(
             finally:
                 await m.close()
                 await ell.close()
+            # A worker that dies is restarted by the supervisor, as a new node.
+            victim = entries[0]
+            os.kill(int(str(victim["pid"])), signal.SIGKILL)
+            for _ in range(300):
+                now = await _registry()
+                ids = {str(e["node_id"]) for e in now}
+                if len(now) == 2 and victim["node_id"] not in ids:
+                    break
+                await asyncio.sleep(0.2)
+            assert len(now) == 2 and victim["node_id"] not in ids, now
+            assert sorted(str(e["media"]).rsplit(":", 1)[1] for e in now) == [
+                str(udp),
+                str(udp + 1),
+            ], now
     finally:
         proc.terminate()  # the supervisor passes SIGTERM on; each worker drains
         assert proc.wait(timeout=60) == 0
