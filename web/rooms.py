@@ -1,6 +1,10 @@
 """The signaling WebSocket ``/ws/session/{id}/``: authenticates, authorises and bridges a
 browser to its room in the SFU.  The SFU knows nothing of users or databases; the
 ``PlatformRoomHooks`` below are how its events reach the domain (attendance, chat, bans).
+
+With a cluster (``control.cluster``) the room may live on another node: the socket then
+talks to it through a :class:`RelayLink` instead of a :class:`LocalLink`, and the owner
+serves the relayed participant in :meth:`RoomDirectory.serve_relayed`.
 """
 
 from __future__ import annotations
