@@ -84,9 +84,14 @@ class NodeInfo:
     updated: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)  # for operators: which process on its host
 
+    #: rooms claimed for this node since its last heartbeat (not in ``rooms`` yet)
+    placed: int = 0
+
     def score(self) -> tuple[float, int, int, str]:
-        """Lower is less loaded: CPU first (LiveKit's ``cpuload``), then rooms."""
-        return (round(self.cpu, 2), self.rooms, self.participants, self.node_id)
+        """Lower is less loaded: CPU first (LiveKit's ``cpuload``), in tenths of a core so
+        that noise between idle nodes does not decide, then rooms (those just placed too:
+        a burst of new rooms within one heartbeat spreads instead of herding)."""
+        return (round(self.cpu, 1), self.rooms + self.placed, self.participants, self.node_id)
 
 
 def new_node_id(worker_index: int) -> str:
@@ -278,6 +283,7 @@ class Cluster:
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(PREFIX + f"node:{self.node_id}", json.dumps(asdict(self.info())), px=self._ttl_ms)
         pipe.sadd(PREFIX + "nodes", self.node_id)
+        pipe.delete(PREFIX + f"placed:{self.node_id}")  # counted in ``rooms`` from now on
         await pipe.execute()
 
     async def _heartbeat(self) -> None:
@@ -307,14 +313,18 @@ class Cluster:
         ids = sorted(m.decode() for m in await self._redis.smembers(PREFIX + "nodes"))
         if not ids:
             return []
-        raw = await self._redis.mget([PREFIX + f"node:{i}" for i in ids])
+        raw = await self._redis.mget(
+            [PREFIX + f"node:{i}" for i in ids] + [PREFIX + f"placed:{i}" for i in ids]
+        )
         live: list[NodeInfo] = []
         gone: list[str] = []
-        for node_id, value in zip(ids, raw, strict=True):
+        known = set(NodeInfo.__dataclass_fields__) - {"placed"}
+        for node_id, value, placed in zip(ids, raw[: len(ids)], raw[len(ids) :], strict=True):
             if value is None:
                 gone.append(node_id)
             else:
-                live.append(NodeInfo(**json.loads(value)))
+                entry = {k: v for k, v in json.loads(value).items() if k in known}
+                live.append(NodeInfo(**entry, placed=int(placed or 0)))
         if gone:  # expired entries: tidy the index
             await self._redis.srem(PREFIX + "nodes", *gone)
         return live
@@ -353,6 +363,10 @@ class Cluster:
             chosen = min(candidates, key=NodeInfo.score).node_id
             if await self._redis.set(key, chosen, nx=True, px=self._ttl_ms):
                 log.info("room %s placed on node %s", room_id, chosen)
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.incr(PREFIX + f"placed:{chosen}")
+                pipe.pexpire(PREFIX + f"placed:{chosen}", int(self.options.heartbeat_s * 2000))
+                await pipe.execute()
                 if chosen == self.node_id:
                     self._owned.add(room_id)
                 return chosen

@@ -134,3 +134,13 @@ async def test_the_relay_keeps_order_and_makes_a_fast_writer_wait(make_node: Any
 async def _send_all(channel: RelayChannel, count: int) -> None:
     for n in range(count):
         await channel.send({"type": "chat", "n": n})
+
+
+async def test_a_burst_of_new_rooms_spreads_over_idle_nodes(make_node: Any) -> None:
+    # No heartbeat in between (a long one): the CPU and room counts every placement sees
+    # are the same stale ones, yet the rooms do not all herd onto one node.
+    slow = ClusterOptions(heartbeat_s=30, node_ttl_s=60, relay_block_ms=100)
+    a, _ = await make_node("a", slow)
+    await make_node("b", slow)
+    owners = [await a.place(f"burst-{i}") for i in range(6)]
+    assert sorted(owners) == ["a", "a", "a", "b", "b", "b"], owners
