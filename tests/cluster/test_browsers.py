@@ -9,14 +9,19 @@ PostgreSQL. Synchronous: Playwright's sync API cannot run inside an event loop.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
+import redis.asyncio as redis
 
-from tests.cluster.support import Api, Node, spawn_node, stop, wait_healthy
+from tests.cluster.support import REDIS_URL, Api, Node, spawn_node, stop, wait_healthy
 from tests.cluster.test_two_nodes import owner_of
 
 pytest.importorskip("playwright")
@@ -26,6 +31,22 @@ from tests.e2e.harness import CHROMIUM, CHROMIUM_ARGS, BrowserPage
 from tests.e2e.room_helpers import join_from_lobby, wait_decoding
 
 pytestmark = pytest.mark.slow
+
+# As tests/conftest.py (not imported: a conftest must not load twice under two names).
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PEERLEARN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def _pg_url(database: str) -> str:
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    return base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + database
+
+
+def _outside_playwright(coro: Any) -> Any:
+    """Run a coroutine on a thread of its own (Playwright's loop owns this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def _world(a: Node) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -48,9 +69,33 @@ def _page(browser: Any, node: Node, who: dict[str, Any], name: str) -> BrowserPa
     return bp
 
 
-def test_browsers_on_two_nodes_decode_each_other_and_survive_the_owner(
-    tmp_path: Path, postgres_database: str, clean_redis: None
-) -> None:
+async def _fresh_database() -> str:
+    """A new PostgreSQL database (as tests/conftest.py's fixture, which is async: this
+    test must stay out of any event loop for Playwright's sync API)."""
+    name = f"peerlearn_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    client = redis.from_url(REDIS_URL)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    return _pg_url(name)
+
+
+async def _drop_database(url: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def test_browsers_on_two_nodes_decode_each_other_and_survive_the_owner(tmp_path: Path) -> None:
+    postgres_database = asyncio.run(_fresh_database())
     a = spawn_node(tmp_path, "a", postgres_database)
     asyncio.run(wait_healthy(a))
     b = spawn_node(tmp_path, "b", postgres_database)
@@ -70,7 +115,7 @@ def test_browsers_on_two_nodes_decode_each_other_and_survive_the_owner(
                 for bp in pages:
                     wait_decoding(bp, others=1, timeout_s=40)
 
-                owner = asyncio.run(owner_of(sid))
+                owner = _outside_playwright(owner_of(sid))
                 killed, survivor_page = (a, pages[1]) if owner == a.node_id else (b, pages[0])
                 killed_at = time.monotonic()
                 killed.kill()
@@ -80,10 +125,11 @@ def test_browsers_on_two_nodes_decode_each_other_and_survive_the_owner(
                 expect(status).not_to_have_text("Connected", timeout=20_000)
                 expect(status).to_have_text("Connected", timeout=30_000)
                 back_after = time.monotonic() - killed_at
-                assert asyncio.run(owner_of(sid)) != killed.node_id
+                assert _outside_playwright(owner_of(sid)) != killed.node_id
             finally:
                 browser.close()
         print(f"\nbrowser on the survivor back in the room {back_after:.1f} s after the SIGKILL")
     finally:
         stop(a)
         stop(b)
+        asyncio.run(_drop_database(postgres_database))
