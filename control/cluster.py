@@ -57,6 +57,7 @@ return 0
 #: Control fields of a relay entry (client messages travel in ``m``).
 OPEN = "open"  # edge -> owner's inbox: a participant joins through the relay
 CLOSE = "close"  # either way: the other side is gone (``reason`` says why)
+KEEPALIVE = "ka"  # edge -> owner, every heartbeat: this participant's socket is still there
 REMOVE = "remove"  # edge -> owner: end this participant (a revoked login)
 
 
@@ -138,6 +139,7 @@ class RelayChannel:
         self._in = PREFIX + f"{incoming}:{conn}"
         self._options = options
         self._last = "0-0"
+        self._heard = time.monotonic()
         self._ttl_ms = int(options.node_ttl_s * 4000)
         self.closed = False
 
@@ -173,6 +175,7 @@ class RelayChannel:
         out: list[tuple[dict[str, Any] | None, dict[str, Any], float]] = []
         if not reply:
             return out
+        self._heard = time.monotonic()
         ids = []
         for entry_id, fields in reply[0][1]:
             ids.append(entry_id)
@@ -187,6 +190,11 @@ class RelayChannel:
                 out.append((None, control, sent))
         await self._redis.xdel(self._in, *ids)  # the writer's backlog shrinks
         return out
+
+    @property
+    def silent_for(self) -> float:
+        """Seconds since anything arrived from the other side."""
+        return time.monotonic() - self._heard
 
     async def close(self, reason: str, **fields: Any) -> None:
         """Tell the other side (once) and drop both streams' TTLs to a short grace."""

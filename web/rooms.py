@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from config.settings import Settings
 from control import cluster as clustering
-from control.cluster import CLOSE, REMOVE, Cluster, ClusterOptions, RelayChannel
+from control.cluster import CLOSE, KEEPALIVE, REMOVE, Cluster, ClusterOptions, RelayChannel
 from control.errors import DomainError, Forbidden, NotAuthenticated
 from control.events import session_channel, user_channel
 from control.platform import Platform
@@ -54,6 +54,9 @@ CLOSE_ENDED = 4000
 CLOSE_RECONNECT = 1012
 #: A relayed join the owner has not answered in this long is retried by the page.
 RELAY_JOIN_TIMEOUT_S = 30.0
+#: A relayed participant whose edge sent nothing (not even its keepalive, every heartbeat)
+#: for this many node TTLs has lost its socket.
+EDGE_SILENCE_TTLS = 3
 #: How long a relayed removal waits for the owner's last message before hanging up.
 REMOVE_WAIT_S = 2.0
 #: A join refused with one of these will not succeed by retrying on this socket.
@@ -210,6 +213,12 @@ class RoomDirectory:
                     log.info("room %s: edge %s is gone", room_id, channel.peer)
                     await room.leave(participant)
                     break
+                if channel.silent_for > EDGE_SILENCE_TTLS * self.cluster.options.node_ttl_s:
+                    # The edge lives but stopped relaying this socket (its farewell was
+                    # lost): no keepalive for this long means the socket is gone.
+                    log.info("room %s: relay %s went silent", room_id, channel.conn)
+                    await room.leave(participant)
+                    break
                 for message, control, _sent in entries:
                     if message is not None:
                         await room.handle(participant, message)
@@ -345,12 +354,14 @@ class RelayLink(Link):
         self._joined = asyncio.Event()
         self.refusal: SfuError | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, channel: RelayChannel, cluster: Cluster, send: Send) -> RelayLink:
         """Wait for the owner's ``joined`` (or its refusal, raised as the room would)."""
         link = cls(channel, cluster, send)
         link._reader = asyncio.create_task(link._read(), name=f"relay-{channel.conn}")
+        link._keepalive = asyncio.create_task(link._beat(), name=f"relay-ka-{channel.conn}")
         done = asyncio.create_task(link._joined.wait())
         ended = asyncio.create_task(link.closed.wait())
         try:
@@ -395,10 +406,19 @@ class RelayLink(Link):
             log.exception("relay %s failed", channel.conn)
             self._end(CLOSE_RECONNECT)
 
+    async def _beat(self) -> None:
+        """Tell the owner this socket is still here (it drops a relay that goes silent)."""
+        while not self.closed.is_set():
+            await asyncio.sleep(self._cluster.options.heartbeat_s)
+            with contextlib.suppress(Exception):  # a Redis blip: the next beat will do
+                await self._channel.control(KEEPALIVE)
+
     def _end(self, code: int) -> None:
         self.close_code = code
         self._channel.closed = True  # the owner closed its side: no farewell needed
         self.closed.set()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
 
     async def handle(self, message: dict[str, Any]) -> bool:
         if self.closed.is_set():
@@ -409,6 +429,8 @@ class RelayLink(Link):
     async def leave(self) -> None:
         await self._channel.close("left")
         self.closed.set()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         if self._reader is not None and self._reader is not asyncio.current_task():
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

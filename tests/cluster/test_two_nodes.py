@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import redis.asyncio as redis
 
-from control.cluster import PREFIX
-from tests.cluster.support import REDIS_URL, Api, Node, Participant
+from control.cluster import PREFIX, Cluster, ClusterOptions
+from tests.cluster.support import NODE_TTL_S, REDIS_URL, Api, Node, Participant
 from tests.sfu.client import host_candidates
 from tests.sfu.media import Clip
 
@@ -177,3 +179,47 @@ async def test_a_logout_on_one_node_ends_a_relayed_socket_with_its_reason(
         finally:
             await m.close()
             await ell.close()
+
+
+async def _serve_nothing(_channel: Any, _hello: dict[str, Any]) -> None:
+    return None
+
+
+async def test_a_relay_that_goes_silent_is_dropped_by_the_owner(
+    nodes: Callable[..., Awaitable[Node]], clip: Clip
+) -> None:
+    """An edge that stays alive but stops relaying a socket (its farewell lost): no
+    keepalive for 3 node TTLs and the owner drops that participant."""
+    a = await nodes("a")
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, a.url)
+        mentor, learner = await api.user("mentor"), await api.user("learner")
+        sid = await api.live_session(mentor, [learner])
+        m = Participant(a.url, sid, mentor["token"], mentor["id"], clip)
+        edge = Cluster(
+            REDIS_URL,
+            node_id="silent-edge",
+            media="127.0.0.1:9",
+            options=ClusterOptions(heartbeat_s=0.5, node_ttl_s=NODE_TTL_S),
+            load=lambda: (0, 0),
+        )
+        try:
+            await m.join()
+            await edge.start(_serve_nothing)  # alive in the registry all along
+            owner = await edge.owner(sid)
+            assert owner == a.node_id
+            hello = {
+                "room_id": sid,
+                "user_id": learner["id"],
+                "display_name": learner["name"],
+                "role": "learner",
+            }
+            await edge.connect(owner, hello)  # ... and then nothing, not even a keepalive
+            await m.wait_message("user_joined", 20)
+            joined_at = time.monotonic()
+            left = await m.wait_message("user_left", 60)
+            assert left["user_id"] == learner["id"]
+            assert time.monotonic() - joined_at >= 2 * NODE_TTL_S  # not before its time
+        finally:
+            await m.close()
+            await edge.close()
