@@ -324,6 +324,50 @@ class LoggingSettings(_Section):
     format: Literal["text", "json"] = "text"
 
 
+class ClusterSettings(_Section):
+    """Workers and nodes sharing rooms over Redis (docs/operations.md, "Workers and nodes")."""
+
+    #: this process is one node of several (several machines); ``--workers`` > 1 implies it
+    enabled: bool = False
+    #: worker processes ``peerlearn serve`` runs on this machine ("auto" = one per core)
+    workers: int | Literal["auto"] = 1
+    #: set by the supervisor for each worker: its SFU's UDP port is [sfu] udp_port + this
+    worker_index: int = Field(default=0, ge=0, le=1024)
+    #: empty: ``<hostname>-w<index>-<random>``, new on every start
+    node_id: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._:-]*$")
+    heartbeat_s: float = Field(default=1.0, gt=0, le=60)
+    #: a node (and its room claims) that stops beating is gone after this long
+    node_ttl_s: float = Field(default=5.0, gt=0, le=600)
+    #: relayed signaling: entries a reader may be behind before the writer waits
+    relay_backlog: int = Field(default=256, ge=8, le=100_000)
+    #: hard cap of one participant's relay stream (XADD MAXLEN ~)
+    relay_maxlen: int = Field(default=4096, ge=64, le=1_000_000)
+    #: SIGTERM: rooms handed over and requests finished within this long, then exit
+    drain_grace_s: float = Field(default=10.0, ge=0, le=600)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 256:
+            raise ValueError('must be 1-256 or "auto"')
+        return v
+
+    @model_validator(mode="after")
+    def _ttl(self) -> ClusterSettings:
+        if self.node_ttl_s < 2 * self.heartbeat_s:
+            raise ValueError("node_ttl_s must be at least twice heartbeat_s")
+        return self
+
+    @property
+    def worker_count(self) -> int:
+        return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
+
+    @property
+    def clustered(self) -> bool:
+        """Rooms are placed across nodes (Redis required)."""
+        return self.enabled or self.worker_count > 1
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -339,6 +383,7 @@ class Settings(_Section):
     jobs: JobsSettings = JobsSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @property
     def is_production(self) -> bool:

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from config.settings import ConfigError, Settings, deploy_checks, load_settings
 from control.db import Database, DatabaseNotMigrated
 
+#: Set by ``peerlearn serve --workers N`` for each worker it starts (``web.workers``).
+WORKER_INDEX_VARIABLE = "PEERLEARN_CLUSTER__WORKER_INDEX"
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, dict[str, object]] = {}
@@ -21,6 +24,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides.setdefault("server", {})["host"] = args.host
     if getattr(args, "port", None):
         overrides.setdefault("server", {})["port"] = args.port
+    if getattr(args, "workers", None):
+        overrides.setdefault("cluster", {})["workers"] = args.workers
     return load_settings(args.config, overrides=overrides or None)
 
 
@@ -43,6 +48,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from web.middlewares import RedactingAccessLogger
 
     settings = _settings(args)
+    workers = settings.cluster.worker_count
+    if settings.cluster.clustered and not settings.redis.url:
+        what = f"{workers} workers" if workers > 1 else "[cluster] enabled"
+        print(
+            f"peerlearn: {what} need [redis] url (PEERLEARN_REDIS__URL): "
+            "nodes share rooms through Redis",
+            file=sys.stderr,
+        )
+        return 2
     from web.logcontext import configure_logging
 
     configure_logging(settings.logging.format)  # request and room ids on every line
@@ -80,6 +94,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (DatabaseNotMigrated, SQLAlchemyError, OSError) as exc:
         print(f"peerlearn: {_database_problem(settings, exc)}", file=sys.stderr)
         return 2
+    if workers > 1 and WORKER_INDEX_VARIABLE not in os.environ:
+        from web.workers import supervise
+
+        return supervise(workers, settings.cluster.drain_grace_s)
     app = create_app(settings)
     listening = (
         f"PeerLearn ({settings.server.mode}) on http://{settings.server.host}:{settings.server.port}/"
@@ -90,6 +108,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             app,
             host=settings.server.host,
             port=settings.server.port,
+            reuse_port=workers > 1 or None,  # workers of one machine share the HTTP port
+            # A node of a cluster drains within its grace; a lone node keeps aiohttp's 60 s.
+            shutdown_timeout=settings.cluster.drain_grace_s if settings.cluster.clustered else 60.0,
             print=lambda _aiohttp_banner: print(listening, flush=True),  # once bound
             access_log_class=RedactingAccessLogger,  # no credential ever reaches the log
         )
@@ -212,6 +233,18 @@ def cmd_recommender_eval(args: argparse.Namespace, rest: list[str]) -> int:
         return 2
 
 
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError('a number of workers or "auto"') from None
+    if not 1 <= count <= 256:
+        raise argparse.ArgumentTypeError("between 1 and 256 workers")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="peerlearn", description=__doc__)
     parser.add_argument("--config", help="TOML settings file (default: PEERLEARN_CONFIG)")
@@ -221,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web server, SFU and background jobs")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help='worker processes, each a node ("auto" = one per core; default [cluster] workers)',
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")

@@ -20,7 +20,7 @@ import sys
 from web.metrics import SfuExporter, read_sfu
 
 rooms = int(sys.argv[1])
-stats = {"rooms": {f"r{i}": {"participants": {1: {"publish": {"camera": {"frames_in": 100}},
+stats = {"rooms": {f"r{i}": {"participants": {1: {"publish": {"camera": {"packets_in": 100}},
          "subscribe": []}}} for i in range(rooms)}}
 SfuExporter().export(read_sfu(stats))
 print("exported", flush=True)
