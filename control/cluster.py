@@ -35,24 +35,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from control.redis_scripts import RELEASE_IF_OWNER, RENEW_IF_OWNER
+
 log = logging.getLogger(__name__)
 
 PREFIX = "peerlearn:cluster:"
 
-#: Renew the claim only if it is still ours (another node may have taken an expired one).
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-#: Drop the claim only if it is still the given owner's.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 #: Control fields of a relay entry (client messages travel in ``m``).
 OPEN = "open"  # edge -> owner's inbox: a participant joins through the relay
@@ -302,7 +290,7 @@ class Cluster:
                 await self._register()
                 for room_id in list(self._owned):
                     renewed = await self._redis.eval(
-                        _RENEW, 1, PREFIX + f"room:{room_id}", self.node_id, self._ttl_ms
+                        RENEW_IF_OWNER, 1, PREFIX + f"room:{room_id}", self.node_id, self._ttl_ms
                     )
                     if not renewed:  # expired and taken elsewhere: no longer ours
                         log.warning("room %s: claim lost by node %s", room_id, self.node_id)
@@ -364,7 +352,7 @@ class Cluster:
                         self._owned.add(room_id)
                     return current
                 # Its owner stopped beating: take the claim away (only if unchanged).
-                await self._redis.eval(_RELEASE, 1, key, current)
+                await self._redis.eval(RELEASE_IF_OWNER, 1, key, current)
             candidates = [n for n in await self.nodes() if not n.draining]
             if not candidates:
                 candidates = [self.info()]  # only draining nodes: keep serving here
@@ -387,7 +375,7 @@ class Cluster:
     async def release(self, room_id: str) -> None:
         """The room closed here: free the claim so the next join places it afresh."""
         self._owned.discard(room_id)
-        await self._redis.eval(_RELEASE, 1, PREFIX + f"room:{room_id}", self.node_id)
+        await self._redis.eval(RELEASE_IF_OWNER, 1, PREFIX + f"room:{room_id}", self.node_id)
 
     # -- relay -----------------------------------------------------------------------
 

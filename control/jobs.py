@@ -24,6 +24,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from control.redis_scripts import RELEASE_IF_OWNER, RENEW_IF_OWNER
+
 log = logging.getLogger(__name__)
 
 Pass = Callable[[], Awaitable[object]]
@@ -82,21 +84,6 @@ class LocalJobLock:
         return None
 
 
-# KEYS[1] = the lock, ARGV[1] = our token, ARGV[2] = TTL in ms: touch it only if still ours.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
 class RedisJobLock:
     """``SET NX PX`` with a random token per holder (see the module docstring)."""
 
@@ -108,8 +95,8 @@ class RedisJobLock:
         self.ttl_s = ttl_s
         self._redis = redis.from_url(url)
         self._tokens: dict[str, str] = {}
-        self._renew = self._redis.register_script(_RENEW)
-        self._release = self._redis.register_script(_RELEASE)
+        self._renew = self._redis.register_script(RENEW_IF_OWNER)
+        self._release = self._redis.register_script(RELEASE_IF_OWNER)
 
     @property
     def _ttl_ms(self) -> int:
