@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ HISTORY = 512  # packets kept per down-track for RTX (~1 s of 800 kb/s video)
 CLOCK_RATE = {"audio": 48000, "video": 90000}
 MIN_TS_STEP = {"audio": 960, "video": 3000}  # one 20 ms Opus frame / one 30 fps picture
 _HEADER = struct.Struct("!BBHII")
+MAX_LAYER = 2  # VP8 L1T3: temporal layers 0 (base), 1, 2
+UP_SWITCH_WAIT_S = 2.0  # waiting this long for a layer-sync frame, ask for a keyframe
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,15 @@ class RtpDownTrack:
         self._last_pid = 0
         self._last_at: float | None = None
         self._rtx_seq = int.from_bytes(os.urandom(2), "big")
+        # Temporal layers (issue 15): what the allocator wants, and what is forwarded now.
+        self.target_layer = MAX_LAYER
+        self.layer = MAX_LAYER
+        self.layer_switches = 0
+        self._up_wanted_since: float | None = None
+        # Newest source sequence number seen, and the offsets in force before each drop of
+        # a layer's packet: (first source seq of the newer offsets, seq offset, pid offset).
+        self._src_last = 0
+        self._before_drops: deque[tuple[int, int, int]] = deque(maxlen=256)
         self._header_len = 12
         self._history: list[bytes | None] = [None] * HISTORY
         self.forwarded = 0  # frames (video: marker packets; audio: packets)
@@ -156,10 +168,22 @@ class RtpDownTrack:
             if ahead > 0x4000:
                 # Keep the start a window behind, so that "older" stays meaningful.
                 self._src_start = (seq - 0x2000) & 0xFFFF
-        out_seq = (seq + self._seq_offset) & 0xFFFF
+        seq_offset, pid_offset = self._seq_offset, self._pid_offset
+        newest = _newer(seq, self._src_last) or seq == self._src_last
+        if descriptor.layered:
+            if descriptor.frame_start and newest:
+                self._switch_layer(descriptor)
+            if descriptor.tid > self.layer:
+                self._drop_layer_packet(seq, descriptor, newest)
+                return
+        if newest:
+            self._src_last = seq
+        elif self._before_drops:
+            seq_offset, pid_offset = self._offsets_at(seq)
+        out_seq = (seq + seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
         if descriptor.picture_id_width:
-            out_pid = (descriptor.picture_id + self._pid_offset) & vp8.picture_id_mask(
+            out_pid = (descriptor.picture_id + pid_offset) & vp8.picture_id_mask(
                 descriptor.picture_id_width
             )
             payload = vp8.with_picture_id(payload, descriptor, out_pid)
@@ -189,10 +213,63 @@ class RtpDownTrack:
             self.forwarded += 1
             binding.report(self.packets_out, self.bytes_out, out_ts)
 
+    # ------------------------------------------------------------------ temporal layers
+
+    def _switch_layer(self, descriptor: vp8.Descriptor) -> None:
+        """At a frame boundary: down at once; up only where the new layer's frames no longer
+        depend on a dropped one (a keyframe, or a layer-sync frame of that layer)."""
+        target = self.target_layer
+        if target < self.layer:
+            self.layer = target
+            self.layer_switches += 1
+        elif target > self.layer:
+            if descriptor.keyframe_start:
+                self.layer = target
+                self.layer_switches += 1
+            elif descriptor.layer_sync and self.layer < descriptor.tid <= target:
+                self.layer = descriptor.tid
+                self.layer_switches += 1
+            else:
+                # Encoders need not mark sync frames after the first cycle: after a while,
+                # a keyframe (through the publisher's throttle) lets every layer in.
+                now = time.monotonic()
+                if self._up_wanted_since is None:
+                    self._up_wanted_since = now
+                elif now - self._up_wanted_since >= UP_SWITCH_WAIT_S:
+                    self._up_wanted_since = now
+                    self._ask_keyframe()
+                return
+        self._up_wanted_since = None
+
+    def _drop_layer_packet(self, seq: int, descriptor: vp8.Descriptor, newest: bool) -> None:
+        """Not forwarded: later packets close the gap (sequence numbers), and a dropped
+        picture's id is skipped (picture ids stay contiguous); TL0PICIDX is left alone,
+        the base layer is never dropped."""
+        self.dropped += 1
+        if not newest:
+            return  # a late packet of a dropped layer: its place was never counted
+        self._src_last = seq
+        self._before_drops.append(((seq + 1) & 0xFFFF, self._seq_offset, self._pid_offset))
+        self._seq_offset = (self._seq_offset - 1) & 0xFFFF
+        if descriptor.frame_start and descriptor.picture_id_width:
+            self._pid_offset -= 1
+
+    def _offsets_at(self, seq: int) -> tuple[int, int]:
+        """The offsets in force when ``seq`` (older than the newest packet) would have been
+        forwarded: those before the first drop that came after it."""
+        for first_after, seq_offset, pid_offset in self._before_drops:
+            if _newer(first_after, seq):
+                return seq_offset, pid_offset
+        return self._seq_offset, self._pid_offset
+
     def _rebase(self, seq: int, timestamp: int, descriptor: vp8.Descriptor) -> None:
         """Map the source's numbering onto ours, continuing from the last packet sent."""
         self._resync = False
         self._src_start = seq
+        self._src_last = seq
+        self._before_drops.clear()
+        # A new source starts on a keyframe: every layer decodes from here.
+        self.layer = self.target_layer
         self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
         step = self._min_step
         if self._last_at is not None:

@@ -17,7 +17,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
 from . import taps, vp8
-from .bitrate import BitrateController
+from .bitrate import BitrateController, LayerRates
 from .downtrack import DownTrack
 from .forwarder import RtpDownTrack
 from .keyframes import KeyframeRequester, LossRepair
@@ -58,6 +58,7 @@ class Publication:
         self.downtracks: set[DownTrack] = set()
         self.rtp_downtracks: set[RtpDownTrack] = set()
         self.packets_in = 0
+        self.layers = LayerRates()  # bytes per temporal layer (layered publishers only)
         self._paused = False  # muted by a moderator since the last forwarded packet
         self.forwarding = True  # False while muted by a moderator
         self.keyframes = KeyframeRequester(receiver, keyframe_interval_s, tasks)
@@ -105,6 +106,10 @@ class Publication:
         self.bytes_in += len(payload)
         if self.media_kind == "video":
             descriptor = vp8.parse(payload)
+            if descriptor.layered:
+                if not self.bitrate.layered:
+                    self.bitrate.layered = True
+                self.layers.add(descriptor.tid, len(payload), time.monotonic())
             if descriptor.keyframe_start:
                 self.keyframes_in += 1
             if packet.marker:

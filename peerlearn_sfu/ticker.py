@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import taps
+from .allocator import Stream, allocate
 from .config import SfuConfig
+from .forwarder import RtpDownTrack
 from .participant import Participant
 from .protocol import Message
 from .speaker import ActiveSpeakerDetector
@@ -81,6 +83,7 @@ class RoomTicker:
                     self.sampler.sample(list(self._participants.values()))
                 if now - last_remb >= REMB_INTERVAL_S:
                     last_remb = now
+                    self._allocate(now)
                     self._send_remb()
                 if now - last_log >= self._config.stats_log_interval_s:
                     last_log = now
@@ -100,6 +103,40 @@ class RoomTicker:
         speaker = self.speaker.pick(levels, now)
         if speaker is not None:
             await self._broadcast({"type": "active_speaker", "user_id": speaker})
+
+    def _allocate(self, now: float) -> None:
+        """Each subscriber's temporal layers from its own estimate (allocator.py)."""
+        speaker = self.speaker.current
+        for p in self._participants.values():
+            slots = [
+                s
+                for s in p.subscribe.slots
+                if s.publication is not None and isinstance(s.track, RtpDownTrack)
+            ]
+            estimates = [s.packer.target_bitrate for s in slots if s.track.kind == "video"]
+            budget = max(estimates, default=0) or None  # its REMB covers the whole leg
+            streams = []
+            for slot in slots:
+                pub = slot.publication
+                assert pub is not None and isinstance(slot.track, RtpDownTrack)
+                kind = pub.kind
+                if kind == "camera" and pub.owner_id == speaker:
+                    kind = "speaker"
+                layered = pub.bitrate.layered
+                streams.append(
+                    Stream(
+                        key=id(slot),
+                        kind=kind,
+                        rate=self.sampler.meter(pub).kbps * 1000,
+                        layer_rates=pub.layers.cumulative_bps(now) if layered else (),
+                        current=slot.track.layer,
+                    )
+                )
+            targets = allocate(budget, streams)
+            for slot in slots:
+                target = targets.get(id(slot))
+                if target is not None and isinstance(slot.track, RtpDownTrack):
+                    slot.track.target_layer = target
 
     def _send_remb(self) -> None:
         for p in self._participants.values():

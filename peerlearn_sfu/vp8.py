@@ -15,7 +15,9 @@ VP8_START_CODE = b"\x9d\x01\x2a"
 
 class Descriptor(NamedTuple):
     """What one packet's descriptor says (``picture_id_width``: 0, 7 or 15 bits;
-    ``frame_start``: the packet starts a frame; ``size``: the descriptor's length)."""
+    ``frame_start``: the packet starts a frame; ``size``: the descriptor's length;
+    ``layered``: it carries a temporal layer index (T bit), ``tid`` and ``layer_sync`` (the
+    Y bit, or a keyframe: no later frame of this layer depends on a dropped one)."""
 
     keyframe_start: bool
     picture_id: int
@@ -25,6 +27,7 @@ class Descriptor(NamedTuple):
     layer_sync: bool
     frame_start: bool
     size: int
+    layered: bool = False
 
 
 NO_DESCRIPTOR = Descriptor(False, 0, 0, 0, 0, False, False, 0)
@@ -78,7 +81,10 @@ def parse(payload: bytes) -> Descriptor:
     start = bool(first & 0x10) and (first & 0x0F) == 0  # S and partition index 0
     # The start code after the 3-byte frame tag keeps a cut frame from passing for one.
     keyframe = start and not (payload[i] & 0x01) and payload[i + 3 : i + 6] == VP8_START_CODE
-    return Descriptor(keyframe, pid, pid_offset, pid_width, tid, sync or keyframe, start, i)
+    layered = bool(first & 0x80) and bool(payload[1] & 0x20)
+    return Descriptor(
+        keyframe, pid, pid_offset, pid_width, tid, sync or keyframe, start, i, layered
+    )
 
 
 def with_picture_id(payload: bytes, descriptor: Descriptor, picture_id: int) -> bytes:

@@ -27,7 +27,7 @@ ANON, LEARNER, MENTOR, ADMIN = "anonymous", "learner", "mentor", "admin"
 #: The seeded account each role is seen as (``seed.py``): Lin books, Ada teaches.
 ACCOUNTS = {LEARNER: "lin", MENTOR: "ada", ADMIN: "admin"}
 #: Routes that are not HTML pages (JSON, WebSockets, files).
-NOT_PAGES = ("/api/", "/ws/", "/healthz", "/static", "/media")
+NOT_PAGES = ("/api/", "/ws/", "/healthz", "/readyz", "/metrics", "/static", "/media")
 
 
 @dataclass(frozen=True)

@@ -203,3 +203,123 @@ def test_nothing_is_sent_before_start_or_after_stop():
     track.stop()
     track.forward(2, 960, 0, b"x", vp8.NO_DESCRIPTOR, b"\x00\x00\x00")
     assert wire.sent == [] and track.readyState == "ended"
+
+
+# ---------------------------------------------------------------- temporal layers (L1T3)
+
+L1T3_TIDS = (0, 2, 1, 2)  # libvpx's 3-layer pattern: base, top, middle, top
+
+
+def l1t3_payload(pid: int, tl0: int, tid: int, *, sync: bool, key: bool, start: bool = True):
+    """X, S (per ``start``), partition 0; I (15-bit pid), L (TL0PICIDX), T (TID, Y)."""
+    first = 0x80 | (0x10 if start else 0)
+    descriptor = bytes((first, 0xE0)) + (0x8000 | pid).to_bytes(2, "big")
+    descriptor += bytes((tl0 & 0xFF, (tid << 6) | (0x20 if sync else 0)))
+    return descriptor + ((KEY_DATA if key else DELTA_DATA) if start else bytes(30))
+
+
+class L1T3Source:
+    """Frames of an L1T3 publisher: ``packets_per_frame`` packets each, numbered on."""
+
+    def __init__(self, seq: int = 1000, pid: int = 300) -> None:
+        self.seq, self.pid, self.tl0, self.index, self.ts = seq, pid, 7, 0, 0
+        self.sent: list[tuple[int, int, int]] = []  # (seq, pid, tid) of every packet
+
+    def frame(self, track: RtpDownTrack, *, packets: int = 1, key: bool = False) -> int:
+        tid = 0 if key else L1T3_TIDS[self.index % 4]
+        if tid == 0 and self.index:
+            self.tl0 += 1
+        sync = key or (self.index % 4 in (1, 2) and self.index < 4)
+        for i in range(packets):
+            payload = l1t3_payload(
+                self.pid, self.tl0, tid, sync=sync, key=key and i == 0, start=i == 0
+            )
+            marker = int(i == packets - 1)
+            self.sent.append((self.seq, self.pid, tid))
+            track.forward(self.seq, self.ts, marker, payload, vp8.parse(payload), b"\0\0\0")
+            self.seq = (self.seq + 1) & 0xFFFF
+        self.pid = (self.pid + 1) & 0x7FFF
+        self.index += 1
+        self.ts += 4500
+        return tid
+
+
+def layers_seen(wire: Wire) -> list[int]:
+    return [vp8.parse(p.payload).tid for p in wire.packets()]
+
+
+def assert_contiguous(wire: Wire) -> None:
+    packets = wire.packets()
+    seqs = [p.sequence_number for p in packets]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs)), seqs
+    starts = [vp8.parse(p.payload) for p in packets]
+    pids = [d.picture_id for d in starts if d.frame_start]
+    assert all((b - a) & 0x7FFF == 1 for a, b in itertools.pairwise(pids)), pids
+
+
+def test_descriptor_says_layered_only_with_the_t_bit():
+    assert vp8.parse(l1t3_payload(1, 1, 2, sync=False, key=False)).layered
+    assert not vp8.parse(vp8_payload(1)).layered
+
+
+def test_base_layer_only_keeps_numbering_contiguous_and_tl0picidx_untouched():
+    track, wire, _ = started()
+    track.target_layer = 0
+    source = L1T3Source()
+    source.frame(track, key=True, packets=2)
+    for _ in range(11):
+        source.frame(track, packets=2)
+    assert set(layers_seen(wire)) == {0}
+    assert_contiguous(wire)
+    tl0 = [p.payload[4] for p in wire.packets()]
+    assert tl0 == sorted(tl0) and len(set(tl0)) == 3  # the publisher's own TL0PICIDX values
+
+
+def test_switching_up_waits_for_a_layer_sync_frame_and_down_is_at_a_frame_boundary():
+    track, wire, _ = started()
+    track.target_layer = 0
+    source = L1T3Source()
+    source.frame(track, key=True)
+    for _ in range(3):  # tid 2, 1, 2 (the sync frames of the first cycle): all dropped
+        source.frame(track)
+    track.target_layer = 2
+    source.frame(track)  # tid 0
+    assert source.frame(track) == 2  # tid 2 without the Y bit: still not forwarded
+    assert track.layer == 0
+    source.frame(track, key=True)  # a keyframe switches straight up
+    assert track.layer == 2
+    source.frame(track)
+    assert layers_seen(wire)[-1] == 2
+    # Down: asked in the middle of a two-packet top-layer frame, the frame still completes.
+    source.index = 1  # next: tid 2
+    tid_packets_before = len(wire.sent)
+    source.frame(track, packets=1)
+    track.target_layer = 0
+    assert track.layer == 2  # not before the next frame starts
+    source.frame(track)  # tid 1: dropped now
+    assert len(wire.sent) == tid_packets_before + 1
+    assert_contiguous(wire)
+    assert track.layer_switches == 2
+
+
+def test_a_late_packet_from_before_a_drop_keeps_its_place():
+    track, wire, _ = started()
+    track.target_layer = 1
+    source = L1T3Source(seq=65530)  # across the 16-bit wrap too
+    source.frame(track, key=True)
+    lost_seq = source.seq
+    source.frame(track)  # tid 2: dropped
+    source.frame(track, packets=2)  # tid 1
+    late = wire.sent.pop(-2)  # its first packet "was lost" on the way to us
+    before = len(wire.sent)
+    for _ in range(3):
+        source.frame(track)  # tid 2 (dropped), 0, 2 (dropped)
+    original = RtpPacket.parse(late)
+    # The publisher's retransmission of it arrives late: same output number as the first time.
+    seq = (lost_seq + 1) & 0xFFFF
+    payload = l1t3_payload(source.pid - 4, 7, 1, sync=False, key=False)
+    track.forward(seq, 9000, 0, payload, vp8.parse(payload), b"\0\0\0")
+    again = RtpPacket.parse(wire.sent[-1])
+    assert len(wire.sent) == before + 2
+    assert again.sequence_number == original.sequence_number
+    assert vp8.parse(again.payload).picture_id == vp8.parse(original.payload).picture_id

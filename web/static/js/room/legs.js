@@ -20,11 +20,26 @@ function trickle(pc, name, signal) {
   });
 }
 
+// The camera as VP8 with three temporal layers (20 / 10 / 5 fps in one stream), where the
+// browser can: the SFU then gives each subscriber the layers its link carries
+// (docs/sfu.md, "Temporal layers"). Browsers do not list the modes they support
+// (Chromium's capabilities carry no scalabilityModes), so ask and read back what was taken;
+// elsewhere (Firefox) one layer. Screen share: always one layer.
+function addCamera(pc) {
+  try {
+    const t = pc.addTransceiver('video', { direction: 'sendonly', sendEncodings: [{ scalabilityMode: 'L1T3' }] });
+    const encodings = t.sender.getParameters().encodings || [];
+    return [t, encodings.length && encodings[0].scalabilityMode === 'L1T3' ? 'L1T3' : 'L1T1'];
+  } catch (err) {
+    return [pc.addTransceiver('video', { direction: 'sendonly' }), 'L1T1'];
+  }
+}
+
 export class PublishLeg {
   constructor(iceServers, signal, { forceRelay = false } = {}) {
     this.pc = peerConnection(iceServers, forceRelay);
     this.audio = this.pc.addTransceiver('audio', { direction: 'sendonly' });
-    this.camera = this.pc.addTransceiver('video', { direction: 'sendonly' });
+    [this.camera, this.cameraLayers] = addCamera(this.pc);
     this.screen = this.pc.addTransceiver('video', { direction: 'sendonly' });
     this.chat = this.pc.createDataChannel('chat');
     trickle(this.pc, 'publish', signal);
