@@ -19,6 +19,11 @@ from .forwarder import MAX_LAYER
 #: Going up needs this much room above the layer's rate (its rate still grows after the
 #: switch: higher layers' frames are added, and REMB lags); going down does not.
 UP_HEADROOM = 1.15
+#: A browser's receive estimate (REMB) grows to ~1.5× what it receives and no further, so a
+#: subscriber held at a low layer would never show room for the next one. When the estimate
+#: leaves this much room above the current layer's rate it is not what limits the stream:
+#: one layer up (if the link cannot take it, the estimate falls and the layer follows).
+PROBE_ROOM = 1.3
 PRIORITY = {"audio": 0, "screen": 1, "speaker": 2, "camera": 3}
 
 
@@ -56,6 +61,10 @@ def allocate(budget_bps: float | None, streams: Sequence[Stream]) -> dict[int, i
             need = rate * (UP_HEADROOM if layer > stream.current else 1.0)
             if need <= left:
                 chosen = layer
+        top = len(stream.layer_rates) - 1
+        current = min(stream.current, top)
+        if chosen == current < top and left >= stream.layer_rates[current] * PROBE_ROOM:
+            chosen = current + 1
         targets[stream.key] = min(chosen, MAX_LAYER)
         left -= stream.layer_rates[chosen]
     return targets

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peerlearn_sfu.allocator import UP_HEADROOM, Stream, allocate
+from peerlearn_sfu.allocator import PROBE_ROOM, UP_HEADROOM, Stream, allocate
 from peerlearn_sfu.bitrate import BitrateController, LayerRates
 
 CAMERA = (150_000.0, 250_000.0, 400_000.0)  # layers 0, 0+1, 0+1+2 (cumulative bit/s)
@@ -25,13 +25,24 @@ def test_audio_first_then_the_speaker_then_the_others():
     assert targets == {1: 2, 0: 0}
 
 
-def test_a_layer_up_needs_headroom_a_layer_down_does_not():
+def test_a_layer_up_needs_room_a_layer_down_does_not():
     at_base = cams("camera", current=0)
-    assert allocate(250_000, at_base) == {0: 0}  # fits exactly, but going up needs room
-    assert allocate(250_000 * UP_HEADROOM, at_base) == {0: 1}
+    # Two layers up at once only with headroom over their rate ...
+    assert allocate(400_000 * UP_HEADROOM, at_base) == {0: 2}
+    # ... one layer up when the estimate is not what limits the stream (below), else none.
+    at_mid = cams("camera", current=1)
+    assert allocate(CAMERA[1] * 1.2, at_mid) == {0: 1}
     at_top = cams("camera", current=2)
     assert allocate(399_000, at_top) == {0: 1}
     assert allocate(400_000, at_top) == {0: 2}
+
+
+def test_an_estimate_that_is_not_binding_steps_one_layer_up():
+    # Held at the base layer, a browser's estimate settles near 1.5x what it receives
+    # (225k here), never showing room for 0+1 (250k): step up anyway, one layer at a time.
+    at_base = cams("camera", current=0)
+    assert allocate(CAMERA[0] * PROBE_ROOM, at_base) == {0: 1}
+    assert allocate(CAMERA[0] * 1.1, at_base) == {0: 0}  # close to its rate: it binds
 
 
 def test_a_camera_that_does_not_fit_keeps_its_base_layer():
