@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from dataclasses import asdict
 from typing import Any
@@ -98,6 +99,10 @@ def print_table(result: Result) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        # One line per ICE check and DTLS state of every participant would bury the bar.
+        for name in ("aioice", "aiortc"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     options = Options(
         url=args.url,
         rooms=args.rooms,

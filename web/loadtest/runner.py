@@ -257,13 +257,12 @@ def _ice(options: Options) -> IcePolicy | None:
 
 
 async def _admin_rooms(api: Api, token: str | None) -> int | None:
+    """Live rooms the server itself reports (``/api/admin/rooms/``), with an admin token."""
     if token is None:
         return None
     status, data = await api.call("GET", "/api/admin/rooms/", token)
-    if status != 200:
-        return None
-    items = data.get("items", data) if isinstance(data, dict) else data
-    return len(items) if isinstance(items, list) else None
+    rooms = data.get("rooms") if status == 200 and isinstance(data, dict) else None
+    return len(rooms) if isinstance(rooms, dict | list) else None
 
 
 async def run(options: Options, clip: Clip | None = None) -> Result:
