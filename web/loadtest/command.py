@@ -45,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--admin-token",
-        help="an admin's token: reads the live rooms, deactivates registered test users after",
+        help="an admin's token: the test users this run registers are deactivated afterwards",
+    )
+    parser.add_argument(
+        "--admin", type=_account, metavar="USER:PASSWORD", help="an admin login, for its token"
     )
     parser.add_argument("--server-pid", type=int, help="the server's pid (CPU, workers included)")
     parser.add_argument("--join-timeout", type=float, default=30.0, help="seconds (default 30)")
@@ -78,8 +81,6 @@ def rows(result: Result) -> list[tuple[str, str]]:
         ("failures", str(result.failures)),
         ("server CPU", "-" if cpu is None else f"{cpu:.0f} % of a core"),
     ]
-    if result.server_rooms_seen is not None:
-        out.append(("live rooms (admin API)", str(result.server_rooms_seen)))
     return out
 
 
@@ -111,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
         mentors=args.mentor,
         learners=args.learner,
         admin_token=args.admin_token,
+        admin=args.admin,
         server_pid=args.server_pid,
         join_timeout_s=args.join_timeout,
         interfaces=tuple(args.interface),

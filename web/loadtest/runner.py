@@ -38,6 +38,7 @@ class Options:
     mentors: list[Account] = field(default_factory=list)
     learners: list[Account] = field(default_factory=list)
     admin_token: str | None = None
+    admin: Account | None = None  # logged in for its token, if no token is given
     server_pid: int | None = None
     join_timeout_s: float = 30.0
     interfaces: tuple[str, ...] = ()
@@ -73,7 +74,6 @@ class Result:
     failures: int
     failure_reasons: list[str]
     server_cpu_percent: float | None  # of one core, averaged over the media window
-    server_rooms_seen: int | None  # live rooms the admin API reported during the window
 
     @property
     def loss(self) -> float:
@@ -256,15 +256,6 @@ def _ice(options: Options) -> IcePolicy | None:
     return IcePolicy(port_min=20000, port_max=60999, interfaces=options.interfaces)
 
 
-async def _admin_rooms(api: Api, token: str | None) -> int | None:
-    """Live rooms the server itself reports (``/api/admin/rooms/``), with an admin token."""
-    if token is None:
-        return None
-    status, data = await api.call("GET", "/api/admin/rooms/", token)
-    rooms = data.get("rooms") if status == 200 and isinstance(data, dict) else None
-    return len(rooms) if isinstance(rooms, dict | list) else None
-
-
 async def run(options: Options, clip: Clip | None = None) -> Result:
     """Set up, join everyone, publish for ``options.seconds``, measure, clean up."""
     if options.participants < 2:
@@ -274,6 +265,9 @@ async def run(options: Options, clip: Clip | None = None) -> Result:
     cpu = ServerCpu(options.server_pid)
     async with aiohttp.ClientSession() as http:
         api = Api(http, options.url)
+        admin_token = options.admin_token
+        if admin_token is None and options.admin is not None:
+            admin_token = (await api.login(options.admin)).token
         plan = await _accounts(api, options, run_id)
         rooms: list[RoomRun] = []
         for index, (mentor, learners) in enumerate(plan):
@@ -284,12 +278,12 @@ async def run(options: Options, clip: Clip | None = None) -> Result:
             ]
             rooms.append(RoomRun(sid, mentor, people))
         try:
-            return await _measure(api, options, rooms, cpu)
+            return await _measure(options, rooms, cpu)
         finally:
             await asyncio.gather(*(p.close() for r in rooms for p in r.participants))
             for room in rooms:
                 await api.call("POST", f"/api/sessions/{room.session_id}/end/", room.mentor.token)
-            await _deactivate(api, options.admin_token, plan)
+            await _deactivate(api, admin_token, plan)
 
 
 async def _deactivate(api: Api, token: str | None, plan: list[tuple[User, list[User]]]) -> None:
@@ -308,7 +302,7 @@ async def _join(participant: Participant, timeout_s: float) -> None:
         participant.failure = participant.failure or f"join: {type(exc).__name__}: {exc}"
 
 
-async def _measure(api: Api, options: Options, rooms: list[RoomRun], cpu: ServerCpu) -> Result:
+async def _measure(options: Options, rooms: list[RoomRun], cpu: ServerCpu) -> Result:
     everyone = [p for r in rooms for p in r.participants]
     others = {
         id(p): {q.user_id for q in r.participants if q is not p}
@@ -333,7 +327,6 @@ async def _measure(api: Api, options: Options, rooms: list[RoomRun], cpu: Server
         sent0 = {p.user_id: p.frames_sent() for p in everyone}
         got0 = {id(p): dict(p.video_frames) for p in everyone}
         cpu0, t0 = cpu.seconds(), time.monotonic()
-        rooms_seen = await _admin_rooms(api, options.admin_token)
         publishing = progress.task("publishing (s)", options.seconds)
         while (elapsed := time.monotonic() - t0) < options.seconds:
             progress.update(publishing, elapsed)
@@ -374,5 +367,4 @@ async def _measure(api: Api, options: Options, rooms: list[RoomRun], cpu: Server
         failures=len(reasons),
         failure_reasons=reasons,
         server_cpu_percent=cpu_percent,
-        server_rooms_seen=rooms_seen,
     )
