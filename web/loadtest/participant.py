@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
+import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
@@ -19,6 +21,32 @@ from peerlearn_sfu.codecs import pin_codecs
 from peerlearn_sfu.ice import IcePolicy, apply_ice_policy
 from peerlearn_sfu.keyframes import LossRepair
 from web.loadtest.media import Clip, PacedAudioTrack, PacedVideoTrack
+
+#: Appended to every camera frame: its index and a marker. The SFU forwards encoded frames
+#: untouched and nobody here decodes them, so a receiver can tell exactly which of the
+#: publisher's frames arrived (no guessing about frames in flight at the window's ends).
+TRAILER = struct.Struct("!IH")
+MARKER = 0x504C
+
+
+class CountedVideoTrack(PacedVideoTrack):
+    """The paced clip, each frame carrying its index in a :data:`TRAILER`."""
+
+    async def recv(self) -> av.Packet[Any]:
+        packet = await super().recv()
+        data = bytes(packet) + TRAILER.pack(self.index - 1, MARKER)
+        out = av.Packet(data)
+        out.pts = packet.pts
+        out.time_base = packet.time_base
+        return out
+
+
+def frame_index(data: bytes) -> int | None:
+    """The publisher's index of a received camera frame (``None``: not one of ours)."""
+    if len(data) < TRAILER.size:
+        return None
+    index, marker = TRAILER.unpack(data[-TRAILER.size :])
+    return int(index) if marker == MARKER else None
 
 
 class Participant:
@@ -44,11 +72,11 @@ class Participant:
         self.joined_at: float | None = None
         #: When the first camera frame of each other participant arrived.
         self.first_video: dict[int, float] = {}
-        #: Camera frames received so far, per publisher.
-        self.video_frames: dict[int, int] = {}
+        #: Indices of the camera frames received so far, per publisher.
+        self.video_frames: dict[int, set[int]] = {}
         self.nacked = 0  # sequence numbers NACKed by our receivers
         self.failure: str | None = None
-        self.video: PacedVideoTrack | None = None
+        self.video: CountedVideoTrack | None = None
         self._track_map: dict[str, tuple[int, str]] = {}
         self._tapped: set[str] = set()
         self._repairs: list[LossRepair] = []
@@ -95,7 +123,12 @@ class Participant:
     # -- observations -------------------------------------------------------------
 
     def frames_sent(self) -> int:
+        """Camera frames handed to the sender so far (the next frame's index)."""
         return self.video.index if self.video is not None else 0
+
+    def received_between(self, user_id: int, first: int, end: int) -> int:
+        """How many of ``user_id``'s frames ``first`` .. ``end - 1`` arrived."""
+        return sum(first <= i < end for i in self.video_frames.get(user_id, ()))
 
     def sees_all(self, others: set[int]) -> bool:
         return others <= self.first_video.keys()
@@ -157,7 +190,7 @@ class Participant:
 
     async def _start_publishing(self) -> None:
         pc = self._publish = self._pc()
-        self.video = PacedVideoTrack(self._clip)
+        self.video = CountedVideoTrack(self._clip)
         audio = PacedAudioTrack(self._clip.audio)
         for track in (audio, self.video):
             transceiver = pc.addTransceiver(track, direction="sendonly")
@@ -198,18 +231,18 @@ class Participant:
         await self._send({"type": "answer", "pc": "subscribe", "sdp": pc.localDescription.sdp})
 
     def _video_sink(self, mid: str) -> taps.FrameSink:
-        def sink(_codec: Any, _frame: Any) -> None:
-            self._on_video(mid)
+        def sink(_codec: Any, frame: Any) -> None:
+            self._on_video(mid, frame.data)
 
         return sink
 
-    def _on_video(self, mid: str) -> None:
+    def _on_video(self, mid: str, data: bytes) -> None:
         owner = self._track_map.get(mid)
-        if owner is None or owner[1] != "camera":
+        index = frame_index(data)
+        if owner is None or owner[1] != "camera" or index is None:
             return
-        user = owner[0]
-        self.video_frames[user] = self.video_frames.get(user, 0) + 1
-        self.first_video.setdefault(user, time.monotonic())
+        self.video_frames.setdefault(owner[0], set()).add(index)
+        self.first_video.setdefault(owner[0], time.monotonic())
 
     def _on_nack(self, _ssrc: int, seqs: list[int]) -> None:
         self.nacked += len(seqs)
