@@ -4,6 +4,7 @@ participants through the real signaling socket, S seconds of media, then one tab
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import statistics
 import time
@@ -90,7 +91,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 

@@ -103,3 +103,36 @@ def test_loadtest_one_room_of_three(tmp_path: Path, server: tuple[str, int]) -> 
         assert re.fullmatch(r"\d+ ms", table[row]), table
     assert re.fullmatch(r"\d+ % of a core", table["server CPU"]), table
     assert "publishing" in result.stdout  # the progress bar
+
+
+def test_loadtest_names_a_refused_login_in_one_line(
+    tmp_path: Path, server: tuple[str, int]
+) -> None:
+    url, _pid = server
+    args = ["loadtest", url, "--mentor", "nobody:wrong-password-1", "--learner", "x:y"]
+    result = subprocess.run(
+        [sys.executable, "-m", "web.cli", *args, "-n", "2", "--no-progress"],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result
+    [line] = [x for x in result.stderr.splitlines() if x.strip()]
+    assert line.startswith("peerlearn: loadtest: POST /api/auth/login/: HTTP 401"), line
+    assert "wrong-password-1" not in result.stderr
+
+
+def test_percentile_and_accounts() -> None:
+    from web.loadtest.participant import MARKER, TRAILER, frame_index
+    from web.loadtest.runner import Account, parse_account, percentile
+
+    assert percentile([], 95) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([float(i) for i in range(1, 21)], 95) == 19.0
+    assert parse_account("ann:pa:ss") == Account("ann", "pa:ss")
+    with pytest.raises(ValueError, match="USERNAME:PASSWORD"):
+        parse_account("ann")
+    assert frame_index(b"\x10\x02" + TRAILER.pack(41, MARKER)) == 41
+    assert frame_index(b"\x10\x02" + TRAILER.pack(41, MARKER + 1)) is None
