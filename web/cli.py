@@ -1,4 +1,5 @@
-"""The ``peerlearn`` command: serve, migrate, check, create-admin, seed-demo, recommender-eval."""
+"""The ``peerlearn`` command: serve, migrate, check, create-admin, seed-demo, recommender-eval,
+loadtest."""
 
 from __future__ import annotations
 
@@ -286,6 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="offline evaluation of the recommender (see `peerlearn recommender-eval --help`)",
         add_help=False,
     ).set_defaults(func=cmd_recommender_eval)
+
+    # Against any running server, through its API and sockets (web/loadtest/).
+    from web.loadtest.command import add_arguments
+    from web.loadtest.command import main as cmd_loadtest
+
+    loadtest = sub.add_parser(
+        "loadtest", help="R rooms x N headless participants with media, then a table"
+    )
+    add_arguments(loadtest)
+    loadtest.set_defaults(func=cmd_loadtest)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""``peerlearn loadtest``: headless participants against a running server."""
