@@ -41,6 +41,36 @@ log = logging.getLogger(__name__)
 
 PREFIX = "peerlearn:cluster:"
 
+#: Place a room atomically. KEYS[1] = the room's claim, KEYS[1 + i] = node i's "placed"
+#: counter; ARGV = claim TTL ms, counter TTL ms, then per node: id, CPU in tenths of a core,
+#: rooms, participants. The least loaded by (CPU, rooms + placed, participants, id) gets the
+#: claim (SET NX) and one more "placed"; returns its id, or false when the room was claimed.
+_PLACE = """
+local best, b1, b2, b3
+for i = 2, #KEYS do
+  local a = 3 + (i - 2) * 4
+  local id = ARGV[a]
+  local cpu = tonumber(ARGV[a + 1])
+  local rooms = tonumber(ARGV[a + 2]) + tonumber(redis.call('GET', KEYS[i]) or '0')
+  local parts = tonumber(ARGV[a + 3])
+  if best == nil or cpu < b1 or (cpu == b1 and (rooms < b2 or (rooms == b2 and
+     (parts < b3 or (parts == b3 and id < best))))) then
+    best, b1, b2, b3 = id, cpu, rooms, parts
+  end
+end
+if best == nil then return false end
+if redis.call('SET', KEYS[1], best, 'NX', 'PX', ARGV[1]) then
+  for i = 2, #KEYS do
+    if ARGV[3 + (i - 2) * 4] == best then
+      redis.call('INCR', KEYS[i])
+      redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    end
+  end
+  return best
+end
+return false
+"""
+
 
 #: Control fields of a relay entry (client messages travel in ``m``).
 OPEN = "open"  # edge -> owner's inbox: a participant joins through the relay
@@ -356,13 +386,16 @@ class Cluster:
             candidates = [n for n in await self.nodes() if not n.draining]
             if not candidates:
                 candidates = [self.info()]  # only draining nodes: keep serving here
-            chosen = min(candidates, key=NodeInfo.score).node_id
-            if await self._redis.set(key, chosen, nx=True, px=self._ttl_ms):
+            # Choose and claim in one script: rooms placed at the same moment from several
+            # nodes see each other's "just placed" counts and spread instead of herding.
+            args: list[Any] = [self._ttl_ms, int(self.options.heartbeat_s * 2000)]
+            for n in candidates:
+                args += [n.node_id, int(round(n.cpu, 1) * 10), n.rooms, n.participants]
+            keys = [key] + [PREFIX + f"placed:{n.node_id}" for n in candidates]
+            claimed = await self._redis.eval(_PLACE, len(keys), *keys, *args)
+            if claimed:
+                chosen = claimed.decode() if isinstance(claimed, bytes) else str(claimed)
                 log.info("room %s placed on node %s", room_id, chosen)
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.incr(PREFIX + f"placed:{chosen}")
-                pipe.pexpire(PREFIX + f"placed:{chosen}", int(self.options.heartbeat_s * 2000))
-                await pipe.execute()
                 if chosen == self.node_id:
                     self._owned.add(room_id)
                 return chosen

@@ -144,3 +144,13 @@ async def test_a_burst_of_new_rooms_spreads_over_idle_nodes(make_node: Any) -> N
     await make_node("b", slow)
     owners = [await a.place(f"burst-{i}") for i in range(6)]
     assert sorted(owners) == ["a", "a", "a", "b", "b", "b"], owners
+
+
+async def test_rooms_placed_at_the_same_moment_from_two_nodes_spread(make_node: Any) -> None:
+    # Both nodes place at once (each read the other's "placed" count as 0 before): the
+    # choice and the claim are one script, so they still land on different nodes.
+    slow = ClusterOptions(heartbeat_s=30, node_ttl_s=60, relay_block_ms=100)
+    a, _ = await make_node("a", slow)
+    b, _ = await make_node("b", slow)
+    owners = await asyncio.gather(*(n.place(f"same-time-{i}") for i, n in enumerate((a, b) * 2)))
+    assert sorted(owners) == ["a", "a", "b", "b"], owners
