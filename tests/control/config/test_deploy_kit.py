@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import re
 import secrets
+import shutil
+import subprocess
+import venv
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -304,3 +308,80 @@ def test_the_production_example_with_its_commented_keys_on_still_loads(tmp_path:
     shown = settings.auth.model_copy(update={"require_verified_email": None})
     assert shown == defaults.auth  # only require_verified_email is set, to its production value
     assert [c.line() for c in deploy_checks(settings) if c.level == "error"] == []
+
+
+# --------------------------------------------------------------------------- the image's install
+
+
+def _build_stage_copies() -> list[str]:
+    """What the Dockerfile's build stage copies into /src (``COPY a b ./`` or ``COPY d ./d``)."""
+    text = (ROOT / "Dockerfile").read_text()
+    build = text.split(" AS build", 1)[1].split(" AS runtime", 1)[0]
+    sources = []
+    for line in build.splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            sources += line.split()[1:-1]
+    return sources
+
+
+def _run(*args: str | Path, cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"{args}: {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_the_images_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path) -> None:
+    """The build stage's ``pip wheel -c constraints.txt`` and the runtime stage's
+    ``pip install --no-index`` from those wheels, in a new virtualenv, on a copy of exactly
+    what the build stage copies; then the installed command runs from outside the source.
+
+    Differences from the image, on purpose: pip's cache and this machine's package index are
+    used (``--no-cache-dir`` only keeps the image small), and the base Python is this one.
+    """
+    src = tmp_path / "src"
+    src.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")  # as .dockerignore
+    for name in _build_stage_copies():
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=ignore)
+        else:
+            shutil.copy2(ROOT / name, src / name)
+    assert {"constraints.txt", "setup.cfg", "web", "config"} <= {p.name for p in src.iterdir()}
+
+    venv_dir = tmp_path / "venv"
+    venv.create(venv_dir, with_pip=True, clear=True)
+    python = venv_dir / "bin" / "python"
+    # Nothing of this checkout may leak in: no PYTHONPATH, no PEERLEARN_* of the caller.
+    env = {
+        k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("PEERLEARN_")
+    }
+    env["PATH"] = f"{venv_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    wheels = tmp_path / "wheels"
+    _run(python, "-m", "pip", "wheel", "-q", "-c", "constraints.txt", "--wheel-dir", wheels, ".",
+         cwd=src, env=env)  # fmt: skip
+    _run(python, "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels, "peerlearn",
+         cwd=tmp_path, env=env)  # fmt: skip
+
+    # Installed, not imported from the source: its package data came along.
+    where = _run(
+        python,
+        "-c",
+        "import pathlib, web, config, control.migrations as m; "
+        "print(web.__file__); "
+        "assert (pathlib.Path(web.__file__).parent / 'templates').is_dir(); "
+        "assert (pathlib.Path(config.__file__).parent / 'default.toml').is_file(); "
+        "assert (pathlib.Path(list(m.__path__)[0]) / 'versions').is_dir()",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert str(venv_dir) in where and str(ROOT) not in where
+    peerlearn = venv_dir / "bin" / "peerlearn"
+    # A compose node's settings pass the production checks in the installed command...
+    node = {**env, **_node_environ(_compose()["services"]["peerlearn-1"], tmp_path)}
+    assert "0 error(s)" in _run(peerlearn, "check", "--deploy", cwd=tmp_path, env=node)
+    # ...and the migrations run (SQLite here: PostgreSQL is the compose file's).
+    _run(peerlearn, "migrate", cwd=tmp_path, env={**env, "PEERLEARN_DATA_DIR": str(tmp_path / "d")})
+    assert (tmp_path / "d" / "peerlearn.db").is_file()
