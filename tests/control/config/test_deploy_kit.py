@@ -190,6 +190,8 @@ def test_caddy_is_the_trusted_proxy_and_serves_tls(tmp_path: Path) -> None:
         networks = _node_settings(name, tmp_path).server.proxy_networks
         assert any(address in network for network in networks)
     assert {(443, 443, "tcp"), (80, 80, "tcp")} <= _published(caddy)
+    public_url = _node_settings("peerlearn-1", tmp_path).server.public_url or ""
+    assert public_url.startswith("https://") and urlsplit(public_url).port is None  # 443
     subnet = ipaddress.ip_network(_compose()["networks"]["backend"]["ipam"]["config"][0]["subnet"])
     for name in (*NODES, "caddy"):
         assert ipaddress.ip_address(services[name]["networks"]["backend"]["ipv4_address"]) in subnet
