@@ -16,7 +16,9 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
+import time
 import venv
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import pytest
 import yaml
 
 from config.settings import SHIPPED_DIR, Settings, _env_overrides, deploy_checks, load_settings
+from peerlearn_sfu.turn import turn_credentials
 
 ROOT = SHIPPED_DIR.parent
 DEPLOY = ROOT / "deploy"
@@ -387,3 +390,76 @@ def test_the_images_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path) -> 
     # ...and the migrations run (SQLite here: PostgreSQL is the compose file's).
     _run(peerlearn, "migrate", cwd=tmp_path, env={**env, "PEERLEARN_DATA_DIR": str(tmp_path / "d")})
     assert (tmp_path / "d" / "peerlearn.db").is_file()
+
+
+# --------------------------------------------------------------------------- coturn, for real
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _uclient(
+    port: int, username: str, credential: str, peer: str
+) -> subprocess.CompletedProcess[str]:
+    """One TURN allocation, a permission and a channel bind for ``peer`` (no packets: a
+    peer that never answers would only add coturn's wait for them)."""
+    return subprocess.run(
+        ["turnutils_uclient", "-n", "0", "-c", "-u", username, "-w", credential,
+         "-p", str(port), "-e", peer, "-r", "40000", "127.0.0.1"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (shutil.which("turnserver") and shutil.which("turnutils_uclient")),
+    reason="coturn is not installed",
+)
+def test_coturn_takes_the_kits_config_and_peerlearns_credentials(tmp_path: Path) -> None:
+    """deploy/turnserver.conf with the compose file's coturn arguments, on loopback: the
+    compose health check passes, PeerLearn's TURN REST credentials allocate, a wrong secret
+    does not, and relaying reaches the compose network but not other private networks."""
+    settings = _node_settings("peerlearn-1", tmp_path)
+    coturn = _compose()["services"]["coturn"]
+    port = _free_udp_port()
+    # The kit's arguments, then this test's: loopback and a free port instead of the host's.
+    args = [a.replace("/etc/coturn/turnserver.conf", str(DEPLOY / "turnserver.conf"))
+            for a in coturn["command"]]  # fmt: skip
+    args += ["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
+             f"--pidfile={tmp_path / 'turn.pid'}"]  # fmt: skip
+    health = [str(port) if a == _turn_conf()["listening-port"][0] else a
+              for a in coturn["healthcheck"]["test"][1:]]  # fmt: skip
+    log = tmp_path / "turnserver.log"  # a file, not a pipe nobody reads while it runs
+    with log.open("w") as out:
+        server = subprocess.Popen(["turnserver", *args], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # progress-based: the health check passes once coturn answers STUN
+            assert server.poll() is None, log.read_text()[-2000:]
+            try:  # a probe before coturn listens waits forever: compose's timeout ends it
+                probe = subprocess.run(health, capture_output=True, timeout=5, check=False)
+                if probe.returncode == 0:
+                    break
+            except subprocess.TimeoutExpired:
+                pass
+            assert time.monotonic() < deadline, "coturn never answered the health check"
+            time.sleep(0.2)
+        assert settings.ice.turn_secret
+        node = _compose()["services"]["peerlearn-1"]["networks"]["backend"]["ipv4_address"]
+        good = turn_credentials(settings.ice.turn_secret, 7, settings.ice.turn_ttl_s)
+        done = _uclient(port, *good, peer=node)
+        assert done.returncode == 0, done.stdout[-2000:]
+        done = _uclient(port, *good, peer=settings.sfu.announced_ip or "")
+        assert done.returncode == 0, done.stdout[-2000:]
+        denied = _uclient(port, *good, peer="10.0.0.5")
+        assert denied.returncode != 0 and "403" in denied.stdout
+        wrong = turn_credentials("not-" + settings.ice.turn_secret, 7, settings.ice.turn_ttl_s)
+        refused = _uclient(port, *wrong, peer=node)
+        assert refused.returncode != 0 and "Cannot complete Allocation" in refused.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
