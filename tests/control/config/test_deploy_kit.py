@@ -70,8 +70,17 @@ def _filled_env() -> dict[str, str]:
 
 
 def _compose(values: dict[str, str] | None = None) -> dict[str, Any]:
-    text = (DEPLOY / "compose.yaml").read_text()
-    data = yaml.safe_load(_interpolate(text, dict(_filled_env()) if values is None else values))
+    """compose.yaml as Compose reads it: YAML first, then each string value interpolated."""
+    values = dict(_filled_env()) if values is None else values
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return _interpolate(node, values) if isinstance(node, str) else node
+
+    data = walk(yaml.safe_load((DEPLOY / "compose.yaml").read_text()))
     assert isinstance(data, dict)
     return data
 
@@ -223,6 +232,31 @@ def test_turn_urls_match_coturn(tmp_path: Path) -> None:
     low, high = conf["allowed-peer-ip"][0].split("-")
     assert ipaddress.ip_address(low) == subnet[0] and ipaddress.ip_address(high) == subnet[-1]
     assert 1024 < int(conf["min-port"][0]) <= int(conf["max-port"][0]) <= 65535
+
+
+#: the service attributes of the Compose specification this kit uses (a typo is not one)
+SERVICE_KEYS = frozenset(
+    {"build", "image", "command", "restart", "environment", "depends_on", "volumes",
+     "healthcheck", "stop_grace_period", "ports", "networks", "network_mode"}
+)  # fmt: skip
+
+
+def test_services_use_only_known_attributes() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        assert set(service) <= SERVICE_KEYS, (name, set(service) - SERVICE_KEYS)
+        assert set(service.get("healthcheck", {})) <= {
+            "test", "interval", "timeout", "retries", "start_period"
+        }  # fmt: skip
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, (name, dependency)
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):  # relative to compose.yaml, as Compose reads it
+                assert (DEPLOY / source).is_file(), volume
+            else:
+                assert source in _compose()["volumes"], volume
 
 
 def test_every_service_has_a_health_check() -> None:
