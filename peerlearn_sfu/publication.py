@@ -107,8 +107,7 @@ class Publication:
         if self.media_kind == "video":
             descriptor = vp8.parse(payload)
             if descriptor.layered:
-                if not self.bitrate.layered:
-                    self.bitrate.layered = True
+                self.bitrate.layered = True
                 self.layers.add(descriptor.tid, len(payload), time.monotonic())
             if descriptor.keyframe_start:
                 self.keyframes_in += 1

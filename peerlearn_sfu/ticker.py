@@ -15,6 +15,7 @@ from .config import SfuConfig
 from .forwarder import RtpDownTrack
 from .participant import Participant
 from .protocol import Message
+from .publication import Publication
 from .speaker import ActiveSpeakerDetector
 from .stats import StatsSampler
 from .tasks import TaskSet
@@ -108,35 +109,31 @@ class RoomTicker:
         """Each subscriber's temporal layers from its own estimate (allocator.py)."""
         speaker = self.speaker.current
         for p in self._participants.values():
-            slots = [
-                s
+            tracks: dict[int, tuple[RtpDownTrack, Publication]] = {
+                id(s): (s.track, s.publication)
                 for s in p.subscribe.slots
                 if s.publication is not None and isinstance(s.track, RtpDownTrack)
+            }
+            # Its REMB covers the whole leg: any video slot's latest value is the budget.
+            estimates = [
+                s.packer.target_bitrate
+                for s in p.subscribe.slots
+                if id(s) in tracks and s.track.kind == "video"
             ]
-            estimates = [s.packer.target_bitrate for s in slots if s.track.kind == "video"]
-            budget = max(estimates, default=0) or None  # its REMB covers the whole leg
-            streams = []
-            for slot in slots:
-                pub = slot.publication
-                assert pub is not None and isinstance(slot.track, RtpDownTrack)
-                kind = pub.kind
-                if kind == "camera" and pub.owner_id == speaker:
-                    kind = "speaker"
-                layered = pub.bitrate.layered
-                streams.append(
-                    Stream(
-                        key=id(slot),
-                        kind=kind,
-                        rate=self.sampler.meter(pub).kbps * 1000,
-                        layer_rates=pub.layers.cumulative_bps(now) if layered else (),
-                        current=slot.track.layer,
-                    )
+            streams = [
+                Stream(
+                    key=key,
+                    kind="speaker"
+                    if pub.kind == "camera" and pub.owner_id == speaker
+                    else pub.kind,
+                    rate=self.sampler.meter(pub).kbps * 1000,
+                    layer_rates=pub.layers.cumulative_bps(now) if pub.bitrate.layered else (),
+                    current=track.layer,
                 )
-            targets = allocate(budget, streams)
-            for slot in slots:
-                target = targets.get(id(slot))
-                if target is not None and isinstance(slot.track, RtpDownTrack):
-                    slot.track.target_layer = target
+                for key, (track, pub) in tracks.items()
+            ]
+            for key, target in allocate(max(estimates, default=0) or None, streams).items():
+                tracks[key][0].target_layer = target
 
     def _send_remb(self) -> None:
         for p in self._participants.values():
